@@ -1,0 +1,65 @@
+"""Per-epoch (or per-step) records of a run, saved to and read back from CSV."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class History:
+    """An ordered list of flat records, one per epoch (or evaluation step).
+
+    Records may carry tags (say ``impl='numpy'``) so several runs share one file; plots select
+    them with :meth:`column`'s ``where``.
+    """
+
+    def __init__(self, rows: list[dict] | None = None) -> None:
+        self.rows: list[dict] = list(rows or [])
+
+    def log(self, **row: float | int | str) -> None:
+        self.rows.append(row)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.rows)
+
+    def extend(self, other: History) -> None:
+        self.rows.extend(other.rows)
+
+    @property
+    def last(self) -> dict:
+        return self.rows[-1]
+
+    def column(self, key: str, **where: object) -> list:
+        """Values of ``key`` over the rows whose fields equal ``where`` (e.g. impl='torch')."""
+        return [
+            r[key] for r in self.rows if key in r and all(r.get(k) == v for k, v in where.items())
+        ]
+
+    def to_csv(self, path: str | Path) -> None:
+        keys: list[str] = []
+        for row in self.rows:
+            keys += [k for k in row if k not in keys]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    @classmethod
+    def load_csv(cls, path: str | Path) -> History:
+        """Read a history back; numbers come back as int or float, empty cells are dropped."""
+        with open(path, newline="") as f:
+            rows = [{k: _parse(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+        return cls(rows)
+
+
+def _parse(text: str) -> float | int | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -1,0 +1,194 @@
+"""fit / evaluate: epochs of mini-batches, a per-epoch history, a progress bar, a NaN guard.
+
+One epoch driver (:func:`run_epochs`) serves both implementations; :func:`fit` trains a torch
+``nn.Module`` and :func:`fit_numpy` the from-scratch NumPy MLP, each supplying only what one
+epoch of training and one evaluation mean for it. Data is passed whole, in memory; an epoch
+is a permutation sliced into batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from nnlab.engine.history import History
+from nnlab.errors import TrainingDiverged
+from nnlab.numpy_nn.modules import CrossEntropy
+
+EvalSets = Mapping[str, tuple]  # name -> (x, y), e.g. {"test": (x_test, y_test)}
+
+
+def run_epochs(
+    train_epoch: Callable[[int], tuple[float, float]],
+    evaluate_all: Callable[[], dict[str, float]],
+    epochs: int,
+    desc: str = "train",
+    progress: bool | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> History:
+    """Call ``train_epoch(epoch) -> (mean loss, accuracy)`` then ``evaluate_all()`` per epoch.
+
+    Each history row: the tags, ``epoch`` (from 1), ``train_loss``, ``train_acc`` (running
+    means over the epoch's batches), the evaluation's metrics and ``wall_s`` (cumulative seconds
+    of training and evaluation). ``progress=None`` shows the bar only on a terminal.
+    Raises TrainingDiverged, naming the epoch, if the training loss is NaN or infinite.
+    """
+    history = History()
+    t0 = time.perf_counter()
+    bar = tqdm(range(1, epochs + 1), desc=desc, leave=False, dynamic_ncols=True,
+               disable=None if progress is None else not progress)  # None: only on a tty
+    for epoch in bar:
+        loss, acc = train_epoch(epoch)
+        if not math.isfinite(loss):
+            bar.close()
+            raise TrainingDiverged(
+                f"{desc}: training loss became {loss} at epoch {epoch}; try a lower learning rate"
+            )
+        metrics = evaluate_all()
+        row = {**(tags or {}), "epoch": epoch, "train_loss": loss, "train_acc": acc, **metrics,
+               "wall_s": time.perf_counter() - t0}
+        history.log(**row)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "acc"))},
+                        refresh=False)
+    bar.close()
+    return history
+
+
+# --------------------------------------------------------------------------- PyTorch
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096,
+    loss_fn: Callable | None = None,
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on x (N, ...) with labels y (N,), in eval mode."""
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=y.device)
+    correct = torch.zeros((), device=y.device, dtype=torch.long)
+    for i in range(0, len(y), batch_size):
+        logits = model(x[i:i + batch_size])
+        yb = y[i:i + batch_size]
+        loss_sum += loss_fn(logits, yb, reduction="sum").float()
+        correct += (logits.argmax(dim=1) == yb).sum()
+    model.train(was_training)
+    return loss_sum.item() / len(y), correct.item() / len(y)
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    eval_sets: EvalSets | None = None,
+    seed: int = 0,
+    desc: str = "torch",
+    progress: bool | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> History:
+    """Train ``model`` with cross-entropy on (x, y) for ``epochs``; evaluate on ``eval_sets``.
+
+    x: (N, ...) float tensor, y: (N,) int64 class labels, both on the model's device.
+    Batch order comes from a torch.Generator seeded with ``seed``; a batch size >= N is full
+    batch. Returns the History (see :func:`run_epochs`).
+    """
+    n = len(y)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+
+    def train_epoch(epoch: int) -> tuple[float, float]:
+        model.train()
+        perm = torch.randperm(n, generator=gen).to(y.device)
+        # Sums stay on the device; one .item() per epoch, not one sync per batch.
+        loss_sum = torch.zeros((), device=y.device)
+        correct = torch.zeros((), device=y.device, dtype=torch.long)
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            xb, yb = x[idx], y[idx]
+            logits = model(xb)
+            loss = nn.functional.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().float() * len(idx)
+            correct += (logits.detach().argmax(dim=1) == yb).sum()
+        return loss_sum.item() / n, correct.item() / n
+
+    def evaluate_all() -> dict[str, float]:
+        out = {}
+        for name, (xe, ye) in (eval_sets or {}).items():
+            out[f"{name}_loss"], out[f"{name}_acc"] = evaluate(model, xe, ye)
+        return out
+
+    return run_epochs(train_epoch, evaluate_all, epochs, desc, progress, tags)
+
+
+# --------------------------------------------------------------------------- NumPy
+
+
+def evaluate_numpy(
+    model, x: np.ndarray, y: np.ndarray, batch_size: int = 4096
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of a NumPy MLP on x (N, D) with labels y (N,)."""
+    ce = CrossEntropy()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(y), batch_size):
+        probs = model.forward(x[i:i + batch_size])
+        yb = y[i:i + batch_size]
+        loss_sum += ce.forward(probs, yb) * len(yb)
+        correct += int((probs.argmax(axis=1) == yb).sum())
+    return loss_sum / len(y), correct / len(y)
+
+
+def fit_numpy(
+    model,
+    optimizer,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    eval_sets: EvalSets | None = None,
+    seed: int = 0,
+    desc: str = "numpy",
+    progress: bool | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> History:
+    """:func:`fit` for the from-scratch MLP: ``model.forward`` gives probabilities,
+    ``model.backward(dL/dprobs)`` fills the grads, ``optimizer.step()`` applies them.
+
+    x: (N, D) float array, y: (N,) int labels.
+    """
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    ce = CrossEntropy()
+
+    def train_epoch(epoch: int) -> tuple[float, float]:
+        perm = rng.permutation(n)
+        loss_sum, correct = 0.0, 0
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            xb, yb = x[idx], y[idx]
+            probs = model.forward(xb)
+            loss = ce.forward(probs, yb)
+            model.backward(ce.backward())
+            optimizer.step()
+            loss_sum += loss * len(idx)
+            correct += int((probs.argmax(axis=1) == yb).sum())
+        return loss_sum / n, correct / n
+
+    def evaluate_all() -> dict[str, float]:
+        out = {}
+        for name, (xe, ye) in (eval_sets or {}).items():
+            out[f"{name}_loss"], out[f"{name}_acc"] = evaluate_numpy(model, xe, ye)
+        return out
+
+    return run_epochs(train_epoch, evaluate_all, epochs, desc, progress, tags)

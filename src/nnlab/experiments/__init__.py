@@ -1,0 +1,22 @@
+"""Experiments: each module has a ``Config`` dataclass, ``run(config, out_dir) -> metrics`` and
+``summarize(metrics) -> str``."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# CLI name -> (module, one-line description). An experiment added here gets `nnlab run NAME`
+# with a flag per Config field. Descriptions live here so `nnlab list` imports no torch.
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "toy": ("nnlab.experiments.toy",
+            "NumPy MLP vs PyTorch MLP on moons/circles/blobs, from the same weights (Part I.1-2)"),
+}
+
+
+def load(name: str) -> ModuleType:
+    return importlib.import_module(EXPERIMENTS[name][0])
+
+
+def describe(name: str) -> str:
+    return EXPERIMENTS[name][1]

@@ -1,0 +1,151 @@
+"""NumPy MLP vs PyTorch MLP on 2-D toy data, from the same weights (study, Part I.1-2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nnlab import numpy_nn
+from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
+from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
+from nnlab.engine import History, evaluate, evaluate_numpy, fit, fit_numpy
+from nnlab.errors import ConfigError
+from nnlab.models.mlp import MLP
+from nnlab.plots import plot_curves, plot_dataset, plot_decision_boundaries
+
+IMPLS = ("numpy", "torch")
+
+
+@dataclass
+class Config:
+    dataset: str = option("moons", "toy set; 'all' runs each in its own sub-folder",
+                          choices=(*TOY_DATASETS, "all"))
+    n_samples: int = option(1000, "points drawn in all, train and test together")
+    noise: float = option(0.1, "std of the Gaussian noise of moons and circles")
+    test_size: float = option(0.2, "fraction held out as the test split (stratified)")
+    hidden: tuple[int, ...] = option((20,), "hidden layer widths, comma-separated (e.g. 512,512)")
+    optimizer: str = option("sgd", "update rule, the same in both implementations",
+                            choices=("sgd", "adam"))
+    lr: float = option(0.01, "learning rate")
+    momentum: float = option(0.0, "SGD momentum (ignored by adam)")
+    epochs: int = option(1000, "passes over the training set")
+    batch_size: int = option(1000, "examples per step; at least the train size = full batch")
+    seed: int = option(0, "seeds the data, the shared initial weights and the batch order")
+    quick: bool = option(False, "smoke run in seconds: 200 points, 20 epochs")
+
+    def __post_init__(self) -> None:
+        check_choice(self, "dataset")
+        check_choice(self, "optimizer")
+        check_positive(self, "n_samples", "lr", "epochs", "batch_size")
+        self.hidden = parse_sizes(self.hidden)
+        if not 0 < self.test_size < 1:
+            raise ConfigError(f"--test-size must be between 0 and 1, got {self.test_size}")
+        if self.noise < 0:
+            raise ConfigError(f"--noise must be >= 0, got {self.noise}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
+
+
+def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
+    """Train both implementations; write config.json, history.csv, metrics.json and figures.
+
+    With ``dataset='all'`` each dataset gets its own sub-folder and the returned metrics are
+    keyed by dataset.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config.quick:
+        config = replace(config, n_samples=200, epochs=20, quick=False)
+    if config.dataset == "all":
+        save_json(out_dir / "config.json", config)
+        metrics = {name: run(replace(config, dataset=name), out_dir / name, progress)
+                   for name in TOY_DATASETS}
+        save_json(out_dir / "metrics.json", metrics)
+        return metrics
+
+    save_json(out_dir / "config.json", config)
+    data = make_toy(config.dataset, config.n_samples, config.noise, config.test_size, config.seed)
+    n_in, n_classes = data.x_train.shape[1], data.n_classes
+
+    # One set of initial weights, drawn by the NumPy MLP and copied into the torch MLP.
+    np_model = numpy_nn.MLP(n_in, config.hidden, n_classes, seed=config.seed)
+    torch_model = MLP(n_in, config.hidden, n_classes)
+    torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in np_model.state_dict().items()})
+
+    if config.optimizer == "sgd":
+        kwargs = dict(lr=config.lr, momentum=config.momentum)
+        np_opt = numpy_nn.SGD(np_model.linears(), **kwargs)
+        torch_opt = torch.optim.SGD(torch_model.parameters(), **kwargs)
+    else:
+        np_opt = numpy_nn.Adam(np_model.linears(), lr=config.lr)
+        torch_opt = torch.optim.Adam(torch_model.parameters(), lr=config.lr)
+
+    common = dict(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
+                  progress=progress)
+    history = fit_numpy(np_model, np_opt, data.x_train, data.y_train,
+                        eval_sets={"test": (data.x_test, data.y_test)},
+                        desc=f"{config.dataset} numpy", tags={"impl": "numpy"}, **common)
+    xt = {split: torch.from_numpy(getattr(data, f"x_{split}")) for split in ("train", "test")}
+    yt = {split: torch.from_numpy(getattr(data, f"y_{split}")) for split in ("train", "test")}
+    history.extend(fit(torch_model, torch_opt, xt["train"], yt["train"],
+                       eval_sets={"test": (xt["test"], yt["test"])},
+                       desc=f"{config.dataset} torch", tags={"impl": "torch"}, **common))
+    history.to_csv(out_dir / "history.csv")
+
+    # Final numbers: the trained models evaluated on the full train and test sets.
+    metrics: dict = {}
+    for impl in IMPLS:
+        m: dict[str, float] = {}
+        for split in ("train", "test"):
+            if impl == "numpy":
+                loss, acc = evaluate_numpy(np_model, getattr(data, f"x_{split}"),
+                                           getattr(data, f"y_{split}"))
+            else:
+                loss, acc = evaluate(torch_model, xt[split], yt[split])
+            m[f"{split}_acc"], m[f"{split}_loss"] = acc, loss
+        m["wall_s"] = history.column("wall_s", impl=impl)[-1]
+        metrics[impl] = m
+    metrics["time_ratio_numpy_over_torch"] = metrics["numpy"]["wall_s"] / metrics["torch"]["wall_s"]
+    save_json(out_dir / "metrics.json", metrics)
+
+    _figures(config, data, history, np_model, torch_model, out_dir)
+    return metrics
+
+
+def _figures(config: Config, data: ToyData, history: History, np_model, torch_model,
+             out_dir: Path) -> None:
+    name = f"{config.dataset} (noise {config.noise})" if config.dataset != "blobs" else "blobs"
+    sizes = f"{len(data.y_train)} train (dots), {len(data.y_test)} test (crosses)"
+    plot_dataset(data.x_train, data.y_train, data.x_test, data.y_test, out_dir / "dataset.png",
+                 title=f"{name}: {sizes}")
+    plot_curves(history, out_dir / "curves.png",
+                title=f"{name}, hidden {config.hidden}, {config.optimizer} lr {config.lr}")
+    x = np.concatenate([data.x_train, data.x_test])
+    y = np.concatenate([data.y_train, data.y_test])
+    xx, yy = np.meshgrid(*(np.linspace(x[:, i].min() - 0.5, x[:, i].max() + 0.5, 200)
+                           for i in range(2)))
+    grid = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)  # (200*200, 2)
+    with torch.no_grad():
+        torch_pred = torch_model(torch.from_numpy(grid)).argmax(dim=1).numpy()
+    panels = {
+        "NumPy MLP": (xx, yy, np_model.forward(grid).argmax(axis=1).reshape(xx.shape)),
+        "PyTorch MLP": (xx, yy, torch_pred.reshape(xx.shape)),
+    }
+    plot_decision_boundaries(panels, x, y, out_dir / "boundary.png",
+                             title=f"{name}: decision boundary (all points)")
+
+
+def summarize(metrics: dict) -> str:
+    """A small text table of the final metrics (one block per dataset)."""
+    if "numpy" not in metrics:
+        return "\n\n".join(f"[{name}]\n{summarize(m)}" for name, m in metrics.items())
+    cols = ("train_acc", "test_acc", "train_loss", "test_loss", "wall_s")
+    lines = [f"{'impl':<6}" + "".join(f"{c:>11}" for c in cols)]
+    for impl in IMPLS:
+        lines.append(f"{impl:<6}" + "".join(f"{metrics[impl][c]:>11.4f}" for c in cols))
+    lines.append(f"time ratio numpy/torch: {metrics['time_ratio_numpy_over_torch']:.2f}")
+    return "\n".join(lines)
+

@@ -1,0 +1,1 @@
+"""PyTorch networks: nn.Modules only, no data or training code."""

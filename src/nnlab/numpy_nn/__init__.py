@@ -1,0 +1,7 @@
+"""The study's MLP written from scratch in NumPy (this package never imports torch)."""
+
+from nnlab.numpy_nn.mlp import MLP
+from nnlab.numpy_nn.modules import CrossEntropy, Linear, ReLU, SoftMax
+from nnlab.numpy_nn.optim import SGD, Adam
+
+__all__ = ["MLP", "Linear", "ReLU", "SoftMax", "CrossEntropy", "SGD", "Adam"]

@@ -1,0 +1,91 @@
+"""Figures as pure functions: saved histories and arrays in, a PNG out. Nothing here trains."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nnlab.engine.history import History  # noqa: E402
+
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_dataset(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+    path: str | Path, title: str = "",
+) -> Path:
+    """Scatter of a 2-D dataset: x (N, 2), y (N,) labels; train as dots, test as crosses."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for c in np.unique(np.concatenate([y_train, y_test])):
+        color = COLORS[int(c) % len(COLORS)]
+        ax.scatter(*x_train[y_train == c].T, s=8, color=color, alpha=0.6, label=f"class {c}")
+        ax.scatter(*x_test[y_test == c].T, s=14, color=color, marker="x", linewidths=0.8)
+    ax.set_title(title or "dataset (dots: train, crosses: test)")
+    ax.set_xlabel("x1 (standardised)")
+    ax.set_ylabel("x2 (standardised)")
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def plot_curves(
+    history: History, path: str | Path, group: str = "impl",
+    splits: Sequence[str] = ("train", "test"), title: str = "",
+) -> Path:
+    """Loss and accuracy per epoch, one colour per value of ``group`` (e.g. numpy/torch), one
+    line style per split (train solid, the next dashed), on shared axes."""
+    groups = list(dict.fromkeys(history.column(group))) or [None]
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for metric, ax in zip(("loss", "acc"), axes, strict=True):
+        for gi, g in enumerate(groups):
+            where = {group: g} if g is not None else {}
+            epochs = history.column("epoch", **where)
+            for si, split in enumerate(splits):
+                values = history.column(f"{split}_{metric}", **where)
+                if values:
+                    # Earlier groups drawn wider, so identical curves stay visible under later ones.
+                    ax.plot(epochs, values, styles[si % len(styles)],
+                            color=COLORS[gi % len(COLORS)], lw=1.2 + 2.0 * (len(groups) - 1 - gi),
+                            alpha=0.6 if gi < len(groups) - 1 else 1.0,
+                            label=f"{g} {split}" if g is not None else split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_decision_boundaries(
+    panels: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    x: np.ndarray, y: np.ndarray, path: str | Path, title: str = "",
+) -> Path:
+    """One panel per model: predicted class over a grid, the points (x (N, 2), y (N,)) on top.
+
+    ``panels`` maps a name to (xx, yy, pred), each (H, W): the grid and its predicted class.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.3), squeeze=False)
+    n_classes = int(max(y.max(), *(p[2].max() for p in panels.values())) + 1)
+    cmap = matplotlib.colors.ListedColormap(COLORS[:n_classes])
+    for ax, (name, (xx, yy, pred)) in zip(axes[0], panels.items(), strict=True):
+        ax.contourf(xx, yy, pred, levels=np.arange(n_classes + 1) - 0.5, cmap=cmap, alpha=0.25)
+        ax.scatter(*x.T, c=y, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, s=8,
+                   edgecolors="k", linewidths=0.2)
+        ax.set_title(name)
+        ax.set_xlabel("x1")
+        ax.set_ylabel("x2")
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -1,0 +1,91 @@
+"""The toy experiment: both implementations learn, agree, and write every file."""
+
+import json
+
+import pytest
+
+from nnlab.cli import main
+from nnlab.experiments.toy import Config, run
+
+FILES = {"config.json", "history.csv", "metrics.json", "dataset.png", "curves.png", "boundary.png"}
+IMPL_KEYS = {"train_acc", "test_acc", "train_loss", "test_loss", "wall_s"}
+
+
+def test_adam_reaches_97_percent_on_moons(tmp_path):
+    metrics = run(Config(dataset="moons", noise=0.1, optimizer="adam", lr=0.01, epochs=300),
+                  tmp_path, progress=False)
+    assert metrics["numpy"]["test_acc"] >= 0.97
+    assert metrics["torch"]["test_acc"] >= 0.97
+
+
+def test_study_sgd_defaults_agree_within_one_point(tmp_path):
+    metrics = run(Config(dataset="moons"), tmp_path, progress=False)  # lr 0.01, 1000 epochs, SGD
+    for split in ("train_acc", "test_acc"):
+        assert abs(metrics["numpy"][split] - metrics["torch"][split]) <= 0.01
+    # from identical weights on identical full batches the losses track each other closely
+    assert metrics["numpy"]["train_loss"] == pytest.approx(metrics["torch"]["train_loss"], rel=1e-3)
+
+
+def test_cli_run_writes_every_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "toy", "--epochs", "5", "--n-samples", "120", "--out", str(out)]) == 0
+    assert FILES <= {p.name for p in out.iterdir()}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["numpy"]) == IMPL_KEYS and set(metrics["torch"]) == IMPL_KEYS
+    assert metrics["time_ratio_numpy_over_torch"] > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["epochs"] == 5 and config["hidden"] == [20]
+    assert (out / "history.csv").read_text().count("\n") == 1 + 2 * 5  # header + 2 impls x 5
+    printed = capsys.readouterr().out
+    assert "numpy" in printed and "time ratio" in printed
+
+
+def test_quick_all_datasets_one_folder_each(tmp_path):
+    assert main(["run", "toy", "--quick", "--dataset", "all", "--optimizer", "adam",
+                 "--hidden", "8,8", "--out", str(tmp_path / "r")]) == 0
+    for name in ("moons", "circles", "blobs"):
+        assert FILES <= {p.name for p in (tmp_path / "r" / name).iterdir()}
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert set(metrics) == {"moons", "circles", "blobs"}
+
+
+@pytest.mark.parametrize("argv, exit_code, message", [
+    (["run", "nope"], 2, "invalid choice: 'nope'"),
+    (["run", "toy", "--bogus", "1"], 2, "unrecognized arguments: --bogus"),
+    (["run", "toy", "--dataset", "spirals"], 2, "invalid choice: 'spirals'"),
+    (["run", "toy", "--lr", "0"], 1, "--lr must be > 0"),
+    (["run", "toy", "--lr", "-0.001"], 1, "--lr must be > 0"),
+    (["run", "toy", "--epochs", "0"], 1, "--epochs must be > 0"),
+    (["run", "toy", "--batch-size", "-5"], 1, "--batch-size must be > 0"),
+    (["run", "toy", "--hidden", "20,0"], 2, "positive integers"),
+    (["run", "toy", "--hidden", "twenty"], 2, "positive integers"),
+    (["run", "toy", "--hidden", "2.5"], 2, "positive integers"),
+    (["run", "toy", "--epochs", "ten"], 2, "invalid int value"),
+])
+def test_bad_input_one_line_and_nonzero_exit(argv, exit_code, message, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse exits by itself
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == exit_code
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_existing_out_folder_is_never_overwritten_without_flag(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "metrics.json").write_text("earlier results")
+    argv = ["run", "toy", "--epochs", "2", "--n-samples", "60", "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert (out / "metrics.json").read_text() == "earlier results"
+    assert main([*argv, "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["numpy"]
+
+
+def test_list_names_every_experiment(capsys):
+    assert main(["list"]) == 0
+    assert capsys.readouterr().out.startswith("toy ")
