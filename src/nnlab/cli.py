@@ -18,6 +18,7 @@ from pathlib import Path
 from nnlab import experiments
 from nnlab.config import flag_name, parse_sizes
 from nnlab.errors import ConfigError, NnlabError
+from nnlab.seeds import format_summary, run_seeds
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,6 +77,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                        help="run folder (default: runs/NAME/<timestamp>)")
         p.add_argument("--overwrite", action="store_true",
                        help="write into --out even if it already holds files")
+        p.add_argument("--seeds", type=int, default=1, metavar="N",
+                       help="run seeds --seed .. --seed+N-1, each in --out/seed<k>, and "
+                            "report every metric as mean ± std (default: 1)")
     return parser
 
 
@@ -96,9 +100,13 @@ def _cmd_run(args: argparse.Namespace) -> None:
     module = experiments.load(args.experiment)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)}
     config = module.Config(**values)  # validates; raises ConfigError on bad values
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     out = _run_dir(args.experiment, args.out, args.overwrite)
-    metrics = module.run(config, out)
-    print(module.summarize(metrics))
+    if args.seeds == 1:
+        print(module.summarize(module.run(config, out)))
+    else:
+        print(format_summary(run_seeds(module, config, out, args.seeds)))
     print(f"run folder: {out}")
 
 

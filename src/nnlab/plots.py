@@ -42,17 +42,17 @@ def plot_dataset(
 
 def plot_curves(
     history: History, path: str | Path, group: str = "impl",
-    splits: Sequence[str] = ("train", "test"), title: str = "",
+    splits: Sequence[str] = ("train", "test"), title: str = "", x: str = "epoch",
 ) -> Path:
-    """Loss and accuracy per epoch, one colour per value of ``group`` (e.g. numpy/torch), one
-    line style per split (train solid, the next dashed), on shared axes."""
+    """Loss and accuracy against ``x`` (epoch or step), one colour per value of ``group``
+    (e.g. numpy/torch), one line style per split (train solid, the next dashed)."""
     groups = list(dict.fromkeys(history.column(group))) or [None]
     styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for metric, ax in zip(("loss", "acc"), axes, strict=True):
         for gi, g in enumerate(groups):
             where = {group: g} if g is not None else {}
-            epochs = history.column("epoch", **where)
+            epochs = history.column(x, **where)
             for si, split in enumerate(splits):
                 values = history.column(f"{split}_{metric}", **where)
                 if values:
@@ -61,7 +61,7 @@ def plot_curves(
                             color=COLORS[gi % len(COLORS)], lw=1.2 + 2.0 * (len(groups) - 1 - gi),
                             alpha=0.6 if gi < len(groups) - 1 else 1.0,
                             label=f"{g} {split}" if g is not None else split)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x)
         ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -88,4 +88,32 @@ def plot_decision_boundaries(
         ax.set_xlabel("x1")
         ax.set_ylabel("x2")
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_length(
+    results: Mapping[str, Mapping[int, Sequence[float]]], path: str | Path, title: str = "",
+    ylabel: str = "held-out accuracy",
+) -> Path:
+    """Accuracy against palindrome length T, one line per cell: mean over seeds, with the
+    min-max range shaded and each seed's value as a dot. ``results[cell][T]`` = accuracies."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (cell, by_T) in enumerate(results.items()):
+        Ts = sorted(by_T)
+        accs = [np.asarray(by_T[T], dtype=float) for T in Ts]
+        color = COLORS[i % len(COLORS)]
+        n = max(len(a) for a in accs)
+        ax.plot(Ts, [a.mean() for a in accs], "-o", color=color, ms=4,
+                label=f"{cell} (mean of {n} seed{'s' if n > 1 else ''})")
+        ax.fill_between(Ts, [a.min() for a in accs], [a.max() for a in accs], color=color,
+                        alpha=0.2)
+        for T, a in zip(Ts, accs, strict=True):
+            ax.scatter([T] * len(a), a, color=color, s=8, alpha=0.6)
+    ax.axhline(0.1, color="gray", ls=":", lw=1, label="chance (10%)")
+    ax.set_xlabel("palindrome length T")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
     return _save(fig, path)

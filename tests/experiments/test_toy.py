@@ -89,3 +89,15 @@ def test_existing_out_folder_is_never_overwritten_without_flag(tmp_path, capsys)
 def test_list_names_every_experiment(capsys):
     assert main(["list"]) == 0
     assert capsys.readouterr().out.startswith("toy ")
+
+
+def test_seeds_run_each_seed_and_report_mean_and_std(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "toy", "--quick", "--seeds", "2", "--seed", "5", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"seed5", "seed6", "metrics.json"}
+    per_seed = [json.loads((out / s / "metrics.json").read_text()) for s in ("seed5", "seed6")]
+    summary = json.loads((out / "metrics.json").read_text())
+    accs = [m["numpy"]["test_acc"] for m in per_seed]
+    assert summary["numpy.test_acc_mean"] == pytest.approx(sum(accs) / 2)
+    assert summary["numpy.test_acc_std"] == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5)
+    assert "mean ± std" in capsys.readouterr().out

@@ -192,3 +192,63 @@ def fit_numpy(
         return out
 
     return run_epochs(train_epoch, evaluate_all, epochs, desc, progress, tags)
+
+
+# --------------------------------------------------------------------------- step-based
+
+
+def train_steps(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    next_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    eval_every: int,
+    evaluate_all: Callable[[], dict[str, float]],
+    on_eval: Callable[[dict], bool] | None = None,
+    clip_norm: float | None = None,
+    desc: str = "train",
+    progress: bool | None = None,
+    time_limit_s: float | None = None,
+) -> History:
+    """Train for up to ``steps`` steps on batches from ``next_batch(step)`` (x, y), with
+    cross-entropy; every ``eval_every`` steps log a row and call ``on_eval(row)``, which may
+    return True to stop early (or stop when ``time_limit_s`` has passed).
+
+    Row: ``step``, ``train_loss`` and ``train_acc`` (means over the interval's batches),
+    the evaluation's metrics, ``wall_s``. Gradients are clipped to ``clip_norm`` (global L2
+    norm, after backward, before the step) when given. Raises TrainingDiverged on NaN/inf loss.
+    """
+    history = History()
+    t0 = time.perf_counter()
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(range(1, steps + 1), desc=desc, leave=False, dynamic_ncols=True,
+               disable=None if progress is None else not progress)
+    for step in bar:
+        model.train()
+        x, y = next_batch(step)
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+        loss_sum += loss.item() * len(y)
+        correct += int((logits.detach().argmax(dim=1) == y).sum())
+        seen += len(y)
+        if not math.isfinite(loss_sum):
+            bar.close()
+            raise TrainingDiverged(f"{desc}: training loss became {loss.item()} at step {step}; "
+                                   "try a lower learning rate or gradient clipping")
+        out_of_time = time_limit_s is not None and time.perf_counter() - t0 > time_limit_s
+        if step % eval_every == 0 or step == steps or out_of_time:
+            row = {"step": step, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                   **evaluate_all(), "wall_s": time.perf_counter() - t0}
+            history.log(**row)
+            bar.set_postfix({k: f"{v:.3f}" if isinstance(v, float) else v
+                             for k, v in row.items() if k != "step"}, refresh=False)
+            loss_sum, correct, seen = 0.0, 0, 0
+            if (on_eval is not None and on_eval(row)) or out_of_time:
+                break
+    bar.close()
+    return history
