@@ -59,7 +59,7 @@ def main() -> None:
         models = {"ours": ours_cls(args.T, 1, args.hidden, 10),
                   "builtin": BuiltIn(theirs_cls, args.hidden)}
         times: dict[str, list[float]] = {k: [] for k in models}
-        for k, m in models.items():
+        for m in models.values():
             ms_per_step(m, x, y, 2)  # warm-up
         for _ in range(args.repeats):
             for k, m in models.items():

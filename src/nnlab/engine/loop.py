@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -209,14 +210,17 @@ def train_steps(
     desc: str = "train",
     progress: bool | None = None,
     time_limit_s: float | None = None,
+    history_path: str | Path | None = None,
 ) -> History:
     """Train for up to ``steps`` steps on batches from ``next_batch(step)`` (x, y), with
     cross-entropy; every ``eval_every`` steps log a row and call ``on_eval(row)``, which may
     return True to stop early (or stop when ``time_limit_s`` has passed).
 
     Row: ``step``, ``train_loss`` and ``train_acc`` (means over the interval's batches),
-    the evaluation's metrics, ``wall_s``. Gradients are clipped to ``clip_norm`` (global L2
-    norm, after backward, before the step) when given. Raises TrainingDiverged on NaN/inf loss.
+    the evaluation's metrics, ``wall_s``; with ``history_path`` the history is saved there at
+    every evaluation, so a long run can be watched (and survives an interrupt). Gradients are
+    clipped to ``clip_norm`` (global L2 norm, after backward, before the step) when given.
+    Raises TrainingDiverged on NaN/inf loss.
     """
     history = History()
     t0 = time.perf_counter()
@@ -245,6 +249,8 @@ def train_steps(
             row = {"step": step, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                    **evaluate_all(), "wall_s": time.perf_counter() - t0}
             history.log(**row)
+            if history_path is not None:
+                history.to_csv(history_path)
             bar.set_postfix({k: f"{v:.3f}" if isinstance(v, float) else v
                              for k, v in row.items() if k != "step"}, refresh=False)
             loss_sum, correct, seen = 0.0, 0, 0

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
 from nnlab.data.palindrome import distinct_palindromes, palindromes, split
@@ -125,7 +126,7 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
     # Curriculum (long recipe): train at T_cur, raise it when validation accuracy passes 99%.
     state = {"T": min(config.curriculum_start, T) if long else T, "best_acc": -1.0,
              "best_state": None, "best_step": 0, "streak": 0, "reached_step": None,
-             "collapse_step": None}
+             "reached_wall_s": -1.0, "collapse_step": None}
     val = {state["T"]: held_out(state["T"], VAL_SEED, 2000)}
 
     def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,12 +143,14 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
         if state["T"] < T:
             if acc >= 0.99:
                 state["T"] = min(T, math.ceil(state["T"] * config.curriculum_growth))
+                tqdm.write(f"{cell}: step {row['step']}, {row['wall_s']:.0f} s: val acc "
+                           f"{acc:.3f} at T={row['T']}, curriculum moves to T={state['T']}")
             return False
         if acc > state["best_acc"]:
             state.update(best_acc=acc, best_state=copy.deepcopy(model.state_dict()),
                          best_step=row["step"])
         if acc >= 0.99 and state["reached_step"] is None:
-            state["reached_step"] = row["step"]
+            state.update(reached_step=row["step"], reached_wall_s=row["wall_s"])
         # Vanilla RNNs can fall from ~100% back to chance: note the first such fall.
         if state["reached_step"] is not None and acc < 0.9 and state["collapse_step"] is None:
             state["collapse_step"] = row["step"]
@@ -158,9 +161,9 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
     history = train_steps(model, opt, next_batch, config.steps, config.eval_every, evaluate_all,
                           on_eval, clip_norm=config.clip or None, desc=f"{cell} T={T}",
                           progress=progress,
-                          time_limit_s=config.time_limit * 60 if config.time_limit else None)
+                          time_limit_s=config.time_limit * 60 if config.time_limit else None,
+                          history_path=out_dir / "history.csv")
     wall_s = time.perf_counter() - t0
-    history.to_csv(out_dir / "history.csv")
 
     if state["best_state"] is not None:  # keep the best state seen at the target T
         model.load_state_dict(state["best_state"])
@@ -172,7 +175,9 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
         "cell": cell, "T": T, "recipe": config.recipe, "test_acc": test_acc,
         "test_loss": test_loss, "steps": steps_run, "best_step": state["best_step"],
         "reached_T": history.last["T"],
-        "steps_to_99": state["reached_step"] or -1, "collapsed": int(bool(state["collapse_step"])),
+        "steps_to_99": state["reached_step"] or -1,
+        # seconds of training until validation accuracy at the target T first reached 99%
+        "wall_s_to_99": state["reached_wall_s"], "collapsed": int(bool(state["collapse_step"])),
         "collapse_step": state["collapse_step"] or -1, "wall_s": wall_s,
         "distinct_palindromes": distinct_palindromes(T),
         # Chance that a test palindrome also occurred in training (fresh draws each step):
@@ -201,7 +206,7 @@ def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
 
 def summarize(metrics: dict) -> str:
     rows = [metrics] if "cell" in metrics else list(metrics.values())
-    cols = ("test_acc", "steps", "steps_to_99", "collapsed", "wall_s")
+    cols = ("test_acc", "steps", "steps_to_99", "wall_s_to_99", "collapsed", "wall_s")
     lines = [f"{'cell':<5}{'T':>6}" + "".join(f"{c:>13}" for c in cols)]
     for m in rows:
         lines.append(f"{m['cell']:<5}{m['T']:>6}" + "".join(
