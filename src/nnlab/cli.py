@@ -18,6 +18,7 @@ from pathlib import Path
 from nnlab import experiments
 from nnlab.config import flag_name, parse_sizes
 from nnlab.errors import ConfigError, NnlabError
+from nnlab.reproduce import RESULTS
 from nnlab.seeds import format_summary, run_seeds
 
 
@@ -64,6 +65,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                      "families: MLP, CNN, RNN.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="list the experiments, one line each")
+    rep = sub.add_parser("reproduce", help="re-run the commands behind the README's results "
+                         "into runs/reproduce/NAME")
+    rep.add_argument("names", nargs="*", metavar="NAME",
+                     help=f"which results (default: all): {', '.join(RESULTS)}")
+    rep.add_argument("--list", action="store_true", help="print the commands, run nothing")
+    rep.add_argument("--overwrite", action="store_true", help="re-run results already there")
     run = sub.add_parser("run", help="run one experiment: nnlab run NAME [flags]")
     names = run.add_subparsers(dest="experiment", required=True, metavar="NAME",
                                parser_class=_Parser)
@@ -80,6 +87,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         p.add_argument("--seeds", type=int, default=1, metavar="N",
                        help="run seeds --seed .. --seed+N-1, each in --out/seed<k>, and "
                             "report every metric as mean ± std (default: 1)")
+        p.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="with --seeds: run N seeds at once in separate processes "
+                            "(default: 1)")
     return parser
 
 
@@ -100,14 +110,33 @@ def _cmd_run(args: argparse.Namespace) -> None:
     module = experiments.load(args.experiment)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)}
     config = module.Config(**values)  # validates; raises ConfigError on bad values
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.seeds < 1 or args.jobs < 1:
+        raise ConfigError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
     out = _run_dir(args.experiment, args.out, args.overwrite)
     if args.seeds == 1:
         print(module.summarize(module.run(config, out)))
     else:
-        print(format_summary(run_seeds(module, config, out, args.seeds)))
+        print(format_summary(run_seeds(module, config, out, args.seeds, args.jobs)))
     print(f"run folder: {out}")
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> None:
+    unknown = [n for n in args.names if n not in RESULTS]
+    if unknown:
+        raise NnlabError(f"unknown result {unknown[0]!r}; choose from {', '.join(RESULTS)}")
+    for name in args.names or RESULTS:
+        argv, what, cost = RESULTS[name]
+        out = Path("runs") / "reproduce" / name
+        command = ["run", *argv, "--out", str(out)]
+        print(f"[{name}] {what} (~{cost}): nnlab {' '.join(command)}", flush=True)
+        if args.list:
+            continue
+        if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+            print(f"[{name}] {out} already holds results; skipped (--overwrite re-runs it)")
+            continue
+        code = main([*command, *(["--overwrite"] if args.overwrite else [])])
+        if code:
+            raise NnlabError(f"[{name}] failed with exit code {code}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:<{width}}  {experiments.describe(name)}")
         elif args.command == "run":
             _cmd_run(args)
+        elif args.command == "reproduce":
+            _cmd_reproduce(args)
     except NnlabError as e:
         print(f"nnlab: error: {e}", file=sys.stderr)
         return 1

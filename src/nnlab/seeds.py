@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import multiprocessing
+import os
 import statistics
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
+
+import torch
 
 from nnlab.config import save_json
 
@@ -33,13 +39,28 @@ def aggregate(runs: list[dict]) -> dict[str, float]:
     return out
 
 
-def run_seeds(module: ModuleType, config, out_dir: Path, n_seeds: int) -> dict[str, float]:
+def _run_in_process(module_name: str, config, out_dir: Path, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    return importlib.import_module(module_name).run(config, out_dir)
+
+
+def run_seeds(module: ModuleType, config, out_dir: Path, n_seeds: int,
+              jobs: int = 1) -> dict[str, float]:
     """Run ``config`` with seeds seed, seed+1, ... in ``out_dir/seed<k>``; write and return the
-    aggregate (``metrics.json`` in ``out_dir``)."""
-    runs = []
-    for k in range(n_seeds):
-        seed = config.seed + k
-        runs.append(module.run(replace(config, seed=seed), Path(out_dir) / f"seed{seed}"))
+    aggregate (``metrics.json`` in ``out_dir``).
+
+    ``jobs`` > 1 runs that many seeds at once, each in its own process with an equal share of
+    the CPU threads: small networks use one core badly, so this is near ``jobs`` x faster.
+    """
+    configs = [replace(config, seed=config.seed + k) for k in range(n_seeds)]
+    dirs = [Path(out_dir) / f"seed{c.seed}" for c in configs]
+    if jobs <= 1:
+        runs = [module.run(c, d) for c, d in zip(configs, dirs, strict=True)]
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            runs = list(pool.map(_run_in_process, [module.__name__] * n_seeds, configs, dirs,
+                                 [threads] * n_seeds))
     if hasattr(module, "plot_seeds"):  # an experiment's figure across seeds
         module.plot_seeds(Path(out_dir), runs)
     summary = aggregate(runs)

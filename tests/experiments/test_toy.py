@@ -101,3 +101,12 @@ def test_seeds_run_each_seed_and_report_mean_and_std(tmp_path, capsys):
     assert summary["numpy.test_acc_mean"] == pytest.approx(sum(accs) / 2)
     assert summary["numpy.test_acc_std"] == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5)
     assert "mean ± std" in capsys.readouterr().out
+
+
+def test_seeds_in_parallel_processes_match_sequential(tmp_path):
+    base = ["run", "toy", "--quick", "--seeds", "2"]
+    assert main([*base, "--out", str(tmp_path / "seq")]) == 0
+    assert main([*base, "--jobs", "2", "--out", str(tmp_path / "par")]) == 0
+    seq, par = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("seq", "par"))
+    assert par["numpy.test_acc_mean"] == seq["numpy.test_acc_mean"]
+    assert par["torch.train_loss_mean"] == pytest.approx(seq["torch.train_loss_mean"], rel=1e-5)

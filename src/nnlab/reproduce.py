@@ -1,0 +1,32 @@
+"""Every result in the README, as the exact `nnlab run` command that makes it.
+
+`nnlab reproduce` runs them all (or the ones named) into runs/reproduce/<name>; a name whose
+folder already holds results is skipped unless --overwrite is given, so an interrupted
+reproduction picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+# name -> (argv after `nnlab run`, what it makes, rough cost on a 2-core CPU)
+RESULTS: dict[str, tuple[list[str], str, str]] = {
+    "toy-sgd": (["toy", "--dataset", "all", "--seeds", "3"],
+                "Part I, study setting: NumPy vs PyTorch table, boundaries", "1 min"),
+    "toy-adam": (["toy", "--dataset", "all", "--seeds", "3", "--optimizer", "adam",
+                  "--epochs", "300"],
+                 "Part I with Adam: table, boundaries", "1 min"),
+    "palindrome-study": (["palindrome", "--cell", "rnn,lstm", "--lengths", "5,10,15,20,30,40",
+                          "--seeds", "3", "--jobs", "3", "--time-limit", "3"],
+                         "Part III, study setting: accuracy vs T, 3 seeds", "40 min"),
+    "palindrome-long-sweep": (["palindrome", "--recipe", "long", "--cell", "rnn,lstm",
+                               "--lengths", "5,10,15,20,30,40", "--seeds", "3", "--jobs", "3",
+                               "--time-limit", "3"],
+                              "Part III, long recipe on the study's lengths, 3 seeds", "10 min"),
+    "palindrome-long-rnn": (["palindrome", "--recipe", "long", "--cell", "rnn", "--length",
+                             "200", "--eval-every", "50", "--steps", "100000",
+                             "--time-limit", "15"],
+                            "Part III, long recipe: tanh RNN at T = 200", "5-15 min"),
+    "palindrome-long-lstm": (["palindrome", "--recipe", "long", "--cell", "lstm", "--length",
+                              "1000", "--hidden", "64", "--eval-every", "50", "--steps",
+                              "100000", "--time-limit", "15"],
+                             "Part III, long recipe: LSTM at T = 1000", "10-15 min"),
+}

@@ -1,0 +1,35 @@
+import pytest
+
+from nnlab.cli import main
+from nnlab.reproduce import RESULTS
+
+
+def test_reproduce_list_prints_every_command_and_runs_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name, (argv, _, _) in RESULTS.items():
+        assert f"nnlab run {' '.join(argv)} --out runs/reproduce/{name}" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_reproduce_commands_parse(capsys):
+    """Each README command is valid: its flags parse and its config validates."""
+    from nnlab import experiments
+    from nnlab.cli import build_parser
+
+    for argv, _, _ in RESULTS.values():
+        args = build_parser(["run", argv[0]]).parse_args(["run", *argv])
+        module = experiments.load(args.experiment)
+        module.Config(**{k: getattr(args, k) for k in module.Config.__dataclass_fields__})
+
+
+def test_reproduce_unknown_name(capsys):
+    assert main(["reproduce", "nope"]) == 1
+    assert "unknown result 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--seeds", "0"], ["--seeds", "2", "--jobs", "0"]])
+def test_bad_seeds_or_jobs(argv, capsys, tmp_path):
+    assert main(["run", "toy", "--quick", *argv, "--out", str(tmp_path / "r")]) == 1
+    assert "must be >= 1" in capsys.readouterr().err
