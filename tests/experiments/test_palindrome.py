@@ -61,6 +61,7 @@ def test_long_recipe_curriculum_reaches_the_target_length(tmp_path):
     (["--steps", "0"], "--steps must be > 0"),
     (["--hidden", "-4"], "--hidden must be > 0"),
     (["--curriculum-growth", "1"], "--curriculum-growth must be > 1"),
+    (["--cell", "lstm", "--init", "orthogonal"], "--init orthogonal is for --cell rnn alone"),
 ])
 def test_bad_values_one_line_exit_1(argv, message, capsys, tmp_path):
     assert main(["run", "palindrome", *argv, "--out", str(tmp_path / "r")]) == 1

@@ -15,7 +15,7 @@ from nnlab.config import check_choice, check_positive, option, parse_sizes, save
 from nnlab.data.palindrome import distinct_palindromes, palindromes, split
 from nnlab.engine import evaluate, train_steps
 from nnlab.errors import ConfigError
-from nnlab.models.rnn import CELLS, LSTM, VanillaRNN
+from nnlab.models.rnn import CELLS, VanillaRNN
 from nnlab.plots import plot_accuracy_vs_length, plot_curves
 
 # The long-memory recipe, per cell: learning rate (Adam) and what each choice buys is in
@@ -33,6 +33,12 @@ class Config:
     recipe: str = option("study", "study: scalar input, RMSprop, default init; long: one-hot "
                          "input, orthogonal (rnn) / chrono (lstm) init, Adam, a curriculum on T",
                          choices=("study", "long"))
+    input: str = option("recipe", "input encoding: scalar digits, onehot, or the recipe's "
+                        "(study: scalar; long: onehot)", choices=("recipe", "scalar", "onehot"))
+    init: str = option("recipe", "recurrent init: default (torch's uniform), orthogonal (rnn), "
+                       "chrono (lstm gate biases), or the recipe's (study: default; long: "
+                       "orthogonal for rnn, chrono for lstm)",
+                       choices=("recipe", "default", "orthogonal", "chrono"))
     hidden: int = option(128, "hidden units")
     batch_size: int = option(128, "fresh palindromes per step")
     lr: float = option(0.0, "learning rate; 0 = the recipe's (study 1e-3; long rnn 3e-4, "
@@ -43,7 +49,8 @@ class Config:
     eval_size: int = option(10_000, "palindromes in the final test set (validation: 2,000)")
     patience: int = option(5, "stop once validation accuracy is 100% this many evaluations "
                                "in a row")
-    curriculum_start: int = option(10, "long recipe: first T of the curriculum")
+    curriculum_start: int = option(10, "long recipe: first T of the curriculum (set it to T "
+                                       "for none)")
     curriculum_growth: float = option(1.25, "long recipe: T is multiplied by this when "
                                            "validation accuracy reaches 99%")
     time_limit: float = option(0.0, "minutes of training at most per run (0 = no limit)")
@@ -51,7 +58,11 @@ class Config:
     quick: bool = option(False, "smoke run in seconds: T=5, hidden 16, 60 steps")
 
     def __post_init__(self) -> None:
-        check_choice(self, "recipe")
+        for name in ("recipe", "input", "init"):
+            check_choice(self, name)
+        owner = {"orthogonal": "rnn", "chrono": "lstm"}.get(self.init)
+        if owner and self.cells != [owner]:
+            raise ConfigError(f"--init {self.init} is for --cell {owner} alone")
         for cell in self.cells:
             if cell not in CELLS:
                 raise ConfigError(f"--cell must be among {', '.join(CELLS)}; got {cell!r}")
@@ -94,12 +105,15 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
 
 
 def _build_model(config: Config, cell: str, T: int, input_dim: int) -> torch.nn.Module:
-    long = config.recipe == "long"
+    init = config.init
+    if init == "recipe":
+        init = {"rnn": "orthogonal", "lstm": "chrono"}.get(cell, "default") \
+            if config.recipe == "long" else "default"
     if cell == "rnn":
         return VanillaRNN(T, input_dim, config.hidden, 10,
-                          recurrent_init="orthogonal" if long else "default")
+                          recurrent_init="orthogonal" if init == "orthogonal" else "default")
     model = CELLS[cell](T, input_dim, config.hidden, 10)
-    if long and isinstance(model, LSTM):
+    if init == "chrono":
         model.chrono_init_(max_gap=T)
     return model
 
@@ -109,12 +123,13 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
     """Train one cell at one length T; write config.json, history.csv, metrics.json, curves.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     long = config.recipe == "long"
-    encoding = "index" if long else "scalar"  # index = one-hot, read by row lookup
+    one_hot = config.input == "onehot" or (config.input == "recipe" and long)
+    encoding = "index" if one_hot else "scalar"  # index = one-hot, read by row lookup
     lr = config.lr or (LONG_LR[cell] if long else 1e-3)
     save_json(out_dir / "config.json", {**config.__dict__, "cell": cell, "length": T,
                                         "lengths": [], "lr": lr})
     torch.manual_seed(config.seed)
-    model = _build_model(config, cell, T, input_dim=10 if long else 1)
+    model = _build_model(config, cell, T, input_dim=10 if one_hot else 1)
     opt = (torch.optim.Adam(model.parameters(), lr=lr) if long
            else torch.optim.RMSprop(model.parameters(), lr=lr))
     gen = torch.Generator().manual_seed(config.seed)
