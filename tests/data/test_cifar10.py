@@ -1,0 +1,167 @@
+"""CIFAR-10 loading from every source format, its errors, splits and batch augmentation.
+Every dataset here is a tiny fake made in a temp folder; nothing is downloaded."""
+
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nnlab.data.cifar10 import (
+    CLASSES,
+    Augment,
+    DataError,
+    Loader,
+    channel_stats,
+    cutout,
+    fit_zca,
+    load_cifar10,
+    stratified_split,
+    translate,
+)
+
+
+def _make_folder(root, per_class=3, splits=("train", "test"), classes=CLASSES, fmt="png"):
+    rng = np.random.default_rng(0)
+    for split in splits:
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{i:04d}.{fmt}")
+    return root
+
+
+def test_image_folder_official_label_order_and_shapes(tmp_path):
+    data = load_cifar10(_make_folder(tmp_path / "cf"), cache_dir=tmp_path / "cache")
+    assert data.classes == CLASSES
+    assert data.x_train.shape == (30, 3, 32, 32) and data.x_train.dtype == torch.uint8
+    assert data.y_train.tolist() == [c for c in range(10) for _ in range(3)]
+    assert data.x_test.shape == (30, 3, 32, 32)
+    # pixels survive exactly (PNG is lossless)
+    first = np.array(Image.open(tmp_path / "cf/train/airplane/0000.png"))
+    assert torch.equal(data.x_train[0], torch.from_numpy(first).permute(2, 0, 1))
+
+
+def test_tar_gz_equals_folder_and_train_only_has_no_test(tmp_path):
+    root = _make_folder(tmp_path / "cf", splits=("train",), fmt="jpg")
+    with tarfile.open(tmp_path / "cf.tar.gz", "w:gz") as tar:
+        tar.add(root / "train", arcname="train")
+    from_tar = load_cifar10(tmp_path / "cf.tar.gz", cache_dir=tmp_path / "c1")
+    from_dir = load_cifar10(root, cache_dir=tmp_path / "c2")
+    assert torch.equal(from_tar.x_train, from_dir.x_train)
+    assert torch.equal(from_tar.y_train, from_dir.y_train)
+    assert from_tar.x_test is None
+
+
+def test_cache_is_used_and_refreshed_when_the_source_changes(tmp_path):
+    root = _make_folder(tmp_path / "cf", classes=("a", "b"), per_class=2)
+    cache = tmp_path / "cache"
+    load_cifar10(root, cache_dir=cache)
+    assert len(list(cache.glob("*.pt"))) == 1
+    again = load_cifar10(root, cache_dir=cache)  # from the cache
+    assert again.classes == ("a", "b") and len(list(cache.glob("*.pt"))) == 1
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "train/a/0009.png")
+    changed = load_cifar10(root, cache_dir=cache)
+    assert len(changed.y_train) == 5 and len(list(cache.glob("*.pt"))) == 2
+
+
+def test_default_path_comes_from_nnlab_data(tmp_path, monkeypatch):
+    root = _make_folder(tmp_path / "cf", classes=("a", "b"), per_class=1)
+    monkeypatch.setenv("NNLAB_DATA", str(root))
+    assert load_cifar10(cache_dir=tmp_path / "c").classes == ("a", "b")
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("missing", "no such file or folder"),
+    ("empty_class", "train/cat is missing or has no images"),
+    ("bad_image", "0000.png: not a readable image"),
+    ("class_sets", "train and test have different classes (extra)"),
+    ("wrong_size", "expected a 32x32 image"),
+    ("not_tar", "expected a folder or a .tar.gz"),
+    ("bad_tar", "not a readable .tar.gz"),
+])
+def test_bad_sources_are_one_clear_error(tmp_path, breakage, message):
+    root = _make_folder(tmp_path / "cf", classes=("cat", "dog"), per_class=1)
+    target = root
+    if breakage == "missing":
+        target = tmp_path / "nowhere"
+    elif breakage == "empty_class":
+        (root / "train/cat/0000.png").unlink()
+    elif breakage == "bad_image":
+        (root / "train/dog/0000.png").write_bytes(b"not an image")
+    elif breakage == "class_sets":
+        (root / "test/extra").mkdir()
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "test/extra/0.png")
+    elif breakage == "wrong_size":
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "train/dog/0000.png")
+    elif breakage == "not_tar":
+        target = tmp_path / "data.zip"
+        target.write_bytes(b"PK")
+    elif breakage == "bad_tar":
+        target = tmp_path / "data.tar.gz"
+        target.write_bytes(b"garbage")
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_cifar10(target, cache_dir=tmp_path / "cache")
+
+
+def test_torchvision_root_failing_checksum(tmp_path):
+    batches = tmp_path / "tv" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    for name in ("data_batch_1", "test_batch", "batches.meta"):
+        (batches / name).write_bytes(b"corrupt")
+    with pytest.raises(DataError, match="fails its checksum check"):
+        load_cifar10(tmp_path / "tv", download=False)
+
+
+def test_stratified_split_is_even_fixed_and_disjoint():
+    y = torch.arange(10).repeat_interleave(50)
+    tr, va = stratified_split(y, 100, seed=0)
+    assert len(va) == 100 and len(tr) == 400
+    assert torch.bincount(y[va]).tolist() == [10] * 10
+    assert not set(tr.tolist()) & set(va.tolist())
+    assert torch.equal(va, stratified_split(y, 100, seed=0)[1])
+    assert not torch.equal(va, stratified_split(y, 100, seed=1)[1])
+    with pytest.raises(DataError, match="--val-size"):
+        stratified_split(y, 500)
+
+
+def test_translate_moves_content_and_reflects_border():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6)
+    out = translate(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    padded = torch.nn.functional.pad(x, (2,) * 4, mode="reflect")
+    for i in range(2):  # every output is one 6x6 window of the reflect-padded image
+        windows = [padded[i, :, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+
+
+def test_cutout_zeroes_one_square_per_image():
+    x = torch.ones(64, 3, 32, 32)
+    out = cutout(x, 8, torch.Generator().manual_seed(0))
+    zeros = (out[:, 0] == 0).sum(dim=(1, 2))
+    assert zeros.max() == 64 and zeros.min() >= 16  # a full 8x8, or clipped at a corner
+    assert torch.equal(out[:, 0] == 0, out[:, 2] == 0)  # same hole in every channel
+
+
+def test_loader_normalises_and_covers_the_split_once_per_pass():
+    x = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(50)
+    mean, std = channel_stats(x)
+    loader = Loader(x, y, batch_size=16, mean=mean, std=std, shuffle=True,
+                    augment=Augment(flip=True, translate=2, cutout=4))
+    batches = list(loader)
+    assert len(batches) == len(loader) == 4
+    assert sorted(torch.cat([b[1] for b in batches]).tolist()) == list(range(50))
+    plain = torch.cat([b[0] for b in Loader(x, y, 64, mean, std)])
+    assert plain.mean().abs() < 0.05 and (plain.std() - 1).abs() < 0.05
+
+
+def test_zca_whitens():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 12, generator=gen) @ torch.randn(12, 12, generator=gen)
+    W = fit_zca(x, eps=1e-6)
+    xw = (x - x.mean(0)) @ W
+    cov = xw.T @ xw / len(xw)
+    torch.testing.assert_close(cov, torch.eye(12), atol=1e-3, rtol=0)
