@@ -29,4 +29,18 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
                               "1000", "--hidden", "64", "--eval-every", "50", "--steps",
                               "100000", "--time-limit", "15"],
                              "Part III, long recipe: LSTM at T = 1000", "10-15 min"),
+    # What each choice of the long recipe buys: the tanh RNN at T = 60, one choice undone
+    # at a time, 3 minutes each.
+    **{f"palindrome-ablation-{name}": (
+        ["palindrome", "--recipe", "long", "--cell", "rnn", "--length", "60", "--time-limit", "3",
+         "--eval-every", "50", "--steps", "100000", *flags],
+        f"Part III, long recipe ablation: {what}", "3 min")
+       for name, flags, what in [
+           ("full", [], "the whole recipe"),
+           ("no-curriculum", ["--curriculum-start", "60"], "no curriculum"),
+           ("default-init", ["--init", "default"], "torch's default recurrent init"),
+           ("scalar-input", ["--input", "scalar"], "scalar digits instead of one-hot"),
+           ("none", ["--lr", "1e-3", "--curriculum-start", "60", "--input", "scalar",
+                     "--init", "default"], "none of it: the study's cell with Adam lr 1e-3"),
+       ]},
 }

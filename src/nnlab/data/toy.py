@@ -54,7 +54,8 @@ def make_toy(
     elif name == "circles":
         x, y = make_circles(n_samples, noise=noise, factor=circles_factor, random_state=seed)
     elif name == "blobs":
-        x, y = make_blobs(n_samples, centers=blobs_centers, cluster_std=blobs_std, random_state=seed)
+        x, y = make_blobs(n_samples, centers=blobs_centers, cluster_std=blobs_std,
+                          random_state=seed)
     else:
         raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(TOY_DATASETS)}")
     x_tr, x_te, y_tr, y_te = train_test_split(
