@@ -60,6 +60,21 @@ class _Recurrent(nn.Module):
         """The hidden state after the last step, (B, H); h(0) = 0."""
         raise NotImplementedError
 
+    @classmethod
+    def from_torch(cls, module: nn.RNNBase, num_classes: int) -> _Recurrent:
+        """This cell with the weights of a one-layer torch nn.RNN / nn.LSTM / nn.GRU (the output
+        layer, which torch's modules lack, is fresh)."""
+        model = cls(0, module.input_size, module.hidden_size, num_classes)
+        with torch.no_grad():
+            model._load_torch(module)
+        return model
+
+    def _load_torch(self, module: nn.RNNBase) -> None:
+        """W_hx <- weight_ih_l0, W_hh <- weight_hh_l0, b_h <- bias_ih_l0 + bias_hh_l0."""
+        self.W_hx.copy_(module.weight_ih_l0)
+        self.W_hh.copy_(module.weight_hh_l0)
+        self.b_h.copy_(module.bias_ih_l0 + module.bias_hh_l0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, L, D) or (B, L) digits -> logits (B, num_classes) of the last step."""
         return self.final_hidden(x) @ self.W_ph.t() + self.b_o
@@ -93,13 +108,6 @@ class VanillaRNN(_Recurrent):
         for xp_t in xp.unbind(1):
             h = torch.tanh(torch.addmm(xp_t, h, W_hh_T))  # (B, H)
         return h
-
-    @classmethod
-    def from_torch(cls, rnn: nn.RNN, num_classes: int) -> VanillaRNN:
-        """A VanillaRNN with the weights of a one-layer tanh nn.RNN (output layer fresh)."""
-        model = cls(0, rnn.input_size, rnn.hidden_size, num_classes)
-        _copy_recurrent(model, rnn)
-        return model
 
 
 class LSTM(_Recurrent):
@@ -136,13 +144,6 @@ class LSTM(_Recurrent):
             h = o * torch.tanh(c)
         return h
 
-    @classmethod
-    def from_torch(cls, lstm: nn.LSTM, num_classes: int) -> LSTM:
-        """An LSTM with the weights of a one-layer nn.LSTM (output layer fresh)."""
-        model = cls(0, lstm.input_size, lstm.hidden_size, num_classes)
-        _copy_recurrent(model, lstm)
-        return model
-
 
 class GRU(_Recurrent):
     """torch's GRU: r, z = sigma(W_x x + b_x + W_h h + b_hh) for the first two blocks;
@@ -171,26 +172,12 @@ class GRU(_Recurrent):
             h = n + z * (h - n)  # = (1 - z) n + z h
         return h
 
-    @classmethod
-    def from_torch(cls, gru: nn.GRU, num_classes: int) -> GRU:
-        """A GRU with the weights of a one-layer nn.GRU (output layer fresh)."""
-        model = cls(0, gru.input_size, gru.hidden_size, num_classes)
-        H = gru.hidden_size
-        with torch.no_grad():
-            model.W_hx.copy_(gru.weight_ih_l0)
-            model.W_hh.copy_(gru.weight_hh_l0)
-            model.b_h.copy_(gru.bias_ih_l0)
-            model.b_h[:2 * H] += gru.bias_hh_l0[:2 * H]
-            model.b_hn.copy_(gru.bias_hh_l0[2 * H:])
-        return model
-
-
-def _copy_recurrent(model: _Recurrent, torch_module: nn.RNNBase) -> None:
-    """W_hx <- weight_ih_l0, W_hh <- weight_hh_l0, b_h <- bias_ih_l0 + bias_hh_l0."""
-    with torch.no_grad():
-        model.W_hx.copy_(torch_module.weight_ih_l0)
-        model.W_hh.copy_(torch_module.weight_hh_l0)
-        model.b_h.copy_(torch_module.bias_ih_l0 + torch_module.bias_hh_l0)
+    def _load_torch(self, module: nn.RNNBase) -> None:
+        """As the base, but b_hn (the candidate's recurrent bias) stays apart from b_h."""
+        H = self.num_hidden
+        super()._load_torch(module)
+        self.b_h[2 * H:] = module.bias_ih_l0[2 * H:]
+        self.b_hn.copy_(module.bias_hh_l0[2 * H:])
 
 
 CELLS = {"rnn": VanillaRNN, "lstm": LSTM, "gru": GRU}
