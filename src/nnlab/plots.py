@@ -43,9 +43,11 @@ def plot_dataset(
 def plot_curves(
     history: History, path: str | Path, group: str = "impl",
     splits: Sequence[str] = ("train", "test"), title: str = "", x: str = "epoch",
+    twin: str | None = None,
 ) -> Path:
     """Loss and accuracy against ``x`` (epoch or step), one colour per value of ``group``
-    (e.g. numpy/torch), one line style per split (train solid, the next dashed)."""
+    (e.g. numpy/torch), one line style per split (train solid, the next dashed). ``twin``
+    names a column (say the curriculum's T) drawn in grey on a right axis of the accuracy panel."""
     groups = list(dict.fromkeys(history.column(group))) or [None]
     styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -65,6 +67,10 @@ def plot_curves(
         ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if twin is not None and history.column(twin):
+        right = axes[1].twinx()
+        right.plot(history.column(x), history.column(twin), color="gray", lw=1, alpha=0.7)
+        right.set_ylabel(f"{twin} (grey line)", color="gray")
     fig.suptitle(title)
     return _save(fig, path)
 

@@ -201,7 +201,8 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
     }
     save_json(out_dir / "metrics.json", metrics)
     plot_curves(history, out_dir / "curves.png", group="none", splits=("train", "val"),
-                x="step", title=f"{cell}, T={T} ({config.recipe} recipe): test acc {test_acc:.3f}")
+                x="step", twin="T" if long else None,
+                title=f"{cell}, T={T} ({config.recipe} recipe): test acc {test_acc:.3f}")
     return metrics
 
 
