@@ -44,4 +44,13 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
            ("none", ["--lr", "1e-3", "--curriculum-start", "60", "--input", "scalar",
                      "--init", "default"], "none of it: the study's cell with Adam lr 1e-3"),
        ]},
+    # How far the long recipe goes: a longer T for each cell, 15 minutes each.
+    "palindrome-push-rnn": (["palindrome", "--recipe", "long", "--cell", "rnn", "--length",
+                             "1000", "--eval-every", "50", "--steps", "100000",
+                             "--time-limit", "15"],
+                            "Part III, long recipe pushed: tanh RNN at T = 1000", "15 min"),
+    "palindrome-push-lstm": (["palindrome", "--recipe", "long", "--cell", "lstm", "--length",
+                              "2000", "--hidden", "64", "--eval-every", "50", "--steps",
+                              "100000", "--time-limit", "15"],
+                             "Part III, long recipe pushed: LSTM at T = 2000", "15 min"),
 }
