@@ -11,8 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
-import torch
-
 from nnlab.config import save_json
 
 
@@ -40,6 +38,8 @@ def aggregate(runs: list[dict]) -> dict[str, float]:
 
 
 def _run_in_process(module_name: str, config, out_dir: Path, threads: int) -> dict:
+    import torch  # here, not at the top: `nnlab list` should not pay for importing torch
+
     torch.set_num_threads(threads)
     return importlib.import_module(module_name).run(config, out_dir)
 

@@ -39,6 +39,13 @@ def split(digits: torch.Tensor, encoding: str = "scalar") -> tuple[torch.Tensor,
     return x.unsqueeze(-1).float(), y
 
 
+def held_out_set(n: int, T: int, seed: int, encoding: str = "scalar"
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed set of n palindromes of length T, the same for every call with that seed (the
+    seed is offset by T, so each length gets its own draw), split as :func:`split` does."""
+    return split(palindromes(n, T, torch.Generator().manual_seed(seed + T)), encoding)
+
+
 def distinct_palindromes(T: int) -> int:
     """How many different palindromes of length T exist: 10 ** ceil(T/2)."""
     return N_DIGITS ** math.ceil(T / 2)
@@ -77,5 +84,4 @@ class PalindromeDataset:
         For small T there are only 10 ** ceil(T/2) palindromes (100 at T = 4), so held-out
         samples repeat training ones: :func:`distinct_palindromes` tells when that happens.
         """
-        gen = torch.Generator().manual_seed(seed + self.seq_length)
-        return split(palindromes(n, self.seq_length, gen), self._encoding)
+        return held_out_set(n, self.seq_length, seed, self._encoding)

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
-from nnlab.data.palindrome import distinct_palindromes, palindromes, split
+from nnlab.data.palindrome import distinct_palindromes, held_out_set, palindromes, split
 from nnlab.engine import evaluate, train_steps
 from nnlab.errors import ConfigError
 from nnlab.models.rnn import CELLS, VanillaRNN
@@ -134,22 +134,18 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
            else torch.optim.RMSprop(model.parameters(), lr=lr))
     gen = torch.Generator().manual_seed(config.seed)
 
-    def held_out(length: int, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return split(palindromes(n, length, torch.Generator().manual_seed(seed + length)),
-                     encoding)
-
     # Curriculum (long recipe): train at T_cur, raise it when validation accuracy passes 99%.
     state = {"T": min(config.curriculum_start, T) if long else T, "best_acc": -1.0,
              "best_state": None, "best_step": 0, "streak": 0, "reached_step": None,
              "reached_wall_s": -1.0, "collapse_step": None}
-    val = {state["T"]: held_out(state["T"], VAL_SEED, 2000)}
+    val = {state["T"]: held_out_set(2000, state["T"], VAL_SEED, encoding)}
 
     def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return split(palindromes(config.batch_size, state["T"], gen), encoding)
 
     def evaluate_all() -> dict:
         if state["T"] not in val:
-            val[state["T"]] = held_out(state["T"], VAL_SEED, 2000)
+            val[state["T"]] = held_out_set(2000, state["T"], VAL_SEED, encoding)
         loss, acc = evaluate(model, *val[state["T"]], batch_size=2000)
         return {"T": state["T"], "val_loss": loss, "val_acc": acc}
 
@@ -182,7 +178,7 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
 
     if state["best_state"] is not None:  # keep the best state seen at the target T
         model.load_state_dict(state["best_state"])
-    test_loss, test_acc = evaluate(model, *held_out(T, TEST_SEED, config.eval_size),
+    test_loss, test_acc = evaluate(model, *held_out_set(config.eval_size, T, TEST_SEED, encoding),
                                    batch_size=2000)
     steps_run = history.last["step"]
     seen = steps_run * config.batch_size
