@@ -123,3 +123,45 @@ def plot_accuracy_vs_length(
     ax.legend(fontsize=8)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path,
+                   title: str = "") -> Path:
+    """A confusion matrix (rows: true class, columns: predicted), each row as fractions."""
+    frac = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{frac[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                    color="white" if frac[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_seed_curves(paths: Sequence[str | Path], path: str | Path, title: str = "",
+                     x: str = "epoch") -> Path:
+    """Held-out loss and accuracy (the val_* or test_* columns) of several runs' saved
+    histories, one line per run, train accuracy dotted."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for i, p in enumerate(paths):
+        h = History.load_csv(p)
+        split = "test" if h.column("test_acc") else "val"
+        color = COLORS[i % len(COLORS)]
+        label = Path(p).parent.name
+        axes[0].plot(h.column(x), h.column(f"{split}_loss"), color=color, label=label)
+        axes[1].plot(h.column(x), h.column(f"{split}_acc"), color=color, label=f"{label} {split}")
+        axes[1].plot(h.column(x), h.column("train_acc"), ":", color=color,
+                     label=f"{label} train")
+    for ax, name in zip(axes, ("cross-entropy loss", "accuracy"), strict=True):
+        ax.set_xlabel(x)
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, path)

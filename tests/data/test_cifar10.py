@@ -6,6 +6,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+from fakes import make_cifar_folder
 from PIL import Image
 
 from nnlab.data.cifar10 import (
@@ -22,19 +23,8 @@ from nnlab.data.cifar10 import (
 )
 
 
-def _make_folder(root, per_class=3, splits=("train", "test"), classes=CLASSES, fmt="png"):
-    rng = np.random.default_rng(0)
-    for split in splits:
-        for c in classes:
-            (root / split / c).mkdir(parents=True)
-            for i in range(per_class):
-                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / split / c / f"{i:04d}.{fmt}")
-    return root
-
-
 def test_image_folder_official_label_order_and_shapes(tmp_path):
-    data = load_cifar10(_make_folder(tmp_path / "cf"), cache_dir=tmp_path / "cache")
+    data = load_cifar10(make_cifar_folder(tmp_path / "cf"), cache_dir=tmp_path / "cache")
     assert data.classes == CLASSES
     assert data.x_train.shape == (30, 3, 32, 32) and data.x_train.dtype == torch.uint8
     assert data.y_train.tolist() == [c for c in range(10) for _ in range(3)]
@@ -45,7 +35,7 @@ def test_image_folder_official_label_order_and_shapes(tmp_path):
 
 
 def test_tar_gz_equals_folder_and_train_only_has_no_test(tmp_path):
-    root = _make_folder(tmp_path / "cf", splits=("train",), fmt="jpg")
+    root = make_cifar_folder(tmp_path / "cf", splits=("train",), fmt="jpg")
     with tarfile.open(tmp_path / "cf.tar.gz", "w:gz") as tar:
         tar.add(root / "train", arcname="train")
     from_tar = load_cifar10(tmp_path / "cf.tar.gz", cache_dir=tmp_path / "c1")
@@ -56,7 +46,7 @@ def test_tar_gz_equals_folder_and_train_only_has_no_test(tmp_path):
 
 
 def test_cache_is_used_and_refreshed_when_the_source_changes(tmp_path):
-    root = _make_folder(tmp_path / "cf", classes=("a", "b"), per_class=2)
+    root = make_cifar_folder(tmp_path / "cf", classes=("a", "b"), per_class=2)
     cache = tmp_path / "cache"
     load_cifar10(root, cache_dir=cache)
     assert len(list(cache.glob("*.pt"))) == 1
@@ -68,7 +58,7 @@ def test_cache_is_used_and_refreshed_when_the_source_changes(tmp_path):
 
 
 def test_default_path_comes_from_nnlab_data(tmp_path, monkeypatch):
-    root = _make_folder(tmp_path / "cf", classes=("a", "b"), per_class=1)
+    root = make_cifar_folder(tmp_path / "cf", classes=("a", "b"), per_class=1)
     monkeypatch.setenv("NNLAB_DATA", str(root))
     assert load_cifar10(cache_dir=tmp_path / "c").classes == ("a", "b")
 
@@ -83,7 +73,7 @@ def test_default_path_comes_from_nnlab_data(tmp_path, monkeypatch):
     ("bad_tar", "not a readable .tar.gz"),
 ])
 def test_bad_sources_are_one_clear_error(tmp_path, breakage, message):
-    root = _make_folder(tmp_path / "cf", classes=("cat", "dog"), per_class=1)
+    root = make_cifar_folder(tmp_path / "cf", classes=("cat", "dog"), per_class=1)
     target = root
     if breakage == "missing":
         target = tmp_path / "nowhere"
@@ -165,3 +155,13 @@ def test_zca_whitens():
     xw = (x - x.mean(0)) @ W
     cov = xw.T @ xw / len(xw)
     torch.testing.assert_close(cov, torch.eye(12), atol=1e-3, rtol=0)
+
+
+def test_zca_with_fewer_images_than_pixels_matches_the_covariance_route():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 50, generator=gen) * torch.linspace(0.1, 3, 50)
+    W = fit_zca(x, eps=0.1)  # n < D: the Gram-matrix route
+    xc = (x - x.mean(0)).double()
+    s, U = torch.linalg.eigh(xc.T @ xc / len(x))
+    expected = (U / torch.sqrt(s.clamp_min(0) + 0.1)) @ U.T
+    torch.testing.assert_close(W.double(), expected, atol=1e-5, rtol=0)

@@ -8,9 +8,10 @@ is a permutation sliced into batches.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,14 @@ def run_epochs(
     desc: str = "train",
     progress: bool | None = None,
     tags: Mapping[str, str] | None = None,
+    history_path: str | Path | None = None,
 ) -> History:
     """Call ``train_epoch(epoch) -> (mean loss, accuracy)`` then ``evaluate_all()`` per epoch.
 
     Each history row: the tags, ``epoch`` (from 1), ``train_loss``, ``train_acc`` (running
     means over the epoch's batches), the evaluation's metrics and ``wall_s`` (cumulative seconds
-    of training and evaluation). ``progress=None`` shows the bar only on a terminal.
+    of training and evaluation); saved to ``history_path`` after every epoch when given.
+    ``progress=None`` shows the bar only on a terminal.
     Raises TrainingDiverged, naming the epoch, if the training loss is NaN or infinite.
     """
     history = History()
@@ -55,6 +58,8 @@ def run_epochs(
         row = {**(tags or {}), "epoch": epoch, "train_loss": loss, "train_acc": acc, **metrics,
                "wall_s": time.perf_counter() - t0}
         history.log(**row)
+        if history_path is not None:
+            history.to_csv(history_path)
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "acc"))},
                         refresh=False)
     bar.close()
@@ -84,6 +89,69 @@ def evaluate(
     return loss_sum.item() / len(y), correct.item() / len(y)
 
 
+def train_epochs(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    epochs: int,
+    evaluate_all: Callable[[], dict[str, float]] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+    after_step: Callable[[], None] | None = None,
+    desc: str = "torch",
+    progress: bool | None = None,
+    tags: Mapping[str, str] | None = None,
+    history_path: str | Path | None = None,
+) -> History:
+    """Train ``model`` for ``epochs`` on the batches of ``batches(epoch)`` (x, y).
+
+    Per batch: forward (inside ``autocast()`` when given), ``loss_fn(logits, y)`` (default
+    cross-entropy), backward, ``optimizer.step()``, then ``scheduler.step()`` (a per-step
+    schedule) and ``after_step()`` (e.g. an EMA update). Per epoch a history row as in
+    :func:`run_epochs`, plus ``lr`` (at the epoch's end) and ``images_per_s`` (training
+    throughput, evaluation excluded); with ``history_path`` the history is saved every epoch.
+    """
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    autocast = autocast or contextlib.nullcontext
+    extra: dict[str, float] = {}
+
+    def train_epoch(epoch: int) -> tuple[float, float]:
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = correct = None
+        n = 0
+        for xb, yb in batches(epoch):
+            with autocast():
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            if after_step is not None:
+                after_step()
+            # Sums stay on the device: one sync per epoch, not one per batch.
+            batch_loss = loss.detach().float() * len(yb)
+            batch_correct = (logits.detach().argmax(dim=1) == yb).sum()
+            loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
+            correct = batch_correct if correct is None else correct + batch_correct
+            n += len(yb)
+        if n == 0:
+            return float("nan"), float("nan")
+        loss_value, acc = loss_sum.item() / n, correct.item() / n
+        extra["lr"] = optimizer.param_groups[0]["lr"]
+        extra["images_per_s"] = n / (time.perf_counter() - t0)
+        return loss_value, acc
+
+    def evaluate_with_extra() -> dict[str, float]:
+        return {**extra, **(evaluate_all() if evaluate_all is not None else {})}
+
+    return run_epochs(train_epoch, evaluate_with_extra, epochs, desc, progress, tags,
+                      history_path)
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -101,28 +169,16 @@ def fit(
 
     x: (N, ...) float tensor, y: (N,) int64 class labels, both on the model's device.
     Batch order comes from a torch.Generator seeded with ``seed``; a batch size >= N is full
-    batch. Returns the History (see :func:`run_epochs`).
+    batch. Returns the History (see :func:`train_epochs`).
     """
     n = len(y)
     gen = torch.Generator(device="cpu").manual_seed(seed)
 
-    def train_epoch(epoch: int) -> tuple[float, float]:
-        model.train()
+    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         perm = torch.randperm(n, generator=gen).to(y.device)
-        # Sums stay on the device; one .item() per epoch, not one sync per batch.
-        loss_sum = torch.zeros((), device=y.device)
-        correct = torch.zeros((), device=y.device, dtype=torch.long)
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size]
-            xb, yb = x[idx], y[idx]
-            logits = model(xb)
-            loss = nn.functional.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().float() * len(idx)
-            correct += (logits.detach().argmax(dim=1) == yb).sum()
-        return loss_sum.item() / n, correct.item() / n
+            yield x[idx], y[idx]
 
     def evaluate_all() -> dict[str, float]:
         out = {}
@@ -130,7 +186,8 @@ def fit(
             out[f"{name}_loss"], out[f"{name}_acc"] = evaluate(model, xe, ye)
         return out
 
-    return run_epochs(train_epoch, evaluate_all, epochs, desc, progress, tags)
+    return train_epochs(model, optimizer, batches, epochs, evaluate_all, desc=desc,
+                        progress=progress, tags=tags)
 
 
 # --------------------------------------------------------------------------- NumPy

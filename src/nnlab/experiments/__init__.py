@@ -11,6 +11,9 @@ from types import ModuleType
 EXPERIMENTS: dict[str, tuple[str, str]] = {
     "toy": ("nnlab.experiments.toy",
             "NumPy MLP vs PyTorch MLP on moons/circles/blobs, from the same weights (Part I.1-2)"),
+    "cifar-mlp": ("nnlab.experiments.cifar_mlp",
+                  "the strongest pure MLP on CIFAR-10 (recipe best) beside the study's "
+                  "(recipe study) (Part I.3)"),
     "palindrome": ("nnlab.experiments.palindrome",
                    "hand-written RNN/LSTM/GRU recalling a palindrome's first digit, by length T "
                    "(Part III)"),

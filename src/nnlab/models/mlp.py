@@ -28,3 +28,64 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, n_inputs) -> logits (N, n_classes)."""
         return self.net(x)
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+NORMS = ("batch", "layer", "none")
+BLOCKS = ("plain", "residual", "bottleneck")
+
+
+def _norm(kind: str, width: int) -> nn.Module:
+    return {"batch": lambda: nn.BatchNorm1d(width), "layer": lambda: nn.LayerNorm(width),
+            "none": nn.Identity}[kind]()
+
+
+class _Residual(nn.Module):
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ImageMLP(nn.Module):
+    """A pure MLP for images: flatten, then fully connected layers only.
+
+    ``widths`` are the hidden widths. ``block='plain'``: each hidden layer is
+    Linear -> norm -> activation -> dropout. ``'residual'``: the same, and a layer whose width
+    equals the previous one adds its input back (x + layer(x)). ``'bottleneck'``: a stem
+    Linear(in, widths[0]) -> norm -> activation, then one pre-norm inverted-bottleneck block
+    per width, x + Linear(w*expansion, w)(dropout(act(Linear(w, w*expansion)(norm(x))))),
+    all widths equal (the block design of Bachmann et al. 2023). Then Linear(last, n_classes).
+    """
+
+    def __init__(self, n_inputs: int, widths: Sequence[int], n_classes: int,
+                 activation: str = "gelu", norm: str = "batch", dropout: float = 0.0,
+                 block: str = "plain", expansion: int = 4) -> None:
+        super().__init__()
+        act = ACTIVATIONS[activation]
+        layers: list[nn.Module] = [nn.Flatten()]
+        if block == "bottleneck":
+            w = widths[0]
+            if any(v != w for v in widths):
+                raise ValueError(f"bottleneck blocks need equal widths, got {tuple(widths)}")
+            layers += [nn.Linear(n_inputs, w), _norm(norm, w), act()]
+            for _ in widths:
+                layers.append(_Residual(nn.Sequential(
+                    _norm(norm, w), nn.Linear(w, w * expansion), act(), nn.Dropout(dropout),
+                    nn.Linear(w * expansion, w))))
+            fan_in = w
+        else:
+            fan_in = n_inputs
+            for w in widths:
+                layer = nn.Sequential(nn.Linear(fan_in, w), _norm(norm, w), act(),
+                                      nn.Dropout(dropout))
+                layers.append(_Residual(layer) if block == "residual" and w == fan_in else layer)
+                fan_in = w
+        layers.append(nn.Linear(fan_in, n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, C, H, W) or (N, D) -> logits (N, n_classes)."""
+        return self.net(x)

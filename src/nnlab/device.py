@@ -1,0 +1,65 @@
+"""Devices and precision: ``--device auto|cuda|mps|cpu`` and ``--precision auto|bf16|fp32``.
+
+``auto`` picks cuda, then mps, then cpu. bf16 autocast is the ``auto`` precision on CUDA and
+on CPUs with native bf16 matrix units (AVX-512-BF16 or AMX); elsewhere bf16 is emulated and
+far slower than fp32 (measured: `python benchmarks/cifar_mlp.py`), so ``auto`` means fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+
+import torch
+
+from nnlab.errors import ConfigError
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> the best device present; a named device that is absent is a ConfigError."""
+    has = {"cuda": torch.cuda.is_available(),
+           "mps": getattr(torch.backends, "mps", None) is not None
+           and torch.backends.mps.is_available(),
+           "cpu": True}
+    if name == "auto":
+        return torch.device(next(d for d in ("cuda", "mps", "cpu") if has[d]))
+    if name not in has:
+        raise ConfigError(f"--device must be one of {', '.join(DEVICES)}; got {name!r}")
+    if not has[name]:
+        raise ConfigError(f"--device {name}: no {name} device on this machine")
+    return torch.device(name)
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU advertises AVX-512-BF16 or AMX-BF16 (Linux /proc/cpuinfo)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> 'bf16' on CUDA and on CPUs with native bf16, else 'fp32'."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        return "bf16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """A context that runs the forward pass in bf16 (autocast) or leaves it in fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -1,0 +1,94 @@
+"""What the CIFAR-10 experiments share: the data set-up (split or --final), evaluation with
+flip test-time augmentation, and the figures of a finished run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nnlab.data.cifar10 import Cifar, channel_stats, load_cifar10, stratified_split
+from nnlab.engine import History
+from nnlab.errors import ConfigError
+from nnlab.plots import plot_confusion, plot_curves
+
+
+@dataclass
+class Splits:
+    """x_*: (N, 3, 32, 32) uint8, y_*: (N,) int64. ``eval_name`` is 'val' or 'test'."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_eval: torch.Tensor
+    y_eval: torch.Tensor
+    eval_name: str
+    classes: tuple[str, ...]
+    mean: torch.Tensor  # (3,) of the training images, in [0, 1] units
+    std: torch.Tensor
+
+
+def make_splits(data_path: str, val_size: int, final: bool, seed: int = 0,
+                limit: int | None = None) -> Splits:
+    """Train and evaluation splits: a stratified validation split of train (fixed by ``seed``
+    of the split, not of the run: every run sees the same validation images), or, with
+    ``final``, all of train and the source's test split. ``limit`` keeps the first ``limit``
+    training images of a class-balanced shuffle (quick runs)."""
+    data: Cifar = load_cifar10(data_path or None)
+    x, y = data.x_train, data.y_train
+    if limit is not None and limit < len(y):
+        keep, _ = stratified_split(y, len(y) - limit, seed=1)
+        x, y = x[keep], y[keep]
+    if final:
+        if data.x_test is None:
+            raise ConfigError(f"--final: {data.source} has no test split; evaluate on "
+                              "validation (drop --final) or point --data at a source with one")
+        xt, yt, xe, ye, name = x, y, data.x_test, data.y_test, "test"
+    else:
+        train_idx, val_idx = stratified_split(y, val_size, seed=0)
+        xt, yt, xe, ye, name = x[train_idx], y[train_idx], x[val_idx], y[val_idx], "val"
+    mean, std = channel_stats(xt)
+    return Splits(xt, yt, xe, ye, name, data.classes, mean, std)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches, autocast, tta_flip: bool = True
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, classes) in fp32 and labels (N,) of a model in eval mode over ``batches``
+    (x, y); with ``tta_flip`` the logits of each image and its mirror image are averaged."""
+    was_training = model.training
+    model.eval()
+    logits, labels = [], []
+    for xb, yb in batches:
+        with autocast():
+            out = model(xb).float()
+            if tta_flip:
+                out = (out + model(xb.flip(3)).float()) / 2
+        logits.append(out)
+        labels.append(yb)
+    model.train(was_training)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def loss_acc(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    return (nn.functional.cross_entropy(logits, labels).item(),
+            (logits.argmax(1) == labels).float().mean().item())
+
+
+def confusion(logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(n_classes, n_classes) counts: row = true class, column = predicted class."""
+    pred = logits.argmax(1)
+    return torch.bincount(labels * n_classes + pred, minlength=n_classes ** 2).view(
+        n_classes, n_classes).cpu()
+
+
+def figures(history: History, logits: torch.Tensor, labels: torch.Tensor, splits: Splits,
+            out_dir: Path, title: str, group: str = "run") -> None:
+    """curves.png (train vs val/test loss and accuracy by epoch) and confusion.png."""
+    plot_curves(history, out_dir / "curves.png", group=group,
+                splits=("train", splits.eval_name), title=title)
+    plot_confusion(confusion(logits, labels, len(splits.classes)).numpy(), splits.classes,
+                   out_dir / "confusion.png",
+                   title=f"{title}\n{splits.eval_name} ({len(labels)} images), "
+                         f"accuracy {(logits.argmax(1) == labels).float().mean().item():.1%}")
