@@ -16,7 +16,8 @@ def make_cifar_folder(root, per_class=3, splits=("train", "test"), classes=CLASS
             (root / split / c).mkdir(parents=True)
             for i in range(per_class):
                 if learnable:  # a class is a colour: unchanged by flips and shifts
-                    colour = np.array([40 + 20 * k, 230 - 20 * k, 60 + 40 * (k % 5)])
+                    colour = np.array([30 + 100 * (k % 3), 30 + 100 * (k // 3 % 3),
+                                       230 - 100 * (k // 5)])  # 10 distinct colours
                     pixels = np.clip(colour + rng.integers(-40, 41, (32, 32, 3)), 0, 255)
                     pixels = pixels.astype(np.uint8)
                 else:

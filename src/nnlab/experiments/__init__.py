@@ -14,6 +14,12 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "cifar-mlp": ("nnlab.experiments.cifar_mlp",
                   "the strongest pure MLP on CIFAR-10 (recipe best) beside the study's "
                   "(recipe study) (Part I.3)"),
+    "cifar-cnn": ("nnlab.experiments.cifar_cnn",
+                  "the study's reduced VGG on CIFAR-10, Adam vs SGD from the same weights "
+                  "(Part II)"),
+    "cifar-speedrun": ("nnlab.experiments.cifar_speedrun",
+                       "a compact CNN and recipe for time-to-accuracy on CIFAR-10 "
+                       "(patch whitening, Nesterov SGD, TTA)"),
     "palindrome": ("nnlab.experiments.palindrome",
                    "hand-written RNN/LSTM/GRU recalling a palindrome's first digit, by length T "
                    "(Part III)"),

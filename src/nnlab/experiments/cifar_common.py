@@ -84,11 +84,12 @@ def confusion(logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tor
 
 
 def figures(history: History, logits: torch.Tensor, labels: torch.Tensor, splits: Splits,
-            out_dir: Path, title: str, group: str = "run") -> None:
-    """curves.png (train vs val/test loss and accuracy by epoch) and confusion.png."""
-    plot_curves(history, out_dir / "curves.png", group=group,
+            out_dir: Path, title: str, group: str = "run", suffix: str = "") -> None:
+    """curves<suffix>.png (train vs val/test loss and accuracy by epoch) and
+    confusion<suffix>.png."""
+    plot_curves(history, out_dir / f"curves{suffix}.png", group=group,
                 splits=("train", splits.eval_name), title=title)
     plot_confusion(confusion(logits, labels, len(splits.classes)).numpy(), splits.classes,
-                   out_dir / "confusion.png",
+                   out_dir / f"confusion{suffix}.png",
                    title=f"{title}\n{splits.eval_name} ({len(labels)} images), "
                          f"accuracy {(logits.argmax(1) == labels).float().mean().item():.1%}")

@@ -1,0 +1,75 @@
+"""cifar-cnn and cifar-speedrun end to end on tiny fake data."""
+
+import contextlib
+import json
+
+import pytest
+import torch
+
+from nnlab.cli import main
+from nnlab.experiments import cifar_cnn, cifar_speedrun
+
+
+def test_cnn_quick_both_optimizers_from_the_same_weights(learnable_cifar, nnlab_cache, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "cifar-cnn", "--quick", "--data", str(learnable_cifar), "--out",
+                 str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "history.csv", "metrics.json", "curves.png", "curves-adam.png",
+            "curves-sgd.png", "confusion-adam.png", "model-adam.pt", "model-sgd.pt"} <= names
+    metrics = json.loads((out / "metrics.json").read_text())
+    for name in ("adam", "sgd"):
+        assert {"final_val_acc", "best_val_acc", "best_epoch", "wall_s",
+                "images_per_s"} <= set(metrics[name])
+    rows = (out / "history.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2 and "optimizer" in rows[0]
+
+
+def test_cnn_learns_the_fake_classes(learnable_cifar, nnlab_cache, tmp_path):
+    cfg = cifar_cnn.Config(optimizer="adam", epochs=3, batch_size=32, val_size=100,
+                           data=str(learnable_cifar))
+    metrics = cifar_cnn.run(cfg, tmp_path, progress=False)
+    assert metrics["adam"]["final_val_acc"] >= 0.8  # chance is 0.1
+
+
+def test_speedrun_quick_records_milestones(learnable_cifar, nnlab_cache, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(learnable_cifar),
+                 "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"val_acc", "val_acc_no_tta", "wall_s", "time_to_90_s", "time_to_94_s"} <= set(
+        metrics)
+    assert {"curves.png", "confusion.png", "model.pt"} <= {p.name for p in out.iterdir()}
+
+
+def test_speedrun_learns_and_reaches_a_milestone(learnable_cifar, nnlab_cache, tmp_path):
+    # whiten_eps 1: the fake images' noise is white, pixel by pixel, so full whitening
+    # (eps 5e-4, right for real images) would blow it up to the size of the colour signal.
+    cfg = cifar_speedrun.Config(widths="16,32,32", epochs=10, batch_size=50, val_size=100,
+                                whiten_eps=1.0, data=str(learnable_cifar))
+    metrics = cifar_speedrun.run(cfg, tmp_path, progress=False)
+    assert metrics["val_acc"] >= 0.9
+    assert metrics["time_to_90_s"] is not None and metrics["time_to_90_s"] <= metrics["wall_s"]
+
+
+@pytest.mark.parametrize("name, argv", [
+    ("cifar-cnn", ["--momentum", "1.5"]), ("cifar-cnn", ["--translate", "-1"]),
+    ("cifar-speedrun", ["--widths", "0,4"]), ("cifar-speedrun", ["--epochs", "0"]),
+])
+def test_bad_values_are_one_line(name, argv, tmp_path, capsys):
+    code = main(["run", name, "--quick", *argv, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code in (1, 2) and len(err.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_tta_views_keep_shapes():
+    from nnlab.data.cifar10 import Loader, channel_stats
+    from nnlab.models.cnn import SpeedrunNet
+
+    x = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    y = torch.randint(0, 10, (20,))
+    loader = Loader(x, y, 8, *channel_stats(x))
+    logits, labels = cifar_speedrun.predict_tta(SpeedrunNet((8, 8, 8)), loader,
+                                                contextlib.nullcontext,
+                                                "flip+translate")
+    assert logits.shape == (20, 10) and torch.equal(labels, y)
