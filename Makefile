@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/numpy_vs_torch.py
+	$(BIN)/python benchmarks/cifar_mlp.py
+	$(BIN)/python benchmarks/cifar_cnn.py --net vgg
+	$(BIN)/python benchmarks/cifar_cnn.py --net speedrun
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
