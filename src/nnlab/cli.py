@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 import typing
@@ -112,12 +113,25 @@ def _cmd_run(args: argparse.Namespace) -> None:
     config = module.Config(**values)  # validates; raises ConfigError on bad values
     if args.seeds < 1 or args.jobs < 1:
         raise ConfigError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
-    out = _run_dir(args.experiment, args.out, args.overwrite)
-    if args.seeds == 1:
-        print(module.summarize(module.run(config, out)))
+    rank = int(os.environ.get("RANK", 0))  # under torchrun: only rank 0 checks and prints
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        if args.seeds > 1 or args.out is None:
+            raise ConfigError("under torchrun, pass --out DIR (every process must name the "
+                              "same folder) and run one seed at a time")
+        out = args.out if rank else _run_dir(args.experiment, args.out, args.overwrite)
     else:
-        print(format_summary(run_seeds(module, config, out, args.seeds, args.jobs)))
-    print(f"run folder: {out}")
+        out = _run_dir(args.experiment, args.out, args.overwrite)
+    if args.seeds == 1:
+        summary = module.summarize(module.run(config, out))
+    else:
+        summary = format_summary(run_seeds(module, config, out, args.seeds, args.jobs))
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        from nnlab.engine import distributed
+
+        distributed.teardown()
+    if rank == 0:
+        print(summary)
+        print(f"run folder: {out}")
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:

@@ -322,7 +322,8 @@ class Loader:
     slices it; a batch is normalised with ``mean``/``std`` (3,), augmented when ``augment`` is
     given, and put in ``memory_format``. With ``zca`` (3072, 3072) the whole split is
     normalised and whitened once, up front, and kept as float32 (N x 12 KiB): whitening every
-    batch would cost more than an MLP's first layer.
+    batch would cost more than an MLP's first layer. Under torchrun, ``rank``/``world_size``
+    give each process its share of every batch (the batch size stays the global one).
     Yields (x (B, 3, 32, 32) float32, y (B,) int64).
     """
 
@@ -330,7 +331,8 @@ class Loader:
                  std: torch.Tensor, shuffle: bool = False, augment: Augment | None = None,
                  zca: torch.Tensor | None = None, drop_last: bool = False, seed: int = 0,
                  device: str | torch.device = "cpu",
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 rank: int = 0, world_size: int = 1) -> None:
         self.y = y.to(device)
         self.mean = mean.to(device)[None, :, None, None] * 255
         self.std = std.to(device)[None, :, None, None] * 255
@@ -346,7 +348,12 @@ class Loader:
             self.x = x.to(device)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.drop_last, self.memory_format = drop_last, memory_format
+        # Every process draws the same permutation and keeps its share of each batch
+        # (rank::world_size); augmentation draws from a generator of its own per process.
+        self.rank, self.world_size = rank, world_size
         self.gen = torch.Generator().manual_seed(seed)
+        self.aug_gen = (self.gen if world_size == 1
+                        else torch.Generator().manual_seed(seed + 7919 * (rank + 1)))
 
     def __len__(self) -> int:
         n = len(self.y)
@@ -358,9 +365,10 @@ class Loader:
                  else torch.arange(n, device=self.y.device))
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = idx[self.rank::self.world_size]
             xb = self.x[idx]
             if not self.whitened:
                 xb = (xb.float() - self.mean) / self.std
             if self.augment is not None:
-                xb = self.augment(xb, self.gen)
+                xb = self.augment(xb, self.aug_gen)
             yield xb.contiguous(memory_format=self.memory_format), self.y[idx]

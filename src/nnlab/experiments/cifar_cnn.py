@@ -19,7 +19,7 @@ from torch import nn
 from nnlab.config import check_choice, check_positive, option, save_json
 from nnlab.data.cifar10 import Augment, Loader
 from nnlab.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
-from nnlab.engine import History, train_epochs
+from nnlab.engine import History, distributed, train_epochs
 from nnlab.errors import ConfigError
 from nnlab.experiments.cifar_common import figures, loss_acc, make_splits, predict
 from nnlab.models.cnn import VGGReduced
@@ -76,14 +76,15 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     per optimizer and epoch), metrics.json (one block per optimizer), model-<opt>.pt,
     curves-<opt>.png, confusion-<opt>.png and, for both, curves.png on shared axes."""
     cfg = config
-    device = resolve_device(cfg.device)
+    dist, device = distributed.setup(resolve_device(cfg.device))
     precision = resolve_precision(cfg.precision, device)
     splits = make_splits(cfg.data, min(cfg.val_size, 100) if cfg.quick else cfg.val_size,
                          cfg.final, limit=500 if cfg.quick else None)
     epochs = min(cfg.epochs, 2) if cfg.quick else cfg.epochs
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_json(out_dir / "config.json", cfg)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_json(out_dir / "config.json", cfg)
 
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     augment = (Augment(flip=cfg.flip, translate=cfg.translate)
@@ -105,7 +106,8 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
                                   weight_decay=cfg.weight_decay)
         train = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean,
                        splits.std, shuffle=True, augment=augment, seed=cfg.seed,
-                       device=device, memory_format=fmt)
+                       device=device, memory_format=fmt, rank=dist.rank,
+                       world_size=dist.world_size)
         sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(train))
                  if cfg.schedule == "cosine" else None)
 
@@ -117,13 +119,14 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
             return {f"{ev}_loss": loss, f"{ev}_acc": acc}
 
         t0 = time.perf_counter()
-        h = train_epochs(model, opt, lambda epoch, train=train: train, epochs, evaluate_all,
+        h = train_epochs(distributed.wrap(model, dist, device), opt,
+                         lambda epoch, train=train: train, epochs, evaluate_all,
                          scheduler=sched, autocast=amp, desc=f"cifar-cnn {name}",
-                         progress=progress, tags={"optimizer": name})
+                         progress=progress if dist.is_main else False,
+                         tags={"optimizer": name})
         logits, labels = predict(model, held, amp, tta_flip=cfg.tta)
         wall_s = time.perf_counter() - t0
         history.extend(h)
-        history.to_csv(out_dir / "history.csv")
         accs = h.column(f"{ev}_acc")
         best = max(range(len(accs)), key=accs.__getitem__)
         loss, acc = loss_acc(logits, labels)
@@ -133,6 +136,9 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
             "wall_s": wall_s,
             "images_per_s": sum(h.column("images_per_s")) / len(h),
         }
+        if not dist.is_main:
+            continue
+        history.to_csv(out_dir / "history.csv")
         torch.save({"model": model.state_dict(), "config": asdict(cfg)},
                    out_dir / f"model-{name}.pt")
         sub = History([r for r in history if r["optimizer"] == name])
@@ -141,7 +147,10 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
                 group="optimizer", suffix=f"-{name}")
     metrics.update(precision=precision, device=device.type,
                    n_params=sum(p.numel() for p in initial.parameters()),
-                   n_train=len(splits.y_train), **{f"n_{ev}": len(splits.y_eval)})
+                   n_train=len(splits.y_train), **{f"n_{ev}": len(splits.y_eval)},
+                   world_size=dist.world_size)
+    if not dist.is_main:
+        return metrics
     save_json(out_dir / "metrics.json", metrics)
     if len(names) > 1:
         plot_curves(history, out_dir / "curves.png", group="optimizer", splits=("train", ev),

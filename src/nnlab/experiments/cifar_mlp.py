@@ -20,7 +20,7 @@ from torch import nn
 from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
 from nnlab.data.cifar10 import Augment, Loader, fit_zca
 from nnlab.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
-from nnlab.engine import History, train_epochs
+from nnlab.engine import History, distributed, train_epochs
 from nnlab.errors import ConfigError
 from nnlab.experiments.cifar_common import figures, loss_acc, make_splits, predict
 from nnlab.models.mlp import ACTIVATIONS, BLOCKS, NORMS, ImageMLP
@@ -152,15 +152,16 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     """Train one MLP; write config.json, history.csv, metrics.json, model.pt, curves.png
     and confusion.png in ``out_dir``; return the metrics (``val_acc`` or ``test_acc``)."""
     cfg = config.resolved()
-    device = resolve_device(cfg.device)
+    dist, device = distributed.setup(resolve_device(cfg.device))
     precision = resolve_precision(cfg.precision, device)
     t_data = time.perf_counter()  # the data first: a bad source leaves no run folder behind
     splits = make_splits(cfg.data, min(cfg.val_size, 100) if cfg.quick else cfg.val_size,
                          cfg.final, limit=500 if cfg.quick else None)
     data_s = time.perf_counter() - t_data
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_json(out_dir / "config.json", cfg)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_json(out_dir / "config.json", cfg)
 
     t0 = time.perf_counter()  # wall_s: whitening, training and evaluation; loading excluded
     torch.manual_seed(cfg.seed)
@@ -173,7 +174,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     augment = Augment(flip=cfg.flip == "on", translate=cfg.translate, cutout=cfg.cutout)
     train = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean, splits.std,
                    shuffle=True, augment=augment, zca=zca, drop_last=True, seed=cfg.seed,
-                   device=device)
+                   device=device, rank=dist.rank, world_size=dist.world_size)
     held = Loader(splits.x_eval, splits.y_eval, 1000, splits.mean, splits.std, zca=zca,
                   device=device)
     model = build_model(cfg, len(splits.classes)).to(device)
@@ -198,11 +199,13 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
                                            label_smoothing=cfg.label_smoothing)
 
     history: History = train_epochs(
-        model, optimizer, lambda epoch: train, cfg.epochs, evaluate_all, loss_fn=loss_fn,
+        distributed.wrap(model, dist, device), optimizer, lambda epoch: train, cfg.epochs,
+        evaluate_all, loss_fn=loss_fn,
         scheduler=scheduler, autocast=amp,
         after_step=(lambda: ema.update_parameters(model)) if ema is not None else None,
-        desc=f"cifar-mlp {cfg.recipe} seed {cfg.seed}", progress=progress,
-        history_path=out_dir / "history.csv")
+        desc=f"cifar-mlp {cfg.recipe} seed {cfg.seed}",
+        progress=progress if dist.is_main else False,
+        history_path=out_dir / "history.csv" if dist.is_main else None)
     logits, labels = predict(evaluated, held, amp, tta_flip=cfg.tta == "on")
     wall_s = time.perf_counter() - t0
     loss, acc = loss_acc(logits, labels)
@@ -218,8 +221,10 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
         "images_per_s": sum(history.column("images_per_s")) / len(history),
         "n_params": sum(p.numel() for p in model.parameters()),
         "n_train": len(splits.y_train), f"n_{name}": len(labels),
-        "device": device.type, "precision": precision,
+        "device": device.type, "precision": precision, "world_size": dist.world_size,
     }
+    if not dist.is_main:
+        return metrics
     save_json(out_dir / "metrics.json", metrics)
     torch.save({"model": evaluated.state_dict(), "config": asdict(cfg),
                 "classes": splits.classes, "mean": splits.mean, "std": splits.std,

@@ -20,7 +20,7 @@ from torch import nn
 from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
 from nnlab.data.cifar10 import Loader, translate
 from nnlab.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
-from nnlab.engine import train_epochs
+from nnlab.engine import distributed, train_epochs
 from nnlab.errors import ConfigError
 from nnlab.experiments.cifar_common import figures, loss_acc, make_splits
 from nnlab.models.cnn import SpeedrunNet
@@ -76,10 +76,11 @@ def _batches(loader: Loader, flips: torch.Tensor, pixels: int, gen: torch.Genera
         order = torch.randperm(n, generator=gen).to(loader.y.device)
         for i in range(len(loader)):
             idx = order[i * loader.batch_size:(i + 1) * loader.batch_size]
+            idx = idx[loader.rank::loader.world_size]  # this process's share under torchrun
             xb = (loader.x[idx].float() - loader.mean) / loader.std
             mirror = flips[idx] ^ bool(epoch % 2)
             xb = torch.where(mirror[:, None, None, None], xb.flip(3), xb)
-            xb = translate(xb, pixels, gen)
+            xb = translate(xb, pixels, loader.aug_gen)
             yield xb.contiguous(memory_format=loader.memory_format), loader.y[idx]
     return epoch_batches
 
@@ -112,7 +113,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     """Train once; write config.json, history.csv, metrics.json (accuracy, wall_s, time to
     each milestone), model.pt, curves.png, confusion.png."""
     cfg = config
-    device = resolve_device(cfg.device)
+    dist, device = distributed.setup(resolve_device(cfg.device))
     precision = resolve_precision(cfg.precision, device)
     t_data = time.perf_counter()
     splits = make_splits(cfg.data, min(cfg.val_size, 100) if cfg.quick else cfg.val_size,
@@ -122,13 +123,14 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     epochs = min(cfg.epochs, 2) if cfg.quick else cfg.epochs
     batch = min(cfg.batch_size, 128) if cfg.quick else cfg.batch_size
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_json(out_dir / "config.json", cfg)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_json(out_dir / "config.json", cfg)
 
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     train = Loader(splits.x_train, splits.y_train, batch, splits.mean, splits.std,
                    shuffle=True, drop_last=True, seed=cfg.seed, device=device,
-                   memory_format=fmt)
+                   memory_format=fmt, rank=dist.rank, world_size=dist.world_size)
     held = Loader(splits.x_eval, splits.y_eval, 1000, splits.mean, splits.std, device=device,
                   memory_format=fmt)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -172,11 +174,12 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
                                            label_smoothing=cfg.label_smoothing)
 
     history = train_epochs(
-        model, opt, _batches(train, flips, cfg.translate, gen), epochs, evaluate_all,
+        distributed.wrap(model, dist, device), opt, _batches(train, flips, cfg.translate, gen),
+        epochs, evaluate_all,
         loss_fn=loss_fn, scheduler=sched, autocast=amp,
         after_step=(lambda: ema.update_parameters(model)) if ema is not None else None,
-        desc=f"cifar-speedrun seed {cfg.seed}", progress=progress,
-        history_path=out_dir / "history.csv")
+        desc=f"cifar-speedrun seed {cfg.seed}", progress=progress if dist.is_main else False,
+        history_path=out_dir / "history.csv" if dist.is_main else None)
     logits, labels = predict_tta(evaluated, held, amp, cfg.tta)
     wall_s = time.perf_counter() - t0
     loss, acc = loss_acc(logits, labels)
@@ -187,10 +190,13 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
                      "images_per_s": sum(history.column("images_per_s")) / len(history),
                      "n_params": sum(p.numel() for p in model.parameters()),
                      "n_train": len(train.y), f"n_{ev}": len(labels),
-                     "device": device.type, "precision": precision}
+                     "device": device.type, "precision": precision,
+                     "world_size": dist.world_size}
     for m in MILESTONES:  # seconds since start when an epoch's eval first reached m
         reached = [r["since_start_s"] for r in history if r[f"{ev}_acc"] >= m]
         metrics[f"time_to_{round(m * 100)}_s"] = reached[0] if reached else None
+    if not dist.is_main:
+        return metrics
     save_json(out_dir / "metrics.json", metrics)
     torch.save({"model": evaluated.state_dict(), "config": asdict(cfg)}, out_dir / "model.pt")
     figures(history, logits, labels, splits, out_dir,
