@@ -44,6 +44,13 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
            ("none", ["--lr", "1e-3", "--curriculum-start", "60", "--input", "scalar",
                      "--init", "default"], "none of it: the study's cell with Adam lr 1e-3"),
        ]},
+    # CIFAR-10 (set NNLAB_DATA or pass --data): the pure MLP, 3 seeds each, one after the other.
+    "cifar-mlp-best": (["cifar-mlp", "--recipe", "best", "--seeds", "3"],
+                       "Part I.3: the strongest pure MLP, validation accuracy over 3 seeds",
+                       "90 min"),
+    "cifar-mlp-study": (["cifar-mlp", "--recipe", "study", "--seeds", "3"],
+                        "Part I.3: the study's kind of MLP, validation accuracy over 3 seeds",
+                        "10 min"),
     # How far the long recipe goes: a longer T for each cell, 15 minutes each.
     "palindrome-push-rnn": (["palindrome", "--recipe", "long", "--cell", "rnn", "--length",
                              "1000", "--eval-every", "50", "--steps", "100000",

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nnlab.cli import main
+from nnlab.engine import History
 from nnlab.experiments import cifar_cnn, cifar_speedrun
 
 
@@ -48,7 +49,12 @@ def test_speedrun_learns_and_reaches_a_milestone(learnable_cifar, nnlab_cache, t
     cfg = cifar_speedrun.Config(widths="16,32,32", epochs=10, batch_size=50, val_size=100,
                                 whiten_eps=1.0, data=str(learnable_cifar))
     metrics = cifar_speedrun.run(cfg, tmp_path, progress=False)
-    assert metrics["val_acc"] >= 0.9
+    assert metrics["val_acc"] >= 0.8  # chance is 0.1; seeds 0-3 give 0.90-0.97
+    # Each milestone's time is the clock of the first epoch whose accuracy reached it.
+    rows = History.load_csv(tmp_path / "history.csv")
+    for m in (90, 92, 93, 94):
+        reached = [r["since_start_s"] for r in rows if r["val_acc"] >= m / 100]
+        assert metrics[f"time_to_{m}_s"] == (reached[0] if reached else None)
     assert metrics["time_to_90_s"] is not None and metrics["time_to_90_s"] <= metrics["wall_s"]
 
 
@@ -64,12 +70,13 @@ def test_bad_values_are_one_line(name, argv, tmp_path, capsys):
 
 def test_tta_views_keep_shapes():
     from nnlab.data.cifar10 import Loader, channel_stats
+    from nnlab.experiments.cifar_common import predict
     from nnlab.models.cnn import SpeedrunNet
 
     x = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
     y = torch.randint(0, 10, (20,))
     loader = Loader(x, y, 8, *channel_stats(x))
-    logits, labels = cifar_speedrun.predict_tta(SpeedrunNet((8, 8, 8)), loader,
+    logits, labels = predict(SpeedrunNet((8, 8, 8)), loader,
                                                 contextlib.nullcontext,
                                                 "flip+translate")
     assert logits.shape == (20, 10) and torch.equal(labels, y)

@@ -115,7 +115,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
             return autocast(device, precision)
 
         def evaluate_all(model: nn.Module = model) -> dict[str, float]:
-            loss, acc = loss_acc(*predict(model, held, amp, tta_flip=False))
+            loss, acc = loss_acc(*predict(model, held, amp, "none"))
             return {f"{ev}_loss": loss, f"{ev}_acc": acc}
 
         t0 = time.perf_counter()
@@ -124,7 +124,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
                          scheduler=sched, autocast=amp, desc=f"cifar-cnn {name}",
                          progress=progress if dist.is_main else False,
                          tags={"optimizer": name})
-        logits, labels = predict(model, held, amp, tta_flip=cfg.tta)
+        logits, labels = predict(model, held, amp, "flip" if cfg.tta else "none")
         wall_s = time.perf_counter() - t0
         history.extend(h)
         accs = h.column(f"{ev}_acc")

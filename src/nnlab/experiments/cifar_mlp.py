@@ -191,7 +191,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
         return autocast(device, precision)
 
     def evaluate_all() -> dict[str, float]:  # per epoch: no TTA, to keep epochs cheap
-        loss, acc = loss_acc(*predict(evaluated, held, amp, tta_flip=False))
+        loss, acc = loss_acc(*predict(evaluated, held, amp, "none"))
         return {f"{splits.eval_name}_loss": loss, f"{splits.eval_name}_acc": acc}
 
     def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -206,10 +206,10 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
         desc=f"cifar-mlp {cfg.recipe} seed {cfg.seed}",
         progress=progress if dist.is_main else False,
         history_path=out_dir / "history.csv" if dist.is_main else None)
-    logits, labels = predict(evaluated, held, amp, tta_flip=cfg.tta == "on")
+    logits, labels = predict(evaluated, held, amp, "flip" if cfg.tta == "on" else "none")
     wall_s = time.perf_counter() - t0
     loss, acc = loss_acc(logits, labels)
-    _, plain_acc = loss_acc(*predict(evaluated, held, amp, tta_flip=False))
+    _, plain_acc = loss_acc(*predict(evaluated, held, amp, "none"))
 
     name = splits.eval_name
     last = history.last

@@ -22,7 +22,7 @@ from nnlab.data.cifar10 import Loader, translate
 from nnlab.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
 from nnlab.engine import distributed, train_epochs
 from nnlab.errors import ConfigError
-from nnlab.experiments.cifar_common import figures, loss_acc, make_splits
+from nnlab.experiments.cifar_common import TTA, figures, loss_acc, make_splits, predict
 from nnlab.models.cnn import SpeedrunNet
 
 MILESTONES = (0.90, 0.92, 0.93, 0.94)
@@ -42,7 +42,7 @@ class Config:
     whiten_eps: float = option(5e-4, "eigenvalue floor of the patch whitening")
     ema: float = option(0.0, "decay of an EMA of the weights that is evaluated; 0 = off")
     tta: str = option("flip+translate", "test-time augmentation",
-                      choices=("none", "flip", "flip+translate"))
+                      choices=TTA)
     data: str = option("", "CIFAR-10 source: torchvision root, image folder or .tar.gz "
                            "(default $NNLAB_DATA or ~/.cache/nnlab/cifar10)")
     val_size: int = option(5000, "validation images carved from train (stratified, fixed)")
@@ -83,30 +83,6 @@ def _batches(loader: Loader, flips: torch.Tensor, pixels: int, gen: torch.Genera
             xb = translate(xb, pixels, loader.aug_gen)
             yield xb.contiguous(memory_format=loader.memory_format), loader.y[idx]
     return epoch_batches
-
-
-@torch.no_grad()
-def predict_tta(model: nn.Module, loader: Loader, amp, tta: str
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (N, classes) averaged over the views ``tta`` names: the image; its mirror;
-    and, for flip+translate, the image and its mirror each shifted one pixel both ways."""
-    model.eval()
-    logits, labels = [], []
-    for xb, yb in loader:
-        views = [xb]
-        if tta != "none":
-            views.append(xb.flip(3))
-        if tta == "flip+translate":
-            pad = nn.functional.pad(xb, (1,) * 4, mode="reflect")
-            shifted = [pad[:, :, :-2, :-2], pad[:, :, 2:, 2:]]
-            views += shifted + [v.flip(3) for v in shifted]
-        with amp():
-            out = sum(model(v.contiguous(memory_format=loader.memory_format)).float()
-                      for v in views) / len(views)
-        logits.append(out)
-        labels.append(yb)
-    model.train()
-    return torch.cat(logits), torch.cat(labels)
 
 
 def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
@@ -166,7 +142,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     ev = splits.eval_name
 
     def evaluate_all() -> dict[str, float]:  # per epoch, without TTA: the milestone clock
-        loss, acc = loss_acc(*predict_tta(evaluated, held, amp, "none"))
+        loss, acc = loss_acc(*predict(evaluated, held, amp, "none"))
         return {f"{ev}_loss": loss, f"{ev}_acc": acc, "since_start_s": time.perf_counter() - t0}
 
     def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -180,7 +156,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
         after_step=(lambda: ema.update_parameters(model)) if ema is not None else None,
         desc=f"cifar-speedrun seed {cfg.seed}", progress=progress if dist.is_main else False,
         history_path=out_dir / "history.csv" if dist.is_main else None)
-    logits, labels = predict_tta(evaluated, held, amp, cfg.tta)
+    logits, labels = predict(evaluated, held, amp, cfg.tta)
     wall_s = time.perf_counter() - t0
     loss, acc = loss_acc(logits, labels)
 
