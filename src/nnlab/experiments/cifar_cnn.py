@@ -18,10 +18,10 @@ from torch import nn
 
 from nnlab.config import check_choice, check_positive, option, save_json
 from nnlab.data.cifar10 import Augment, Loader
-from nnlab.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
+from nnlab.device import autocast, resolve_device, resolve_precision
 from nnlab.engine import History, distributed, train_epochs
 from nnlab.errors import ConfigError
-from nnlab.experiments.cifar_common import figures, loss_acc, make_splits, predict
+from nnlab.experiments.cifar_common import CifarOptions, figures, loss_acc, make_splits, predict
 from nnlab.models.cnn import VGGReduced
 from nnlab.plots import plot_curves
 
@@ -29,7 +29,7 @@ STUDY_LR = {"adam": 1e-3, "sgd": 1e-2}
 
 
 @dataclass
-class Config:
+class Config(CifarOptions):
     optimizer: str = option("both", "adam, sgd, or both from the same initial weights",
                             choices=("adam", "sgd", "both"))
     epochs: int = option(100, "passes over the training split (the study: 100)")
@@ -43,15 +43,7 @@ class Config:
     flip: bool = option(False, "random horizontal flips")
     translate: int = option(0, "random translation up to this many pixels (reflect padding)")
     tta: bool = option(False, "average logits over each image and its mirror image at eval")
-    data: str = option("", "CIFAR-10 source: torchvision root, image folder or .tar.gz "
-                           "(default $NNLAB_DATA or ~/.cache/nnlab/cifar10)")
-    val_size: int = option(5000, "validation images carved from train (stratified, fixed)")
-    final: bool = option(False, "train on all of train, evaluate on the source's test split")
-    device: str = option("auto", "cuda, then mps, then cpu", choices=DEVICES)
-    precision: str = option("auto", "bf16 autocast or fp32; auto = bf16 on CUDA and on CPUs "
-                                    "with native bf16", choices=PRECISIONS)
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
-    seed: int = option(0, "seeds the initial weights, batch order and augmentation")
     quick: bool = option(False, "smoke run in seconds: 500 images, 2 epochs")
 
     def __post_init__(self) -> None:

@@ -9,10 +9,35 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nnlab.config import option
 from nnlab.data.cifar10 import Cifar, channel_stats, load_cifar10, stratified_split
+from nnlab.device import DEVICES, PRECISIONS
 from nnlab.engine import History
 from nnlab.errors import ConfigError
 from nnlab.plots import plot_confusion, plot_curves
+
+
+@dataclass
+class CifarOptions:
+    """The flags every CIFAR experiment's Config has (its own fields come after these)."""
+
+    data: str = option("", "CIFAR-10 source: torchvision root, image folder or .tar.gz "
+                           "(default $NNLAB_DATA or ~/.cache/nnlab/cifar10)")
+    val_size: int = option(5000, "validation images carved from train (stratified, fixed)")
+    final: bool = option(False, "train on all of train, evaluate on the source's test split")
+    device: str = option("auto", "cuda, then mps, then cpu", choices=DEVICES)
+    precision: str = option("auto", "bf16 autocast or fp32; auto = bf16 on CUDA and on CPUs "
+                                    "with native bf16", choices=PRECISIONS)
+    seed: int = option(0, "seeds the weights, batch order and augmentation (not the split)")
+
+
+def make_ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers (None when decay is
+    0); call ``.update_parameters(model)`` after each step and evaluate ``.module``."""
+    if decay <= 0:
+        return None
+    return torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 @dataclass

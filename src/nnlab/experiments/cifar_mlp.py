@@ -19,10 +19,17 @@ from torch import nn
 
 from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
 from nnlab.data.cifar10 import Augment, Loader, fit_zca
-from nnlab.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
+from nnlab.device import autocast, resolve_device, resolve_precision
 from nnlab.engine import History, distributed, train_epochs
 from nnlab.errors import ConfigError
-from nnlab.experiments.cifar_common import figures, loss_acc, make_splits, predict
+from nnlab.experiments.cifar_common import (
+    CifarOptions,
+    figures,
+    loss_acc,
+    make_ema,
+    make_splits,
+    predict,
+)
 from nnlab.models.mlp import ACTIVATIONS, BLOCKS, NORMS, ImageMLP
 from nnlab.plots import plot_seed_curves
 
@@ -44,13 +51,9 @@ R = "recipe"  # a string flag left at this value takes the recipe's setting
 
 
 @dataclass
-class Config:
+class Config(CifarOptions):
     recipe: str = option("best", "starting point for every flag left at 'recipe' or -1",
                          choices=tuple(RECIPES))
-    data: str = option("", "CIFAR-10 source: torchvision root, image folder or .tar.gz "
-                           "(default $NNLAB_DATA or ~/.cache/nnlab/cifar10)")
-    val_size: int = option(5000, "validation images carved from train (stratified, fixed)")
-    final: bool = option(False, "train on all of train, evaluate on the source's test split")
     widths: str = option(R, "hidden widths, comma-separated (e.g. 2048,2048,2048)")
     activation: str = option(R, "hidden activation", choices=(R, *ACTIVATIONS))
     norm: str = option(R, "normalisation after each hidden Linear", choices=(R, *NORMS))
@@ -76,10 +79,6 @@ class Config:
                               "evaluated instead of the weights; 0 = off")
     tta: str = option(R, "average each image's logits with its mirror image's at evaluation",
                       choices=(R, "on", "off"))
-    device: str = option("auto", "cuda, then mps, then cpu", choices=DEVICES)
-    precision: str = option("auto", "bf16 autocast or fp32; auto = bf16 on CUDA and on CPUs "
-                                    "with native bf16", choices=PRECISIONS)
-    seed: int = option(0, "seeds the weights, batch order and augmentation (not the split)")
     quick: bool = option(False, "smoke run in seconds: 500 images, tiny network, 2 epochs")
 
     def __post_init__(self) -> None:
@@ -180,11 +179,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     model = build_model(cfg, len(splits.classes)).to(device)
     steps = cfg.epochs * len(train)
     optimizer, scheduler = _optimizer(cfg, model, steps)
-    ema = None
-    if cfg.ema > 0:
-        ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema),
-            use_buffers=True)
+    ema = make_ema(model, cfg.ema)
     evaluated = ema.module if ema is not None else model
 
     def amp():

@@ -19,17 +19,25 @@ from torch import nn
 
 from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
 from nnlab.data.cifar10 import Loader, translate
-from nnlab.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
+from nnlab.device import autocast, resolve_device, resolve_precision
 from nnlab.engine import distributed, train_epochs
 from nnlab.errors import ConfigError
-from nnlab.experiments.cifar_common import TTA, figures, loss_acc, make_splits, predict
+from nnlab.experiments.cifar_common import (
+    TTA,
+    CifarOptions,
+    figures,
+    loss_acc,
+    make_ema,
+    make_splits,
+    predict,
+)
 from nnlab.models.cnn import SpeedrunNet
 
 MILESTONES = (0.90, 0.92, 0.93, 0.94)
 
 
 @dataclass
-class Config:
+class Config(CifarOptions):
     widths: str = option("64,256,256", "channels of the three conv groups")
     epochs: int = option(10, "passes over the training split")
     batch_size: int = option(1024, "images per step")
@@ -43,15 +51,7 @@ class Config:
     ema: float = option(0.0, "decay of an EMA of the weights that is evaluated; 0 = off")
     tta: str = option("flip+translate", "test-time augmentation",
                       choices=TTA)
-    data: str = option("", "CIFAR-10 source: torchvision root, image folder or .tar.gz "
-                           "(default $NNLAB_DATA or ~/.cache/nnlab/cifar10)")
-    val_size: int = option(5000, "validation images carved from train (stratified, fixed)")
-    final: bool = option(False, "train on all of train, evaluate on the source's test split")
-    device: str = option("auto", "cuda, then mps, then cpu", choices=DEVICES)
-    precision: str = option("auto", "bf16 autocast or fp32; auto = bf16 on CUDA and on CPUs "
-                                    "with native bf16", choices=PRECISIONS)
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
-    seed: int = option(0, "seeds the initial weights, batch order and augmentation")
     quick: bool = option(False, "smoke run in seconds: 500 images, narrow network, 2 epochs")
 
     def __post_init__(self) -> None:
@@ -129,11 +129,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     warm = max(1, int(cfg.warmup * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / (steps - warm)))
-    ema = None
-    if cfg.ema > 0:
-        ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema),
-            use_buffers=True)
+    ema = make_ema(model, cfg.ema)
     evaluated = ema.module if ema is not None else model
 
     def amp():
