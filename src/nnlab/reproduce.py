@@ -51,6 +51,9 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
     "cifar-mlp-study": (["cifar-mlp", "--recipe", "study", "--seeds", "3"],
                         "Part I.3: the study's kind of MLP, validation accuracy over 3 seeds",
                         "10 min"),
+    "cifar-speedrun-2ep": (["cifar-speedrun", "--epochs", "2"],
+                           "Part II: the speedrun recipe squeezed into 2 epochs (a sanity run)",
+                           "15 min"),
     # How far the long recipe goes: a longer T for each cell, 15 minutes each.
     "palindrome-push-rnn": (["palindrome", "--recipe", "long", "--cell", "rnn", "--length",
                              "1000", "--eval-every", "50", "--steps", "100000",
