@@ -31,6 +31,14 @@ class CifarOptions:
     seed: int = option(0, "seeds the weights, batch order and augmentation (not the split)")
 
 
+def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Optimizer parameter groups: weight decay on weight matrices and kernels, none on
+    biases and normalisation parameters (the usual practice); frozen parameters left out."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
 def make_ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
     """An exponential moving average of ``model``'s weights and buffers (None when decay is
     0); call ``.update_parameters(model)`` after each step and evaluate ``.module``."""

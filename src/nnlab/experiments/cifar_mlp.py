@@ -29,6 +29,7 @@ from nnlab.experiments.cifar_common import (
     make_ema,
     make_splits,
     predict,
+    weight_decay_groups,
 )
 from nnlab.models.mlp import ACTIVATIONS, BLOCKS, NORMS, ImageMLP
 from nnlab.plots import plot_seed_curves
@@ -122,11 +123,7 @@ def build_model(cfg: Config, n_classes: int = 10) -> ImageMLP:
 
 
 def _optimizer(cfg: Config, model: nn.Module, steps: int):
-    # No weight decay on biases and normalisation parameters (the usual practice).
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": rest, "weight_decay": 0.0}]
+    groups = weight_decay_groups(model, cfg.weight_decay)
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     elif cfg.optimizer == "adamw":
@@ -204,7 +201,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     logits, labels = predict(evaluated, held, amp, "flip" if cfg.tta == "on" else "none")
     wall_s = time.perf_counter() - t0
     loss, acc = loss_acc(logits, labels)
-    _, plain_acc = loss_acc(*predict(evaluated, held, amp, "none"))
+    plain_acc = history.last[f"{splits.eval_name}_acc"]  # the last epoch's, without TTA
 
     name = splits.eval_name
     last = history.last

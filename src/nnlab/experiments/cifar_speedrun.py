@@ -30,6 +30,7 @@ from nnlab.experiments.cifar_common import (
     make_ema,
     make_splits,
     predict,
+    weight_decay_groups,
 )
 from nnlab.models.cnn import SpeedrunNet
 
@@ -120,12 +121,8 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
 
     steps = epochs * len(train)
     lr = cfg.lr * batch / 512
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim > 1]
-    rest = [p for p in params if p.ndim <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                           {"params": rest, "weight_decay": 0.0}],
-                          lr=lr, momentum=cfg.momentum, nesterov=True)
+    opt = torch.optim.SGD(weight_decay_groups(model, cfg.weight_decay), lr=lr,
+                          momentum=cfg.momentum, nesterov=True)
     warm = max(1, int(cfg.warmup * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / (steps - warm)))
