@@ -33,6 +33,7 @@ from nnlab.experiments.cifar_common import (
     weight_decay_groups,
 )
 from nnlab.models.cnn import SpeedrunNet
+from nnlab.plots import plot_time_to_accuracy
 
 MILESTONES = (0.90, 0.92, 0.93, 0.94)
 
@@ -42,9 +43,11 @@ class Config(CifarOptions):
     widths: str = option("64,256,256", "channels of the three conv groups")
     epochs: int = option(10, "passes over the training split")
     batch_size: int = option(1024, "images per step")
-    lr: float = option(0.4, "peak learning rate for a batch of 512 (scaled linearly)")
+    lr: float = option(0.75, "peak learning rate for a batch of 512 (scaled linearly)")
+    bias_lr_scale: float = option(64.0, "BatchNorm shifts learn this many times faster (their "
+                                  "weight decay divided by it, so all decay alike per step)")
     momentum: float = option(0.85, "Nesterov momentum")
-    weight_decay: float = option(5e-4, "weight decay (L2)")
+    weight_decay: float = option(5e-5, "weight decay (L2, as SGD's weight_decay)")
     warmup: float = option(0.2, "fraction of steps warming up linearly; then linear decay to 0")
     label_smoothing: float = option(0.2, "label smoothing of the cross-entropy")
     translate: int = option(2, "random translation up to this many pixels (reflect padding)")
@@ -58,7 +61,8 @@ class Config(CifarOptions):
     def __post_init__(self) -> None:
         for name in ("tta", "device", "precision"):
             check_choice(self, name)
-        check_positive(self, "epochs", "batch_size", "lr", "val_size", "whiten_eps")
+        check_positive(self, "epochs", "batch_size", "lr", "bias_lr_scale", "val_size",
+                       "whiten_eps")
         parse_sizes(self.widths)
         for name in ("momentum", "warmup", "label_smoothing", "ema"):
             if not 0 <= getattr(self, name) < 1:
@@ -88,7 +92,7 @@ def _batches(loader: Loader, flips: torch.Tensor, pixels: int, gen: torch.Genera
 
 def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
     """Train once; write config.json, history.csv, metrics.json (accuracy, wall_s, time to
-    each milestone), model.pt, curves.png, confusion.png."""
+    each milestone), model.pt, curves.png, confusion.png, time_to_accuracy.png."""
     cfg = config
     dist, device = distributed.setup(resolve_device(cfg.device))
     precision = resolve_precision(cfg.precision, device)
@@ -121,8 +125,9 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
 
     steps = epochs * len(train)
     lr = cfg.lr * batch / 512
-    opt = torch.optim.SGD(weight_decay_groups(model, cfg.weight_decay), lr=lr,
-                          momentum=cfg.momentum, nesterov=True)
+    weights, shifts = weight_decay_groups(model, cfg.weight_decay)
+    shifts.update(lr=lr * cfg.bias_lr_scale, weight_decay=cfg.weight_decay / cfg.bias_lr_scale)
+    opt = torch.optim.SGD([weights, shifts], lr=lr, momentum=cfg.momentum, nesterov=True)
     warm = max(1, int(cfg.warmup * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / (steps - warm)))
@@ -168,9 +173,20 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
         return metrics
     save_json(out_dir / "metrics.json", metrics)
     torch.save({"model": evaluated.state_dict(), "config": asdict(cfg)}, out_dir / "model.pt")
-    figures(history, logits, labels, splits, out_dir,
-            f"speedrun net {widths}, {epochs} epochs, batch {batch}, seed {cfg.seed}")
+    title = f"speedrun net {widths}, {epochs} epochs, batch {batch}, seed {cfg.seed}"
+    figures(history, logits, labels, splits, out_dir, title)
+    plot_time_to_accuracy([out_dir / "history.csv"], out_dir / "time_to_accuracy.png",
+                          [m for m in MILESTONES if m <= acc + 0.02], title=title)
     return metrics
+
+
+def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
+    """time_to_accuracy.png: every seed's held-out accuracy against minutes since start."""
+    paths = sorted(Path(out_dir).glob("seed*/history.csv"))
+    best = max(r.get("val_acc", r.get("test_acc", 0.0)) for r in runs)
+    plot_time_to_accuracy(paths, Path(out_dir) / "time_to_accuracy.png",
+                          [m for m in MILESTONES if m <= best + 0.02],
+                          title=f"cifar-speedrun, {len(runs)} seeds")
 
 
 def summarize(metrics: dict) -> str:
