@@ -90,6 +90,16 @@ def _batches(loader: Loader, flips: torch.Tensor, pixels: int, gen: torch.Genera
     return epoch_batches
 
 
+def milestone_times(rows, split: str = "val") -> dict[str, float | None]:
+    """{'time_to_90_s': ..., ...}: the ``since_start_s`` of the first row (epoch) whose
+    ``<split>_acc`` reached each of MILESTONES; None for a milestone never reached."""
+    times: dict[str, float | None] = {}
+    for m in MILESTONES:
+        reached = [r["since_start_s"] for r in rows if r[f"{split}_acc"] >= m]
+        times[f"time_to_{round(m * 100)}_s"] = reached[0] if reached else None
+    return times
+
+
 def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
     """Train once; write config.json, history.csv, metrics.json (accuracy, wall_s, time to
     each milestone), model.pt, curves.png, confusion.png, time_to_accuracy.png."""
@@ -166,9 +176,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
                      "n_train": len(train.y), f"n_{ev}": len(labels),
                      "device": device.type, "precision": precision,
                      "world_size": dist.world_size}
-    for m in MILESTONES:  # seconds since start when an epoch's eval first reached m
-        reached = [r["since_start_s"] for r in history if r[f"{ev}_acc"] >= m]
-        metrics[f"time_to_{round(m * 100)}_s"] = reached[0] if reached else None
+    metrics.update(milestone_times(history, ev))
     if not dist.is_main:
         return metrics
     save_json(out_dir / "metrics.json", metrics)
