@@ -51,9 +51,15 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
     "cifar-mlp-study": (["cifar-mlp", "--recipe", "study", "--seeds", "3"],
                         "Part I.3: the study's kind of MLP, validation accuracy over 3 seeds",
                         "10 min"),
-    "cifar-speedrun-2ep": (["cifar-speedrun", "--epochs", "2"],
-                           "Part II: the speedrun recipe squeezed into 2 epochs (a sanity run)",
-                           "15 min"),
+    # Part II on a 2-core CPU: the study's CNN for 10 of its 100 epochs, and the speedrun
+    # recipe narrowed to fit a CPU (the full-width recipe is about an hour per run there).
+    "cifar-cnn-study-10ep": (["cifar-cnn", "--optimizer", "both", "--epochs", "10"],
+                             "Part II: the study's VGG, Adam vs SGD from the same weights, "
+                             "10 epochs", "40-60 min"),
+    "cifar-speedrun-cpu": (["cifar-speedrun", "--widths", "32,64,64", "--epochs", "8",
+                            "--batch-size", "256", "--seeds", "3"],
+                           "Part II: the speedrun recipe sized for a CPU, 3 seeds",
+                           "30-50 min"),
     # How far the long recipe goes: a longer T for each cell, 15 minutes each.
     "palindrome-push-rnn": (["palindrome", "--recipe", "long", "--cell", "rnn", "--length",
                              "1000", "--eval-every", "50", "--steps", "100000",
