@@ -17,7 +17,8 @@ def test_cnn_quick_both_optimizers_from_the_same_weights(learnable_cifar, nnlab_
                  str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"config.json", "history.csv", "metrics.json", "curves.png", "curves-adam.png",
-            "curves-sgd.png", "confusion-adam.png", "model-adam.pt", "model-sgd.pt"} <= names
+            "curves-sgd.png", "confusion-adam.png", "model-adam.pt", "model-sgd.pt",
+            "history-adam.csv", "history-sgd.csv"} <= names
     metrics = json.loads((out / "metrics.json").read_text())
     for name in ("adam", "sgd"):
         assert {"final_val_acc", "best_val_acc", "best_epoch", "wall_s",

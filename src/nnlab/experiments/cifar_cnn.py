@@ -64,9 +64,10 @@ class Config(CifarOptions):
 
 
 def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
-    """Train VGGReduced with each optimizer asked for; write config.json, history.csv (a row
-    per optimizer and epoch), metrics.json (one block per optimizer), model-<opt>.pt,
-    curves-<opt>.png, confusion-<opt>.png and, for both, curves.png on shared axes."""
+    """Train VGGReduced with each optimizer asked for; write config.json, history-<opt>.csv
+    (written every epoch while it trains), history.csv (a row per optimizer and epoch),
+    metrics.json (one block per optimizer), model-<opt>.pt, curves-<opt>.png,
+    confusion-<opt>.png and, for both, curves.png on shared axes."""
     cfg = config
     dist, device = distributed.setup(resolve_device(cfg.device))
     precision = resolve_precision(cfg.precision, device)
@@ -115,7 +116,8 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
                          lambda epoch, train=train: train, epochs, evaluate_all,
                          scheduler=sched, autocast=amp, desc=f"cifar-cnn {name}",
                          progress=progress if dist.is_main else False,
-                         tags={"optimizer": name})
+                         tags={"optimizer": name},  # saved every epoch: long runs
+                         history_path=out_dir / f"history-{name}.csv" if dist.is_main else None)
         logits, labels = predict(model, held, amp, "flip" if cfg.tta else "none")
         wall_s = time.perf_counter() - t0
         history.extend(h)
