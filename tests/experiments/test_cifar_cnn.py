@@ -57,6 +57,16 @@ def test_speedrun_learns(learnable_cifar, nnlab_cache, tmp_path):
     assert (tmp_path / "time_to_accuracy.png").stat().st_size > 0
 
 
+def test_train_limit_keeps_the_validation_split(learnable_cifar, nnlab_cache):
+    from nnlab.experiments.cifar_common import limit_train, make_splits
+
+    full = make_splits(str(learnable_cifar), 100, False)
+    small = limit_train(full, 50)
+    assert len(small.y_train) == 50 and torch.bincount(small.y_train).tolist() == [5] * 10
+    assert torch.equal(small.x_eval, full.x_eval) and torch.equal(small.mean, full.mean)
+    assert limit_train(full, 10_000) is full
+
+
 def test_milestone_times_take_the_first_epoch_that_reaches_each():
     rows = [{"val_acc": a, "since_start_s": t}
             for a, t in [(0.5, 10.0), (0.91, 20.0), (0.90, 30.0), (0.93, 40.0)]]
@@ -70,6 +80,7 @@ def test_milestone_times_take_the_first_epoch_that_reaches_each():
 @pytest.mark.parametrize("name, argv", [
     ("cifar-cnn", ["--momentum", "1.5"]), ("cifar-cnn", ["--translate", "-1"]),
     ("cifar-speedrun", ["--widths", "0,4"]), ("cifar-speedrun", ["--epochs", "0"]),
+    ("cifar-speedrun", ["--train-limit", "-5"]),
 ])
 def test_bad_values_are_one_line(name, argv, tmp_path, capsys):
     code = main(["run", name, "--quick", *argv, "--out", str(tmp_path / "run")])

@@ -30,6 +30,14 @@ def test_speedrun_net_shapes_and_frozen_parts():
     assert bns and not any(b.weight.requires_grad for b in bns)
 
 
+def test_speedrun_convs_start_as_the_identity():
+    model = SpeedrunNet((16, 32, 32)).eval()
+    conv = model.groups[1].net[0]  # 16 -> 32 channels: the first 16 filters pass x through
+    x = torch.randn(2, 16, 8, 8)
+    assert torch.allclose(conv(x)[:, :16], x)
+    assert not torch.allclose(SpeedrunNet((16, 32, 32), dirac=False).groups[1].net[0](x)[:, :16], x)
+
+
 def test_whitening_layer_whitens_the_patches_it_was_fitted_on():
     gen = torch.Generator().manual_seed(0)
     # Correlated images: smooth noise, channels mixed.

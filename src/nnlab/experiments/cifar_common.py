@@ -3,7 +3,7 @@ flip test-time augmentation, and the figures of a finished run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -83,6 +83,16 @@ def make_splits(data_path: str, val_size: int, final: bool, seed: int = 0,
         xt, yt, xe, ye, name = x[train_idx], y[train_idx], x[val_idx], y[val_idx], "val"
     mean, std = channel_stats(xt)
     return Splits(xt, yt, xe, ye, name, data.classes, mean, std)
+
+
+def limit_train(splits: Splits, n: int) -> Splits:
+    """``splits`` with a class-balanced subset of n training images (fixed, seed 1); the
+    held-out split and the normalisation statistics are unchanged, so results stay
+    comparable with full-data runs."""
+    if n >= len(splits.y_train):
+        return splits
+    keep, _ = stratified_split(splits.y_train, len(splits.y_train) - n, seed=1)
+    return replace(splits, x_train=splits.x_train[keep], y_train=splits.y_train[keep])
 
 
 TTA = ("none", "flip", "flip+translate")

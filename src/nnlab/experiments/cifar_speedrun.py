@@ -26,6 +26,7 @@ from nnlab.experiments.cifar_common import (
     TTA,
     CifarOptions,
     figures,
+    limit_train,
     loss_acc,
     make_ema,
     make_splits,
@@ -56,10 +57,14 @@ class Config(CifarOptions):
     tta: str = option("flip+translate", "test-time augmentation",
                       choices=TTA)
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
+    init: str = option("dirac", "conv init: dirac (identity filters first) or default "
+                       "(PyTorch's)", choices=("dirac", "default"))
+    train_limit: int = option(0, "train on a fixed class-balanced subset of this many images "
+                              "(0 = all); validation unchanged. For quick pilots")
     quick: bool = option(False, "smoke run in seconds: 500 images, narrow network, 2 epochs")
 
     def __post_init__(self) -> None:
-        for name in ("tta", "device", "precision"):
+        for name in ("tta", "device", "precision", "init"):
             check_choice(self, name)
         check_positive(self, "epochs", "batch_size", "lr", "bias_lr_scale", "val_size",
                        "whiten_eps")
@@ -68,6 +73,8 @@ class Config(CifarOptions):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1), "
                                   f"got {getattr(self, name)}")
+        if self.train_limit < 0:
+            raise ConfigError(f"--train-limit must be 0 (all) or positive, got {self.train_limit}")
         if not 0 <= self.translate <= 16:
             raise ConfigError(f"--translate must be between 0 and 16, got {self.translate}")
         resolve_device(self.device)
@@ -109,6 +116,8 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     t_data = time.perf_counter()
     splits = make_splits(cfg.data, min(cfg.val_size, 100) if cfg.quick else cfg.val_size,
                          cfg.final, limit=500 if cfg.quick else None)
+    if cfg.train_limit:
+        splits = limit_train(splits, cfg.train_limit)
     data_s = time.perf_counter() - t_data
     widths = (16, 32, 32) if cfg.quick else parse_sizes(cfg.widths)
     epochs = min(cfg.epochs, 2) if cfg.quick else cfg.epochs
@@ -127,7 +136,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()  # wall_s: whitening init + training + TTA evaluation
-    model = SpeedrunNet(widths, len(splits.classes)).to(device)
+    model = SpeedrunNet(widths, len(splits.classes), dirac=cfg.init == "dirac").to(device)
     n_fit = min(5000, len(train.y))
     model.init_whitening(((train.x[:n_fit].float() - train.mean) / train.std), cfg.whiten_eps)
     model = model.to(memory_format=fmt)
