@@ -56,6 +56,11 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
     "cifar-cnn-study-10ep": (["cifar-cnn", "--optimizer", "both", "--epochs", "10"],
                              "Part II: the study's VGG, Adam vs SGD from the same weights, "
                              "10 epochs", "40-60 min"),
+    **{f"cifar-cnn-improved-10ep-{opt}": (
+        ["cifar-cnn", "--optimizer", opt, "--flip", "--translate", "2", "--momentum", "0.9",
+         "--schedule", "cosine", "--tta", "--epochs", "10"],
+        f"Part II: the study's VGG with augmentation and a cosine lr, {opt}, 10 epochs",
+        "20-40 min") for opt in ("adam", "sgd")},
     "cifar-speedrun-cpu": (["cifar-speedrun", "--widths", "32,64,64", "--epochs", "8",
                             "--batch-size", "256", "--seeds", "3"],
                            "Part II: the speedrun recipe sized for a CPU, 3 seeds",
