@@ -2,8 +2,9 @@
 
 Built from public descriptions of the fastest known CIFAR-10 trainings ("How to train your
 ResNet", airbench): a frozen 2x2 patch-whitening first layer fitted to the training images'
-patch covariance, three conv groups with BatchNorm whose scales stay 1, Nesterov SGD with a
-linear warm-up and linear decay (lr scaled with the batch size), label smoothing, flips that
+patch covariance, three conv groups (convs Dirac-initialised) with BatchNorm whose scales
+stay 1, Nesterov SGD with a linear warm-up and linear decay (lr scaled with the batch size,
+BatchNorm shifts at 64x), label smoothing, flips that
 alternate between epochs plus small translations, an optional EMA of the weights, and flip /
 translate test-time augmentation. Each run records the time to every validation milestone.
 """
