@@ -168,20 +168,20 @@ def plot_seed_curves(paths: Sequence[str | Path], path: str | Path, title: str =
 
 
 def plot_time_to_accuracy(paths: Sequence[str | Path], path: str | Path,
-                          milestones: Sequence[float] = (), title: str = "",
-                          labels: Sequence[str] | None = None) -> Path:
+                          milestones: Sequence[float] = (), title: str = "") -> Path:
     """Held-out accuracy (val_acc or test_acc) against minutes since the run's clock started
     (the ``since_start_s`` column of each saved history), one line per run, with a dashed
-    line at each milestone accuracy."""
+    line at each milestone accuracy up to 2 points above the best one plotted."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    best = 0.0
     for i, p in enumerate(paths):
         h = History.load_csv(p)
         split = "test" if h.column("test_acc") else "val"
-        minutes = [s / 60 for s in h.column("since_start_s")]
-        label = labels[i] if labels is not None else Path(p).parent.name
-        ax.plot(minutes, h.column(f"{split}_acc"), "o-", ms=3,
-                color=COLORS[i % len(COLORS)], label=label)
-    for m in milestones:
+        acc = h.column(f"{split}_acc")
+        best = max(best, *acc)
+        ax.plot([s / 60 for s in h.column("since_start_s")], acc, "o-", ms=3,
+                color=COLORS[i % len(COLORS)], label=Path(p).parent.name)
+    for m in (m for m in milestones if m <= best + 0.02):
         ax.axhline(m, ls="--", lw=0.8, color="gray")
         ax.text(ax.get_xlim()[0], m, f" {m:.0%}", va="bottom", fontsize=7, color="gray")
     ax.set_xlabel("minutes since start (whitening fit + training + per-epoch evaluation)")
