@@ -21,7 +21,8 @@ def test_reproduce_commands_parse(capsys):
     for argv, _, _ in RESULTS.values():
         args = build_parser(["run", argv[0]]).parse_args(["run", *argv])
         module = experiments.load(args.experiment)
-        module.Config(**{k: getattr(args, k) for k in module.Config.__dataclass_fields__})
+        module.Config(**{k: getattr(args, k) for k in module.Config.__dataclass_fields__
+                         if hasattr(args, k)})
 
 
 def test_reproduce_unknown_name(capsys):

@@ -1,26 +1,35 @@
-"""nnlab list | run NAME [flags]
+"""nnlab list | run NAME [flags] | eval RUN_DIR | reproduce [NAME ...]
 
 Flags of ``run NAME`` are built from the experiment's ``Config`` dataclass: one flag per field,
-its help line, default and choices; ``--out`` and ``--overwrite`` are added for every
-experiment. Errors a user can cause end in one line on stderr and a non-zero exit.
+its help line, default and choices; the run options (``--out``, ``--overwrite``, ``--resume``,
+``--checkpoint-every``, ``--tensorboard``, ``--seeds``, ``--jobs``) are added for every
+experiment. Errors a user can cause end in one line on stderr and a non-zero exit; a run
+stopped by SIGINT/SIGTERM exits 130/143 with the command that resumes it.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import shlex
+import shutil
+import signal
 import sys
 import time
 import typing
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from nnlab import experiments
 from nnlab.config import flag_name, parse_sizes
-from nnlab.errors import ConfigError, NnlabError
+from nnlab.errors import ConfigError, Interrupted, NnlabError
 from nnlab.reproduce import RESULTS
-from nnlab.seeds import format_summary, run_seeds
+from nnlab.seeds import flatten, format_summary, run_seeds
+
+TTA = ("none", "flip", "flip+translate")  # as nnlab.experiments.cifar_common.TTA (no torch here)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,10 +47,13 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One flag per Config field. Defaults are suppressed (a flag not given is absent from
+    the parsed namespace), so --quick and --resume know exactly which flags the user gave;
+    the help still shows each field's default."""
     hints = typing.get_type_hints(config_cls)
     for field in dataclasses.fields(config_cls):
         kind = hints[field.name]
-        kwargs: dict = {"default": field.default, "help": field.metadata.get("help", "")}
+        kwargs: dict = {"default": argparse.SUPPRESS, "help": field.metadata.get("help", "")}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(kind) is tuple:
@@ -53,7 +65,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None
         if "choices" in field.metadata:
             kwargs.pop("metavar", None)
             kwargs["choices"] = field.metadata["choices"]
-        if kind is not bool and "%(default)" not in kwargs["help"]:
+        if kind is not bool:
             default = field.default
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
             kwargs["help"] += f" (default: {shown})"
@@ -64,14 +76,29 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; only the experiment named in ``argv`` (if any) is imported for its flags."""
     parser = _Parser(prog="nnlab", description="Train and compare the classic network "
                      "families: MLP, CNN, RNN.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
     sub.add_parser("list", help="list the experiments, one line each")
     rep = sub.add_parser("reproduce", help="re-run the commands behind the README's results "
                          "into runs/reproduce/NAME")
     rep.add_argument("names", nargs="*", metavar="NAME",
                      help=f"which results (default: all): {', '.join(RESULTS)}")
     rep.add_argument("--list", action="store_true", help="print the commands, run nothing")
-    rep.add_argument("--overwrite", action="store_true", help="re-run results already there")
+    rep.add_argument("--overwrite", action="store_true",
+                     help="re-run results already there from the start")
+    ev = sub.add_parser("eval", help="evaluate a saved run's model: nnlab eval RUN_DIR",
+                        description="Load a finished (or checkpointed) CIFAR or palindrome "
+                        "run's model and data state, print its loss and accuracy and write "
+                        "them to RUN_DIR/eval-<split>-<tta>.json. On a finished run with its "
+                        "own split and TTA it reproduces metrics.json.")
+    ev.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder")
+    ev.add_argument("--data", default=None, metavar="PATH",
+                    help="CIFAR-10 source (default: the one the run used)")
+    ev.add_argument("--split", choices=("val", "test"), default=None,
+                    help="held-out split (default: the run's own: val, or test for --final "
+                         "runs and palindromes)")
+    ev.add_argument("--tta", choices=TTA, default=None,
+                    help="CIFAR test-time augmentation (default: the run's own)")
     run = sub.add_parser("run", help="run one experiment: nnlab run NAME [flags]")
     names = run.add_subparsers(dest="experiment", required=True, metavar="NAME",
                                parser_class=_Parser)
@@ -81,57 +108,186 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         if name not in argv:
             continue
         _add_config_flags(p, experiments.load(name).Config)
-        p.add_argument("--out", type=Path, default=None, metavar="DIR",
+        g = p.add_argument_group("run options (not part of the config)")
+        g.add_argument("--out", type=Path, default=None, metavar="DIR",
                        help="run folder (default: runs/NAME/<timestamp>)")
-        p.add_argument("--overwrite", action="store_true",
-                       help="write into --out even if it already holds files")
-        p.add_argument("--seeds", type=int, default=1, metavar="N",
+        g.add_argument("--overwrite", action="store_true",
+                       help="clear --out first if it holds an earlier run")
+        g.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                       help="continue an interrupted run from its newest good checkpoint, "
+                            "with the config it started with; a finished run can be "
+                            "extended by raising --epochs (or --steps)")
+        g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                       help="checkpoint every N epochs (palindrome: evaluations); the newest "
+                            "two are kept (default: 1; toy: 100)")
+        g.add_argument("--tensorboard", action="store_true",
+                       help="log every history column and the final figures for "
+                            "TensorBoard in the run folder (pip install 'nnlab[tensorboard]')")
+        g.add_argument("--seeds", type=int, default=None, metavar="N",
                        help="run seeds --seed .. --seed+N-1, each in --out/seed<k>, and "
                             "report every metric as mean ± std (default: 1)")
-        p.add_argument("--jobs", type=int, default=1, metavar="N",
+        g.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="with --seeds: run N seeds at once in separate processes "
                             "(default: 1)")
     return parser
 
 
 def _run_dir(name: str, out: Path | None, overwrite: bool) -> Path:
+    """The folder of a new run: free, or cleared with --overwrite when it holds a run."""
     if out is None:
         out = Path("runs") / name / time.strftime("%Y%m%d-%H%M%S")
         while out.exists():  # two runs in the same second
             out = out.with_name(out.name + "-1")
     if out.exists() and not out.is_dir():
         raise NnlabError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise NnlabError(f"--out {out} is not empty; pass --overwrite to write over it, "
-                         "or choose another folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise NnlabError(f"--out {out} is not empty; pass --overwrite to write over it, "
+                             "or choose another folder")
+        if not any((out / f).exists() for f in ("config.json", "metrics.json")):
+            raise NnlabError(f"--out {out} holds files that are not an nnlab run; "
+                             "--overwrite clears only run folders")
+        shutil.rmtree(out)  # never a folder mixing two runs
     return out
+
+
+def _recorded(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise NnlabError(f"{run_dir}: no config.json; not an nnlab run folder")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise NnlabError(f"{path}: not readable JSON") from None
+
+
+def _config_from(module: ModuleType, recorded: dict) -> typing.Any:
+    fields = {f.name for f in dataclasses.fields(module.Config)}
+    try:
+        return module.Config(**{k: v for k, v in recorded.items() if k in fields})
+    except TypeError as e:
+        raise NnlabError(f"config.json does not fit this nnlab's {module.__name__} ({e})") \
+            from None
+
+
+# A resumed run keeps its config; these may still change (what it reads, where it runs).
+MAY_CHANGE_ON_RESUME = ("data", "device")
+EXTENDS = ("epochs", "steps")
+
+
+def _resumed_config(module: ModuleType, args: argparse.Namespace, given: dict) -> typing.Any:
+    """The config a run started with, plus the changes a resume allows; anything else that
+    differs from it is refused, naming the flag."""
+    recorded = _recorded(args.resume)
+    if recorded.get("experiment") != args.experiment:
+        raise NnlabError(f"--resume {args.resume}: that folder holds a "
+                         f"{recorded.get('experiment')} run, not {args.experiment}")
+    if args.out is not None and args.out.resolve() != args.resume.resolve():
+        raise NnlabError("--resume continues a run in its own folder; drop --out")
+    for flag in ("seeds", "jobs"):
+        value = getattr(args, flag)
+        if value is not None and value != recorded.get(flag, 1):
+            raise NnlabError(f"--resume: --{flag} {value} differs from the run's "
+                             f"{recorded.get(flag, 1)}")
+    config = _config_from(module, recorded)
+    changes = {}
+    for name, value in given.items():
+        old = getattr(config, name)
+        new = getattr(dataclasses.replace(config, **{name: value}), name)  # as the run stores it
+        if new == old or name in MAY_CHANGE_ON_RESUME:
+            changes[name] = value
+            continue
+        flag = f"--{flag_name(name)}"
+        if name not in EXTENDS:
+            raise NnlabError(f"--resume: {flag} {value} differs from the run's {old}; a resumed "
+                             "run keeps the config it started with (only --epochs/--steps "
+                             "may grow, --data and --device may change)")
+        if new < old:
+            raise NnlabError(f"--resume: {flag} may only grow (the run's is {old})")
+        if hasattr(config, "extendable") and not config.extendable():
+            raise NnlabError(f"--resume: {flag}: this run's learning-rate schedule is planned "
+                             "for its length, so it cannot be extended; start a new run")
+        changes[name] = value
+    return dataclasses.replace(config, **changes)
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
     module = experiments.load(args.experiment)
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)}
-    config = module.Config(**values)  # validates; raises ConfigError on bad values
-    if args.seeds < 1 or args.jobs < 1:
-        raise ConfigError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)
+             if hasattr(args, f.name)}
+    if args.resume is not None:
+        config = _resumed_config(module, args, given)
+        recorded = _recorded(args.resume)
+        seeds, jobs, out = recorded.get("seeds", 1), recorded.get("jobs", 1), args.resume
+    else:
+        # --quick is a set of defaults: a flag the user gave wins over it.
+        quick = module.Config.QUICK if given.get("quick") else {}
+        config = module.Config(**{**quick, **given})  # validates; ConfigError on bad values
+        out = None
+        seeds = 1 if args.seeds is None else args.seeds
+        jobs = 1 if args.jobs is None else args.jobs
+    if hasattr(config, "resolved"):
+        config = config.resolved()  # config.json records what runs, not the sentinels
+    if seeds < 1 or jobs < 1:
+        raise ConfigError(f"--seeds and --jobs must be >= 1, got {seeds} and {jobs}")
+    options = {"resume": args.resume is not None, "tensorboard": args.tensorboard,
+               "checkpoint_every": args.checkpoint_every}
     rank = int(os.environ.get("RANK", 0))  # under torchrun: only rank 0 checks and prints
-    if os.environ.get("WORLD_SIZE", "1") != "1":
-        if args.seeds > 1 or args.out is None:
-            raise ConfigError("under torchrun, pass --out DIR (every process must name the "
-                              "same folder) and run one seed at a time")
+    distributed = os.environ.get("WORLD_SIZE", "1") != "1"
+    if distributed and (seeds > 1 or (args.out is None and out is None)):
+        raise ConfigError("under torchrun, pass --out DIR (every process must name the "
+                          "same folder) and run one seed at a time")
+    if out is None:
         out = args.out if rank else _run_dir(args.experiment, args.out, args.overwrite)
-    else:
-        out = _run_dir(args.experiment, args.out, args.overwrite)
-    if args.seeds == 1:
-        summary = module.summarize(module.run(config, out))
-    else:
-        summary = format_summary(run_seeds(module, config, out, args.seeds, args.jobs))
-    if os.environ.get("WORLD_SIZE", "1") != "1":
-        from nnlab.engine import distributed
+    args.run_dir = out  # for the line that says how to resume
+    if seeds == 1:
+        from nnlab.engine.run import launch
 
-        distributed.teardown()
+        summary = module.summarize(launch(module, config, out, **options))
+    else:
+        summary = format_summary(run_seeds(module, config, out, seeds, jobs, **options))
+    if distributed:
+        from nnlab.engine import distributed as dist
+
+        dist.teardown()
     if rank == 0:
         print(summary)
         print(f"run folder: {out}")
+
+
+def _has_model(run_dir: Path) -> bool:
+    return any(run_dir.glob("model*.pt")) or any(run_dir.glob("checkpoint-*.pt"))
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    results = _evaluate(args.run_dir, args)
+    for key, value in flatten(results).items():
+        print(f"{key}  {value:.4f}")
+
+
+def _evaluate(run_dir: Path, args: argparse.Namespace) -> dict:
+    """Evaluate one run folder, or each sub-run (seeds, datasets, sweeps) of one."""
+    recorded = _recorded(run_dir)
+    name = recorded.get("experiment")
+    if name not in experiments.EXPERIMENTS:
+        raise NnlabError(f"{run_dir}: unknown experiment {name!r} in config.json")
+    module = experiments.load(name)
+    if not hasattr(module, "eval_run"):
+        raise NnlabError(f"nnlab eval takes CIFAR and palindrome runs; a {name} run is "
+                         "evaluated in full by nnlab run (see its metrics.json)")
+    if not _has_model(run_dir):
+        children = [p for p in sorted(run_dir.iterdir()) if (p / "config.json").is_file()]
+        if not children:
+            raise NnlabError(f"{run_dir}: no saved model or checkpoint to evaluate yet")
+        return {p.name: _evaluate(p, args) for p in children}
+    config = _config_from(module, recorded)
+    split = args.split or ("test" if getattr(config, "final", name == "palindrome") else "val")
+    from nnlab.engine.checkpoint import write_json_atomic
+
+    result = module.eval_run(run_dir, config, split, args.tta, args.data)
+    tta = result.get("tta")
+    write_json_atomic(run_dir / f"eval-{split}{'-' + tta if tta else ''}.json", result)
+    return result
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:
@@ -142,15 +298,24 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
         argv, what, cost = RESULTS[name]
         out = Path("runs") / "reproduce" / name
         command = ["run", *argv, "--out", str(out)]
-        print(f"[{name}] {what} (~{cost}): nnlab {' '.join(command)}", flush=True)
+        print(f"[{name}] {what} (~{cost}): nnlab {shlex.join(command)}", flush=True)
         if args.list:
             continue
-        if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-            print(f"[{name}] {out} already holds results; skipped (--overwrite re-runs it)")
+        if (out / "metrics.json").exists() and not args.overwrite:
+            print(f"[{name}] done: {out} holds its results (--overwrite re-runs it)")
             continue
-        code = main([*command, *(["--overwrite"] if args.overwrite else [])])
-        if code:
-            raise NnlabError(f"[{name}] failed with exit code {code}")
+        if (out / "config.json").exists() and not args.overwrite:
+            print(f"[{name}] resuming the interrupted run in {out}", flush=True)
+            command = ["run", argv[0], "--resume", str(out)]
+        elif args.overwrite:
+            command.append("--overwrite")
+        try:
+            _cmd_run(build_parser(command[:2]).parse_args(command))
+        except Interrupted as e:
+            e.resume = shlex.join(["nnlab", "reproduce", *args.names])
+            raise
+        except NnlabError as e:
+            raise NnlabError(f"[{name}] {e}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,14 +328,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:<{width}}  {experiments.describe(name)}")
         elif args.command == "run":
             _cmd_run(args)
+        elif args.command == "eval":
+            _cmd_eval(args)
         elif args.command == "reproduce":
             _cmd_reproduce(args)
     except NnlabError as e:
         print(f"nnlab: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("nnlab: interrupted", file=sys.stderr)
-        return 130
+    except (Interrupted, KeyboardInterrupt) as e:
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        where = f" ({e.where})" if isinstance(e, Interrupted) and e.where else ""
+        resume = getattr(e, "resume", None)
+        if resume is None and getattr(args, "run_dir", None) is not None:
+            resume = f"nnlab run {args.experiment} --resume {shlex.quote(str(args.run_dir))}"
+        hint = f"; resume with: {resume}" if resume else ""
+        print(f"nnlab: stopped by {signal.Signals(signum).name}{where}{hint}", file=sys.stderr)
+        return 128 + signum
     return 0
 
 

@@ -11,3 +11,15 @@ class ConfigError(NnlabError, ValueError):
 
 class TrainingDiverged(NnlabError):
     """The loss became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped a run (after a checkpoint, when one could be written).
+
+    Not an NnlabError: the CLI exits 128 + the signal's number (130 for Ctrl-C, 143 for
+    SIGTERM) and prints the command that resumes the run.
+    """
+
+    def __init__(self, signum: int, where: str = "") -> None:
+        super().__init__(signum, where)
+        self.signum, self.where = signum, where

@@ -170,7 +170,7 @@ def plot_seed_curves(paths: Sequence[str | Path], path: str | Path, title: str =
 def plot_time_to_accuracy(paths: Sequence[str | Path], path: str | Path,
                           milestones: Sequence[float] = (), title: str = "") -> Path:
     """Held-out accuracy (val_acc or test_acc) against minutes since the run's clock started
-    (the ``since_start_s`` column of each saved history), one line per run, with a dashed
+    (the ``wall_s`` column of each saved history), one line per run, with a dashed
     line at each milestone accuracy up to 2 points above the best one plotted."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     best = 0.0
@@ -179,7 +179,7 @@ def plot_time_to_accuracy(paths: Sequence[str | Path], path: str | Path,
         split = "test" if h.column("test_acc") else "val"
         acc = h.column(f"{split}_acc")
         best = max(best, *acc)
-        ax.plot([s / 60 for s in h.column("since_start_s")], acc, "o-", ms=3,
+        ax.plot([s / 60 for s in h.column("wall_s")], acc, "o-", ms=3,
                 color=COLORS[i % len(COLORS)], label=Path(p).parent.name)
     for m in (m for m in milestones if m <= best + 0.02):
         ax.axhline(m, ls="--", lw=0.8, color="gray")

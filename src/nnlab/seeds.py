@@ -10,8 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
-
-from nnlab.config import save_json
+from typing import Any
 
 
 def flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -37,34 +36,46 @@ def aggregate(runs: list[dict]) -> dict[str, float]:
     return out
 
 
-def _run_in_process(module_name: str, config, out_dir: Path, threads: int) -> dict:
+def _run_in_process(module_name: str, config, folder: Path, threads: int, options) -> dict:
     import torch  # here, not at the top: `nnlab list` should not pay for importing torch
 
+    from nnlab.engine.run import run_child, signals_handled
+
     torch.set_num_threads(threads)
-    return importlib.import_module(module_name).run(config, out_dir)
+    module = importlib.import_module(module_name)
+    with signals_handled():
+        return run_child(folder, module, config, options)
 
 
-def run_seeds(module: ModuleType, config, out_dir: Path, n_seeds: int,
-              jobs: int = 1) -> dict[str, float]:
-    """Run ``config`` with seeds seed, seed+1, ... in ``out_dir/seed<k>``; write and return the
-    aggregate (``metrics.json`` in ``out_dir``).
+def run_seeds(module: ModuleType, config, out_dir: Path, n_seeds: int, jobs: int = 1,
+              **options: Any) -> dict[str, float]:
+    """Run ``config`` with seeds seed, seed+1, ... as sub-runs ``out_dir/seed<k>``; write
+    (``metrics.json`` in ``out_dir``) and return the aggregate. Resumable like one run:
+    finished seeds are read back, an interrupted one continues from its checkpoint.
 
     ``jobs`` > 1 runs that many seeds at once, each in its own process with an equal share of
     the CPU threads: small networks use one core badly, so this is near ``jobs`` x faster.
     """
+    from nnlab.engine.run import Run, experiment_name, run_child, run_options, signals_handled
+
+    opts = run_options(module, **options)
     configs = [replace(config, seed=config.seed + k) for k in range(n_seeds)]
     dirs = [Path(out_dir) / f"seed{c.seed}" for c in configs]
-    if jobs <= 1:
-        runs = [module.run(c, d) for c, d in zip(configs, dirs, strict=True)]
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            runs = list(pool.map(_run_in_process, [module.__name__] * n_seeds, configs, dirs,
-                                 [threads] * n_seeds))
-    if hasattr(module, "plot_seeds"):  # an experiment's figure across seeds
-        module.plot_seeds(Path(out_dir), runs)
-    summary = aggregate(runs)
-    save_json(Path(out_dir) / "metrics.json", summary)
+    with signals_handled():
+        parent = Run(out_dir, experiment_name(module), config, opts,
+                     extra={"seeds": n_seeds, "jobs": jobs})
+        if jobs <= 1:
+            runs = [run_child(d, module, c, opts) for c, d in zip(configs, dirs, strict=True)]
+        else:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            with ProcessPoolExecutor(jobs,
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+                runs = list(pool.map(_run_in_process, [module.__name__] * n_seeds, configs,
+                                     dirs, [threads] * n_seeds, [opts] * n_seeds))
+        if hasattr(module, "plot_seeds"):  # an experiment's figure across seeds
+            module.plot_seeds(Path(out_dir), runs)
+        summary = aggregate(runs)
+        parent.finish(summary)
     return summary
 
 

@@ -51,19 +51,17 @@ def test_nan_guard_names_the_epoch():
 
 
 def test_train_epochs_steps_the_schedule_per_batch_and_saves_history(tmp_path):
-    from nnlab.engine import train_epochs
+    from nnlab.engine import TorchStep, train_epochs
 
     torch.manual_seed(0)
     x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
     model = torch.nn.Linear(5, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 / (1 + step))
-    steps = []
     batches = lambda epoch: [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]  # noqa: E731
-    history = train_epochs(model, opt, batches, 3, scheduler=sched,
-                           after_step=lambda: steps.append(1), progress=False,
-                           history_path=tmp_path / "h.csv")
-    assert len(steps) == 12  # 4 batches x 3 epochs
+    step = TorchStep(model, opt, scheduler=sched)
+    history = train_epochs(step, batches, 3, progress=False, history_path=tmp_path / "h.csv")
+    assert sched.last_epoch == 12  # stepped once per batch: 4 batches x 3 epochs
     assert history.column("lr") == pytest.approx([0.1 / 5, 0.1 / 9, 0.1 / 13])
     assert all(v > 0 for v in history.column("images_per_s"))
     assert (tmp_path / "h.csv").read_text().count("\n") == 4

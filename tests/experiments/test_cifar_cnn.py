@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nnlab.cli import main
-from nnlab.engine import History
+from nnlab.engine import History, launch
 from nnlab.experiments import cifar_cnn, cifar_speedrun
 
 
@@ -30,7 +30,7 @@ def test_cnn_quick_both_optimizers_from_the_same_weights(learnable_cifar, nnlab_
 def test_cnn_learns_the_fake_classes(learnable_cifar, nnlab_cache, tmp_path):
     cfg = cifar_cnn.Config(optimizer="adam", epochs=3, batch_size=32, val_size=100,
                            data=str(learnable_cifar))
-    metrics = cifar_cnn.run(cfg, tmp_path, progress=False)
+    metrics = launch(cifar_cnn, cfg, tmp_path, progress=False)
     assert metrics["adam"]["final_val_acc"] >= 0.8  # chance is 0.1
 
 
@@ -49,7 +49,7 @@ def test_speedrun_learns(learnable_cifar, nnlab_cache, tmp_path):
     # (eps 5e-4, right for real images) would blow it up to the size of the colour signal.
     cfg = cifar_speedrun.Config(widths="16,32,32", epochs=10, batch_size=50, val_size=100,
                                 whiten_eps=1.0, data=str(learnable_cifar))
-    metrics = cifar_speedrun.run(cfg, tmp_path, progress=False)
+    metrics = launch(cifar_speedrun, cfg, tmp_path, progress=False)
     assert metrics["val_acc"] >= 0.8  # chance is 0.1; seeds 0-3 give 0.90-1.00
     rows = History.load_csv(tmp_path / "history.csv")
     assert {k: v for k, v in metrics.items() if k.startswith("time_to_")} == (
@@ -68,12 +68,12 @@ def test_train_limit_keeps_the_validation_split(learnable_cifar, nnlab_cache):
 
 
 def test_milestone_times_take_the_first_epoch_that_reaches_each():
-    rows = [{"val_acc": a, "since_start_s": t}
+    rows = [{"val_acc": a, "wall_s": t}
             for a, t in [(0.5, 10.0), (0.91, 20.0), (0.90, 30.0), (0.93, 40.0)]]
     assert cifar_speedrun.milestone_times(rows) == {
         "time_to_80_s": 20.0, "time_to_85_s": 20.0, "time_to_90_s": 20.0,
         "time_to_92_s": 40.0, "time_to_93_s": 40.0, "time_to_94_s": None}
-    exact = [{"test_acc": 9 / 10, "since_start_s": 5.0}]  # 0.9 exactly counts as reached
+    exact = [{"test_acc": 9 / 10, "wall_s": 5.0}]  # 0.9 exactly counts as reached
     assert cifar_speedrun.milestone_times(exact, "test")["time_to_90_s"] == 5.0
 
 

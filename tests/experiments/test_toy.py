@@ -5,21 +5,23 @@ import json
 import pytest
 
 from nnlab.cli import main
-from nnlab.experiments.toy import Config, run
+from nnlab.engine import launch
+from nnlab.experiments import toy
+from nnlab.experiments.toy import Config
 
 FILES = {"config.json", "history.csv", "metrics.json", "dataset.png", "curves.png", "boundary.png"}
 IMPL_KEYS = {"train_acc", "test_acc", "train_loss", "test_loss", "wall_s"}
 
 
 def test_adam_reaches_97_percent_on_moons(tmp_path):
-    metrics = run(Config(dataset="moons", noise=0.1, optimizer="adam", lr=0.01, epochs=300),
-                  tmp_path, progress=False)
+    metrics = launch(toy, Config(dataset="moons", noise=0.1, optimizer="adam", lr=0.01,
+                                 epochs=300), tmp_path, progress=False)
     assert metrics["numpy"]["test_acc"] >= 0.97
     assert metrics["torch"]["test_acc"] >= 0.97
 
 
 def test_study_sgd_defaults_agree_within_one_point(tmp_path):
-    metrics = run(Config(dataset="moons"), tmp_path, progress=False)  # lr 0.01, 1000 epochs, SGD
+    metrics = launch(toy, Config(dataset="moons"), tmp_path, progress=False)  # study's SGD
     for split in ("train_acc", "test_acc"):
         assert abs(metrics["numpy"][split] - metrics["torch"][split]) <= 0.01
     # from identical weights on identical full batches the losses track each other closely
@@ -94,7 +96,7 @@ def test_list_names_every_experiment(capsys):
 def test_seeds_run_each_seed_and_report_mean_and_std(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["run", "toy", "--quick", "--seeds", "2", "--seed", "5", "--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {"seed5", "seed6", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"seed5", "seed6", "config.json", "metrics.json"}
     per_seed = [json.loads((out / s / "metrics.json").read_text()) for s in ("seed5", "seed6")]
     summary = json.loads((out / "metrics.json").read_text())
     accs = [m["numpy"]["test_acc"] for m in per_seed]

@@ -1,7 +1,8 @@
-"""The training loop every experiment shares."""
+"""The training engine every experiment shares: one step, two drivers, one run lifecycle."""
 
 from nnlab.engine.history import History
 from nnlab.engine.loop import (
+    TorchStep,
     evaluate,
     evaluate_numpy,
     fit,
@@ -9,6 +10,7 @@ from nnlab.engine.loop import (
     train_epochs,
     train_steps,
 )
+from nnlab.engine.run import Run, RunOptions, launch
 
-__all__ = ["History", "fit", "fit_numpy", "evaluate", "evaluate_numpy", "train_epochs",
-           "train_steps"]
+__all__ = ["History", "TorchStep", "fit", "fit_numpy", "evaluate", "evaluate_numpy",
+           "train_epochs", "train_steps", "Run", "RunOptions", "launch"]

@@ -1,9 +1,14 @@
-"""fit / evaluate: epochs of mini-batches, a per-epoch history, a progress bar, a NaN guard.
+"""The one training step, the epoch and step drivers, evaluation, the NaN guard.
 
-One epoch driver (:func:`run_epochs`) serves both implementations; :func:`fit` trains a torch
-``nn.Module`` and :func:`fit_numpy` the from-scratch NumPy MLP, each supplying only what one
-epoch of training and one evaluation mean for it. Data is passed whole, in memory; an epoch
-is a permutation sliced into batches.
+A *step* object does one optimisation step on a batch: :class:`TorchStep` for every
+``nn.Module`` (autocast, loss, backward, gradient clipping, optimizer, scheduler, EMA) and
+:class:`nnlab.numpy_nn.NumpyStep` for the from-scratch MLP. Two drivers call it:
+:func:`train_epochs` (epochs of batches, a history row per epoch) and :func:`train_steps`
+(a stream of batches, a row per evaluation). Given a :class:`~nnlab.engine.run.Run`, a
+driver checkpoints, resumes exactly where a checkpoint left off (down to the batch inside an
+epoch), stops cleanly on SIGINT/SIGTERM, logs to TensorBoard and shows progress; without
+one it just trains. :func:`fit` and :func:`fit_numpy` are the epoch driver over in-memory
+(x, y) for the two MLPs.
 """
 
 from __future__ import annotations
@@ -13,57 +18,293 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from nnlab.engine.history import History
-from nnlab.errors import TrainingDiverged
+from nnlab.engine.progress import Progress
+from nnlab.errors import Interrupted, TrainingDiverged
 from nnlab.numpy_nn.modules import CrossEntropy
+from nnlab.numpy_nn.step import NumpyStep
 
 EvalSets = Mapping[str, tuple]  # name -> (x, y), e.g. {"test": (x_test, y_test)}
 
 
-def run_epochs(
-    train_epoch: Callable[[int], tuple[float, float]],
-    evaluate_all: Callable[[], dict[str, float]],
-    epochs: int,
-    desc: str = "train",
-    progress: bool | None = None,
-    tags: Mapping[str, str] | None = None,
-    history_path: str | Path | None = None,
-) -> History:
-    """Call ``train_epoch(epoch) -> (mean loss, accuracy)`` then ``evaluate_all()`` per epoch.
+class TorchStep:
+    """One optimisation step of a torch model on a batch (x, y).
 
-    Each history row: the tags, ``epoch`` (from 1), ``train_loss``, ``train_acc`` (running
-    means over the epoch's batches), the evaluation's metrics and ``wall_s`` (cumulative seconds
-    of training and evaluation); saved to ``history_path`` after every epoch when given.
-    ``progress=None`` shows the bar only on a terminal.
+    forward inside ``autocast()`` -> ``loss_fn(logits, y)`` (default cross-entropy) ->
+    backward -> clip the gradients' global L2 norm to ``clip_norm`` (when given) ->
+    ``optimizer.step()`` -> ``scheduler.step()`` (a per-step schedule) -> EMA update.
+    Returns (loss x batch size, correct count) as 0-d tensors on the device: the drivers add
+    them up there and synchronise once per epoch or evaluation, not once per batch.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 scheduler: Any = None,
+                 autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+                 clip_norm: float | None = None,
+                 ema: torch.optim.swa_utils.AveragedModel | None = None) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.loss_fn = loss_fn or nn.functional.cross_entropy
+        self.autocast = autocast or contextlib.nullcontext
+        self.clip_norm, self.ema = clip_norm, ema
+
+    def train(self) -> None:
+        self.model.train()
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.autocast():
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_norm:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.ema is not None:
+            from nnlab.engine.distributed import unwrap
+
+            self.ema.update_parameters(unwrap(self.model))
+        return (loss.detach().float() * len(y),
+                (logits.detach().argmax(dim=1) == y).sum())
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def states(self) -> dict[str, Any]:
+        """What a checkpoint must hold to continue this step exactly."""
+        from nnlab.engine.distributed import unwrap
+
+        return {"model": unwrap(self.model), "optimizer": self.optimizer,
+                "scheduler": self.scheduler, "ema": self.ema}
+
+
+# --------------------------------------------------------------------------- drivers
+
+
+class _Driver:
+    """What both drivers share: the phase's history and position (restored on resume),
+    the clock, checkpoints, signals, progress and TensorBoard."""
+
+    def __init__(self, run, phase: str, step, total: int, unit: str, tags, desc: str | None,
+                 history_path, progress: bool | None, wall_offset: float = 0.0) -> None:
+        self.run, self.phase, self.total, self.unit = run, phase, total, unit
+        self.tags = dict(tags or {})
+        self.history_path = history_path
+        self.desc = desc or phase
+        record = run.phases.get(phase) if run is not None else None
+        self.history = History(list(record["history"]) if record else [])
+        self.position = record["position"] if record else 0
+        self.stopped = record["stopped"] if record else False
+        self.wall0 = record["wall_s"] if record else wall_offset
+        self.partial: dict | None = None
+        if run is not None:
+            run.track(**{f"{phase}.{k}": v for k, v in step.states().items()})
+            run.restore()
+            if not self.done:
+                run.restore_rng()
+                self.partial = run.resume_position(phase)
+                if self.partial is not None and self.partial.get("sums") is None:
+                    self.partial = None
+            if progress is None:
+                progress = run.progress
+        self.bar = None if self.done else Progress(total, self.desc, unit, self.position,
+                                                   progress)
+        self.t0 = time.perf_counter()
+        self.paused = 0.0  # seconds spent writing checkpoints: not training time
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.position >= self.total
+
+    def elapsed(self) -> float:
+        """Seconds of training and evaluation, across resumes (checkpoint writes excluded)."""
+        return self.wall0 + time.perf_counter() - self.t0 - self.paused
+
+    def save(self, batch: int = 0, sums: tuple | None = None,
+             generator_states: dict | None = None) -> None:
+        if self.run is None:
+            return
+        t = time.perf_counter()
+        self.run.phases[self.phase] = {"history": list(self.history.rows),
+                                       "position": self.position, "stopped": self.stopped,
+                                       "wall_s": self.elapsed()}
+        self.run.checkpoint({"phase": self.phase, "position": self.position, "batch": batch,
+                             "sums": sums}, generator_states)
+        self.paused += time.perf_counter() - t
+
+    def log(self, row: dict) -> None:
+        self.history.log(**row)
+        if self.history_path is not None:
+            self.history.to_csv(self.history_path)
+        if self.run is not None:
+            prefix = "".join(f"{v}/" for v in self.tags.values())
+            self.run.log_row(row, self.unit, prefix)
+        self.bar.update(row[self.unit], row)
+
+    def signal(self) -> int | None:
+        return self.run.stop_requested() if self.run is not None else None
+
+    def interrupt(self, signum: int, where: str, **save: Any) -> NoReturn:
+        self.save(**save)
+        self.bar.close()
+        raise Interrupted(signum, f"{self.desc}: {where}")
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[None]:
+        ctx = self.run.training() if self.run is not None else contextlib.nullcontext()
+        try:
+            with ctx:
+                yield
+        finally:
+            self.bar.close()
+
+    def diverged(self, loss: float, where: str, hint: str) -> TrainingDiverged:
+        self.bar.close()
+        return TrainingDiverged(f"{self.desc}: training loss became {loss} {where}; {hint}")
+
+
+
+def train_epochs(
+    step,
+    batches: Callable[[int], Iterable[tuple[Any, Any]]],
+    epochs: int,
+    evaluate_all: Callable[[], dict[str, float]] | None = None,
+    *,
+    run=None,
+    phase: str = "train",
+    tags: Mapping[str, str] | None = None,
+    desc: str | None = None,
+    history_path: str | Path | None = None,
+    progress: bool | None = None,
+    wall_offset: float = 0.0,
+) -> History:
+    """Train with ``step`` (:class:`TorchStep` or NumpyStep) on ``batches(epoch)`` (x, y),
+    epochs 1..``epochs``; after each, ``evaluate_all()`` and a history row.
+
+    Row: the tags, ``epoch``, ``train_loss`` and ``train_acc`` (means over the epoch's
+    batches, weighted by batch size), ``lr`` (at the epoch's end), ``images_per_s`` (training
+    throughput, evaluation excluded), the evaluation's metrics, and ``wall_s`` (cumulative
+    seconds of training and evaluation, from ``wall_offset``, across resumes). With
+    ``history_path`` the history is saved after every epoch.
+
+    With ``run``: the step's state and ``phase``'s history are restored from the run's
+    checkpoint, a checkpoint is written every ``run.options.checkpoint_every`` epochs and at
+    the end, and a signal stops it after the current batch (checkpointed mid-epoch: on resume
+    the epoch's batches are drawn again from the generators' state at its start and the done
+    ones skipped, so the result is the same as an uninterrupted run's). ``batches`` must draw
+    its randomness only from generators given to ``run.track``.
     Raises TrainingDiverged, naming the epoch, if the training loss is NaN or infinite.
     """
-    history = History()
-    t0 = time.perf_counter()
-    bar = tqdm(range(1, epochs + 1), desc=desc, leave=False, dynamic_ncols=True,
-               disable=None if progress is None else not progress)  # None: only on a tty
-    for epoch in bar:
-        loss, acc = train_epoch(epoch)
-        if not math.isfinite(loss):
-            bar.close()
-            raise TrainingDiverged(
-                f"{desc}: training loss became {loss} at epoch {epoch}; try a lower learning rate"
-            )
-        metrics = evaluate_all()
-        row = {**(tags or {}), "epoch": epoch, "train_loss": loss, "train_acc": acc, **metrics,
-               "wall_s": time.perf_counter() - t0}
-        history.log(**row)
-        if history_path is not None:
-            history.to_csv(history_path)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k.endswith(("loss", "acc"))},
-                        refresh=False)
-    bar.close()
-    return history
+    d = _Driver(run, phase, step, epochs, "epoch", tags, desc, history_path, progress,
+                wall_offset)
+    if d.done:
+        return d.history
+    every = run.options.checkpoint_every if run is not None else 1
+    with d.training():
+        for epoch in range(d.position + 1, epochs + 1):
+            snapshot = run.generator_states() if run is not None else None  # epoch start
+            skip, sums = 0, (0.0, 0, 0, 0.0)
+            if d.partial is not None:
+                skip, sums, d.partial = d.partial["batch"], d.partial["sums"], None
+            loss_sum, correct, n, train_s = sums
+            step.train()
+            t = time.perf_counter()
+            for i, (xb, yb) in enumerate(batches(epoch)):
+                if i < skip:  # done before the interruption: drawn again, not trained on
+                    continue
+                batch_loss, batch_correct = step(xb, yb)
+                loss_sum, correct, n = loss_sum + batch_loss, correct + batch_correct, n + len(yb)
+                if signum := d.signal():
+                    d.interrupt(signum, f"epoch {epoch}, batch {i + 1}", batch=i + 1,
+                                sums=(float(loss_sum), int(correct), n,
+                                      train_s + time.perf_counter() - t),
+                                generator_states=snapshot)
+            train_s += time.perf_counter() - t
+            loss = float(loss_sum) / n if n else float("nan")
+            if not math.isfinite(loss):
+                raise d.diverged(loss, f"at epoch {epoch}", "try a lower learning rate")
+            row = {**d.tags, "epoch": epoch, "train_loss": loss, "train_acc": int(correct) / n,
+                   "lr": step.lr, "images_per_s": n / train_s,
+                   **(evaluate_all() if evaluate_all is not None else {}),
+                   "wall_s": d.elapsed()}
+            d.position = epoch
+            d.log(row)
+            signum = d.signal()
+            if epoch % every == 0 or epoch == epochs or signum:
+                d.save()
+            if signum:
+                d.interrupt(signum, f"after epoch {epoch}")
+    return d.history
+
+
+def train_steps(
+    step,
+    next_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    eval_every: int,
+    evaluate_all: Callable[[], dict[str, float]],
+    on_eval: Callable[[dict], bool] | None = None,
+    *,
+    run=None,
+    phase: str = "train",
+    time_limit_s: float | None = None,
+    desc: str | None = None,
+    history_path: str | Path | None = None,
+    progress: bool | None = None,
+) -> History:
+    """Train with ``step`` for up to ``steps`` steps on ``next_batch(step)`` (x, y); every
+    ``eval_every`` steps (and at the last) log a row and call ``on_eval(row)``, which may
+    return True to stop early; stop too once ``time_limit_s`` seconds of training have passed.
+
+    Row: ``step``, ``train_loss`` and ``train_acc`` (means over the interval's batches), the
+    evaluation's metrics, ``wall_s``. With ``run``: checkpoints every
+    ``run.options.checkpoint_every`` evaluations and at the end, exact resume, signals, as in
+    :func:`train_epochs` (``next_batch`` must draw only from tracked generators, and state
+    that ``on_eval`` keeps must be tracked too). Raises TrainingDiverged on a NaN/inf loss.
+    """
+    d = _Driver(run, phase, step, steps, "step", None, desc, history_path, progress)
+    if d.done:
+        return d.history
+    every = run.options.checkpoint_every if run is not None else 1
+    loss_sum, correct, seen = (d.partial["sums"] if d.partial is not None else (0.0, 0, 0))
+    with d.training():
+        for s in range(d.position + 1, steps + 1):
+            step.train()
+            x, y = next_batch(s)
+            batch_loss, batch_correct = step(x, y)
+            loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(y)
+            d.position = s
+            out_of_time = time_limit_s is not None and d.elapsed() > time_limit_s
+            if s % eval_every == 0 or s == steps or out_of_time:
+                loss = float(loss_sum) / seen
+                if not math.isfinite(loss):
+                    raise d.diverged(loss, f"by step {s}",
+                                     "try a lower learning rate or gradient clipping")
+                row = {"step": s, "train_loss": loss, "train_acc": int(correct) / seen,
+                       **evaluate_all(), "wall_s": d.elapsed()}
+                d.log(row)
+                loss_sum, correct, seen = 0.0, 0, 0
+                d.stopped = bool(on_eval is not None and on_eval(row)) or out_of_time
+                signum = d.signal()
+                if (s // eval_every) % every == 0 or d.done or signum:
+                    d.save()
+                if signum and not d.done:
+                    d.interrupt(signum, f"after step {s}")
+                if d.stopped:
+                    break
+            elif signum := d.signal():
+                d.interrupt(signum, f"step {s}",
+                            sums=(float(loss_sum), int(correct), seen))
+    return d.history
 
 
 # --------------------------------------------------------------------------- PyTorch
@@ -89,69 +330,6 @@ def evaluate(
     return loss_sum.item() / len(y), correct.item() / len(y)
 
 
-def train_epochs(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-    epochs: int,
-    evaluate_all: Callable[[], dict[str, float]] | None = None,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
-    after_step: Callable[[], None] | None = None,
-    desc: str = "torch",
-    progress: bool | None = None,
-    tags: Mapping[str, str] | None = None,
-    history_path: str | Path | None = None,
-) -> History:
-    """Train ``model`` for ``epochs`` on the batches of ``batches(epoch)`` (x, y).
-
-    Per batch: forward (inside ``autocast()`` when given), ``loss_fn(logits, y)`` (default
-    cross-entropy), backward, ``optimizer.step()``, then ``scheduler.step()`` (a per-step
-    schedule) and ``after_step()`` (e.g. an EMA update). Per epoch a history row as in
-    :func:`run_epochs`, plus ``lr`` (at the epoch's end) and ``images_per_s`` (training
-    throughput, evaluation excluded); with ``history_path`` the history is saved every epoch.
-    """
-    loss_fn = loss_fn or nn.functional.cross_entropy
-    autocast = autocast or contextlib.nullcontext
-    extra: dict[str, float] = {}
-
-    def train_epoch(epoch: int) -> tuple[float, float]:
-        model.train()
-        t0 = time.perf_counter()
-        loss_sum = correct = None
-        n = 0
-        for xb, yb in batches(epoch):
-            with autocast():
-                logits = model(xb)
-                loss = loss_fn(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            if after_step is not None:
-                after_step()
-            # Sums stay on the device: one sync per epoch, not one per batch.
-            batch_loss = loss.detach().float() * len(yb)
-            batch_correct = (logits.detach().argmax(dim=1) == yb).sum()
-            loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
-            correct = batch_correct if correct is None else correct + batch_correct
-            n += len(yb)
-        if n == 0:
-            return float("nan"), float("nan")
-        loss_value, acc = loss_sum.item() / n, correct.item() / n
-        extra["lr"] = optimizer.param_groups[0]["lr"]
-        extra["images_per_s"] = n / (time.perf_counter() - t0)
-        return loss_value, acc
-
-    def evaluate_with_extra() -> dict[str, float]:
-        return {**extra, **(evaluate_all() if evaluate_all is not None else {})}
-
-    return run_epochs(train_epoch, evaluate_with_extra, epochs, desc, progress, tags,
-                      history_path)
-
-
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -161,18 +339,18 @@ def fit(
     batch_size: int,
     eval_sets: EvalSets | None = None,
     seed: int = 0,
-    desc: str = "torch",
-    progress: bool | None = None,
-    tags: Mapping[str, str] | None = None,
+    **driver: Any,
 ) -> History:
     """Train ``model`` with cross-entropy on (x, y) for ``epochs``; evaluate on ``eval_sets``.
 
     x: (N, ...) float tensor, y: (N,) int64 class labels, both on the model's device.
     Batch order comes from a torch.Generator seeded with ``seed``; a batch size >= N is full
-    batch. Returns the History (see :func:`train_epochs`).
+    batch. ``driver``: :func:`train_epochs`'s keywords (run, phase, tags, desc, progress...).
     """
     n = len(y)
     gen = torch.Generator(device="cpu").manual_seed(seed)
+    if driver.get("run") is not None:
+        driver["run"].track(**{f"{driver.get('phase', 'train')}.batch_order": gen})
 
     def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         perm = torch.randperm(n, generator=gen).to(y.device)
@@ -186,8 +364,7 @@ def fit(
             out[f"{name}_loss"], out[f"{name}_acc"] = evaluate(model, xe, ye)
         return out
 
-    return train_epochs(model, optimizer, batches, epochs, evaluate_all, desc=desc,
-                        progress=progress, tags=tags)
+    return train_epochs(TorchStep(model, optimizer), batches, epochs, evaluate_all, **driver)
 
 
 # --------------------------------------------------------------------------- NumPy
@@ -216,32 +393,21 @@ def fit_numpy(
     batch_size: int,
     eval_sets: EvalSets | None = None,
     seed: int = 0,
-    desc: str = "numpy",
-    progress: bool | None = None,
-    tags: Mapping[str, str] | None = None,
+    clip_norm: float | None = None,
+    **driver: Any,
 ) -> History:
-    """:func:`fit` for the from-scratch MLP: ``model.forward`` gives probabilities,
-    ``model.backward(dL/dprobs)`` fills the grads, ``optimizer.step()`` applies them.
-
-    x: (N, D) float array, y: (N,) int labels.
-    """
+    """:func:`fit` for the from-scratch MLP, through the same epoch driver with a
+    :class:`~nnlab.numpy_nn.NumpyStep`. x: (N, D) float array, y: (N,) int labels."""
     n = len(y)
     rng = np.random.default_rng(seed)
-    ce = CrossEntropy()
+    if driver.get("run") is not None:
+        driver["run"].track(**{f"{driver.get('phase', 'train')}.batch_order": rng})
 
-    def train_epoch(epoch: int) -> tuple[float, float]:
+    def batches(epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         perm = rng.permutation(n)
-        loss_sum, correct = 0.0, 0
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size]
-            xb, yb = x[idx], y[idx]
-            probs = model.forward(xb)
-            loss = ce.forward(probs, yb)
-            model.backward(ce.backward())
-            optimizer.step()
-            loss_sum += loss * len(idx)
-            correct += int((probs.argmax(axis=1) == yb).sum())
-        return loss_sum / n, correct / n
+            yield x[idx], y[idx]
 
     def evaluate_all() -> dict[str, float]:
         out = {}
@@ -249,69 +415,5 @@ def fit_numpy(
             out[f"{name}_loss"], out[f"{name}_acc"] = evaluate_numpy(model, xe, ye)
         return out
 
-    return run_epochs(train_epoch, evaluate_all, epochs, desc, progress, tags)
-
-
-# --------------------------------------------------------------------------- step-based
-
-
-def train_steps(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    next_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
-    steps: int,
-    eval_every: int,
-    evaluate_all: Callable[[], dict[str, float]],
-    on_eval: Callable[[dict], bool] | None = None,
-    clip_norm: float | None = None,
-    desc: str = "train",
-    progress: bool | None = None,
-    time_limit_s: float | None = None,
-    history_path: str | Path | None = None,
-) -> History:
-    """Train for up to ``steps`` steps on batches from ``next_batch(step)`` (x, y), with
-    cross-entropy; every ``eval_every`` steps log a row and call ``on_eval(row)``, which may
-    return True to stop early (or stop when ``time_limit_s`` has passed).
-
-    Row: ``step``, ``train_loss`` and ``train_acc`` (means over the interval's batches),
-    the evaluation's metrics, ``wall_s``; with ``history_path`` the history is saved there at
-    every evaluation, so a long run can be watched (and survives an interrupt). Gradients are
-    clipped to ``clip_norm`` (global L2 norm, after backward, before the step) when given.
-    Raises TrainingDiverged on NaN/inf loss.
-    """
-    history = History()
-    t0 = time.perf_counter()
-    loss_sum, correct, seen = 0.0, 0, 0
-    bar = tqdm(range(1, steps + 1), desc=desc, leave=False, dynamic_ncols=True,
-               disable=None if progress is None else not progress)
-    for step in bar:
-        model.train()
-        x, y = next_batch(step)
-        logits = model(x)
-        loss = nn.functional.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_norm:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
-        loss_sum += loss.item() * len(y)
-        correct += int((logits.detach().argmax(dim=1) == y).sum())
-        seen += len(y)
-        if not math.isfinite(loss_sum):
-            bar.close()
-            raise TrainingDiverged(f"{desc}: training loss became {loss.item()} at step {step}; "
-                                   "try a lower learning rate or gradient clipping")
-        out_of_time = time_limit_s is not None and time.perf_counter() - t0 > time_limit_s
-        if step % eval_every == 0 or step == steps or out_of_time:
-            row = {"step": step, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                   **evaluate_all(), "wall_s": time.perf_counter() - t0}
-            history.log(**row)
-            if history_path is not None:
-                history.to_csv(history_path)
-            bar.set_postfix({k: f"{v:.3f}" if isinstance(v, float) else v
-                             for k, v in row.items() if k != "step"}, refresh=False)
-            loss_sum, correct, seen = 0.0, 0, 0
-            if (on_eval is not None and on_eval(row)) or out_of_time:
-                break
-    bar.close()
-    return history
+    return train_epochs(NumpyStep(model, optimizer, clip_norm), batches, epochs, evaluate_all,
+                        **driver)

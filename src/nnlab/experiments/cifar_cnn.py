@@ -9,19 +9,26 @@ momentum, a cosine schedule and dropout are flags for the improved setting.
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nnlab.config import check_choice, check_positive, option, save_json
+from nnlab.config import check_choice, check_positive, option
 from nnlab.data.cifar10 import Augment, Loader
-from nnlab.device import autocast, resolve_device, resolve_precision
-from nnlab.engine import History, distributed, train_epochs
+from nnlab.engine import History, Run, TorchStep, distributed, train_epochs
 from nnlab.errors import ConfigError
-from nnlab.experiments.cifar_common import CifarOptions, figures, loss_acc, make_splits, predict
+from nnlab.experiments.cifar_common import (
+    EVAL_BATCH,
+    CifarOptions,
+    evaluate_saved,
+    finish,
+    loss_acc,
+    predict,
+    run_facts,
+    setup,
+)
 from nnlab.models.cnn import VGGReduced
 from nnlab.plots import plot_curves
 
@@ -44,12 +51,16 @@ class Config(CifarOptions):
     translate: int = option(0, "random translation up to this many pixels (reflect padding)")
     tta: bool = option(False, "average logits over each image and its mirror image at eval")
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
-    quick: bool = option(False, "smoke run in seconds: 500 images, 2 epochs")
+    quick: bool = option(False, "smoke run in seconds: 400 images, 2 epochs (flags you give "
+                                "still win)")
+
+    QUICK = {**CifarOptions.QUICK, "epochs": 2}
 
     def __post_init__(self) -> None:
-        for name in ("optimizer", "schedule", "device", "precision"):
+        for name in ("optimizer", "schedule"):
             check_choice(self, name)
-        check_positive(self, "epochs", "batch_size", "val_size")
+        self.check_common()
+        check_positive(self, "epochs", "batch_size")
         if self.lr != -1.0 and not self.lr > 0:
             raise ConfigError(f"--lr must be > 0 (or -1 for the study's), got {self.lr}")
         if not 0 <= self.momentum < 1:
@@ -60,97 +71,88 @@ class Config(CifarOptions):
             raise ConfigError(f"--translate must be between 0 and 16, got {self.translate}")
         if self.weight_decay < 0:
             raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        resolve_device(self.device)
+
+    def extendable(self) -> bool:
+        """Whether --resume may raise --epochs: not when the schedule is tied to the length."""
+        return self.schedule == "constant"
 
 
-def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
-    """Train VGGReduced with each optimizer asked for; write config.json, history-<opt>.csv
-    (written every epoch while it trains), history.csv (a row per optimizer and epoch),
-    metrics.json (one block per optimizer), model-<opt>.pt, curves-<opt>.png,
-    confusion-<opt>.png and, for both, curves.png on shared axes."""
-    cfg = config
-    dist, device = distributed.setup(resolve_device(cfg.device))
-    precision = resolve_precision(cfg.precision, device)
-    splits = make_splits(cfg.data, min(cfg.val_size, 100) if cfg.quick else cfg.val_size,
-                         cfg.final, limit=500 if cfg.quick else None)
-    epochs = min(cfg.epochs, 2) if cfg.quick else cfg.epochs
-    out_dir = Path(out_dir)
-    if dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_json(out_dir / "config.json", cfg)
-
+def train(cfg: Config, run: Run) -> dict:
+    """Train VGGReduced with each optimizer asked for, one phase each; write
+    history-<opt>.csv (every epoch while it trains), history.csv (a row per optimizer and
+    epoch), model-<opt>.pt, curves-<opt>.png, confusion-<opt>.png and, for both,
+    curves.png on shared axes. Metrics: one block per optimizer."""
+    splits = setup(cfg, run)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     augment = (Augment(flip=cfg.flip, translate=cfg.translate)
                if cfg.flip or cfg.translate else None)
-    held = Loader(splits.x_eval, splits.y_eval, 500, splits.mean, splits.std, device=device,
-                  memory_format=fmt)
+    held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std,
+                  device=run.device, memory_format=fmt)
     torch.manual_seed(cfg.seed)
     initial = VGGReduced(3, len(splits.classes), cfg.dropout)  # shared by both optimizers
     names = ("adam", "sgd") if cfg.optimizer == "both" else (cfg.optimizer,)
     history, metrics = History(), {}
     ev = splits.eval_name
     for name in names:
-        model = copy.deepcopy(initial).to(device, memory_format=fmt)
+        model = copy.deepcopy(initial).to(run.device, memory_format=fmt)
         lr = STUDY_LR[name] if cfg.lr == -1.0 else cfg.lr
         if name == "adam":
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         else:
             opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum,
                                   weight_decay=cfg.weight_decay)
-        train = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean,
-                       splits.std, shuffle=True, augment=augment, seed=cfg.seed,
-                       device=device, memory_format=fmt, rank=dist.rank,
-                       world_size=dist.world_size)
-        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(train))
+        loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean,
+                        splits.std, shuffle=True, augment=augment, seed=cfg.seed,
+                        device=run.device, memory_format=fmt, rank=run.dist.rank,
+                        world_size=run.dist.world_size)
+        run.track(**{f"{name}.batch_order": loader.gen, f"{name}.augmentation": loader.aug_gen})
+        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * len(loader))
                  if cfg.schedule == "cosine" else None)
 
-        def amp():
-            return autocast(device, precision)
-
         def evaluate_all(model: nn.Module = model) -> dict[str, float]:
-            loss, acc = loss_acc(*predict(model, held, amp, "none"))
+            loss, acc = loss_acc(*predict(model, held, run.autocast, "none"))
             return {f"{ev}_loss": loss, f"{ev}_acc": acc}
 
-        t0 = time.perf_counter()
-        h = train_epochs(distributed.wrap(model, dist, device), opt,
-                         lambda epoch, train=train: train, epochs, evaluate_all,
-                         scheduler=sched, autocast=amp, desc=f"cifar-cnn {name}",
-                         progress=progress if dist.is_main else False,
-                         tags={"optimizer": name},  # saved every epoch: long runs
-                         history_path=out_dir / f"history-{name}.csv" if dist.is_main else None)
-        logits, labels = predict(model, held, amp, "flip" if cfg.tta else "none")
-        wall_s = time.perf_counter() - t0
+        step = TorchStep(distributed.wrap(model, run.dist, run.device), opt, scheduler=sched,
+                         autocast=run.autocast)
+        h = train_epochs(step, lambda epoch, loader=loader: loader, cfg.epochs, evaluate_all,
+                         run=run, phase=name, tags={"optimizer": name},
+                         desc=f"cifar-cnn {name}",  # saved every epoch: long runs
+                         history_path=run.out / f"history-{name}.csv" if run.main else None)
         history.extend(h)
+        if run.main:
+            history.to_csv(run.out / "history.csv")
+        end = finish(run, model, held, splits, h, "flip" if cfg.tta else "none",
+                     f"VGGReduced, {name} lr {lr:g}, batch {cfg.batch_size}, "
+                     f"{cfg.epochs} epochs", name=f"model-{name}", group="optimizer")
         accs = h.column(f"{ev}_acc")
         best = max(range(len(accs)), key=accs.__getitem__)
-        loss, acc = loss_acc(logits, labels)
         metrics[name] = {
-            f"final_{ev}_acc": acc, f"final_{ev}_loss": loss, f"best_{ev}_acc": accs[best],
-            "best_epoch": best + 1, "train_acc": h.last["train_acc"], "epochs": epochs,
-            "wall_s": wall_s,
-            "images_per_s": sum(h.column("images_per_s")) / len(h),
-        }
-        if not dist.is_main:
-            continue
-        history.to_csv(out_dir / "history.csv")
-        torch.save({"model": model.state_dict(), "config": asdict(cfg)},
-                   out_dir / f"model-{name}.pt")
-        sub = History([r for r in history if r["optimizer"] == name])
-        figures(sub, logits, labels, splits, out_dir,
-                f"VGGReduced, {name} lr {lr:g}, batch {cfg.batch_size}, {epochs} epochs",
-                group="optimizer", suffix=f"-{name}")
-    metrics.update(precision=precision, device=device.type,
-                   n_params=sum(p.numel() for p in initial.parameters()),
-                   n_train=len(splits.y_train), **{f"n_{ev}": len(splits.y_eval)},
-                   world_size=dist.world_size)
-    if not dist.is_main:
-        return metrics
-    save_json(out_dir / "metrics.json", metrics)
-    if len(names) > 1:
-        plot_curves(history, out_dir / "curves.png", group="optimizer", splits=("train", ev),
+            f"final_{ev}_acc": end[f"{ev}_acc"], f"final_{ev}_loss": end[f"{ev}_loss"],
+            f"best_{ev}_acc": accs[best], "best_epoch": best + 1,
+            "train_acc": end["train_acc"], "epochs": cfg.epochs, "wall_s": end["wall_s"],
+            "images_per_s": end["images_per_s"]}
+    metrics.update(run_facts(run, splits, initial))
+    if run.main and len(names) > 1:
+        plot_curves(history, run.out / "curves.png", group="optimizer", splits=("train", ev),
                     title=f"VGGReduced: Adam vs SGD from the same initial weights "
                           f"(batch {cfg.batch_size})")
     return metrics
+
+
+def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
+             data: str | None) -> dict:
+    """``nnlab eval``: each optimizer's saved model on ``split`` with ``tta`` (default: the
+    run's own), keyed like metrics.json (``final_<split>_acc``)."""
+    tta = tta or ("flip" if cfg.tta else "none")
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    names = ("adam", "sgd") if cfg.optimizer == "both" else (cfg.optimizer,)
+    out: dict = {"tta": tta}
+    for name in names:
+        loss, acc = evaluate_saved(run_dir, cfg, lambda: VGGReduced(3, 10, cfg.dropout),
+                                   f"model-{name}", name, split, tta, data, fmt)
+        out[name] = {f"final_{split}_acc": acc, f"final_{split}_loss": loss}
+    return out
 
 
 def summarize(metrics: dict) -> str:

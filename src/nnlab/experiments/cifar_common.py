@@ -1,17 +1,21 @@
-"""What the CIFAR-10 experiments share: the data set-up (split or --final), evaluation with
-flip test-time augmentation, and the figures of a finished run."""
+"""What the CIFAR-10 experiments share: their common flags, the data set-up (split or
+--final, a training subset), evaluation with test-time augmentation, the end of a run
+(final evaluation, saved model, figures) and ``nnlab eval`` of a saved run."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from nnlab.config import option
+from nnlab.config import check_choice, check_positive, option
 from nnlab.data.cifar10 import Cifar, channel_stats, load_cifar10, stratified_split
-from nnlab.device import DEVICES, PRECISIONS
+from nnlab.device import DEVICES, PRECISIONS, resolve_device
 from nnlab.engine import History
 from nnlab.errors import ConfigError
 from nnlab.plots import plot_confusion, plot_curves
@@ -29,6 +33,19 @@ class CifarOptions:
     precision: str = option("auto", "bf16 autocast or fp32; auto = bf16 on CUDA and on CPUs "
                                     "with native bf16", choices=PRECISIONS)
     seed: int = option(0, "seeds the weights, batch order and augmentation (not the split)")
+    train_limit: int = option(0, "train on a fixed class-balanced subset of this many images "
+                              "(0 = all); validation unchanged. For quick pilots")
+
+    # --quick: defaults every CIFAR experiment takes first (a flag you give still wins)
+    QUICK = {"val_size": 100, "train_limit": 400}
+
+    def check_common(self) -> None:
+        for name in ("device", "precision"):
+            check_choice(self, name)
+        check_positive(self, "val_size")
+        if self.train_limit < 0:
+            raise ConfigError(f"--train-limit must be 0 (all) or positive, got {self.train_limit}")
+        resolve_device(self.device)  # an absent device is an error now, not after loading
 
 
 def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -62,17 +79,12 @@ class Splits:
     std: torch.Tensor
 
 
-def make_splits(data_path: str, val_size: int, final: bool, seed: int = 0,
-                limit: int | None = None) -> Splits:
-    """Train and evaluation splits: a stratified validation split of train (fixed by ``seed``
-    of the split, not of the run: every run sees the same validation images), or, with
-    ``final``, all of train and the source's test split. ``limit`` keeps the first ``limit``
-    training images of a class-balanced shuffle (quick runs)."""
+def make_splits(data_path: str, val_size: int, final: bool) -> Splits:
+    """Train and evaluation splits: a stratified validation split of train (fixed: every
+    run sees the same validation images), or, with ``final``, all of train and the source's
+    test split."""
     data: Cifar = load_cifar10(data_path or None)
     x, y = data.x_train, data.y_train
-    if limit is not None and limit < len(y):
-        keep, _ = stratified_split(y, len(y) - limit, seed=1)
-        x, y = x[keep], y[keep]
     if final:
         if data.x_test is None:
             raise ConfigError(f"--final: {data.source} has no test split; evaluate on "
@@ -95,7 +107,23 @@ def limit_train(splits: Splits, n: int) -> Splits:
     return replace(splits, x_train=splits.x_train[keep], y_train=splits.y_train[keep])
 
 
+def setup(cfg: CifarOptions, run) -> Splits:
+    """The splits a run trains and evaluates on (``--train-limit`` applied); the
+    normalisation statistics and class names go into the run's data state (checkpoints and
+    the saved model), for ``nnlab eval``."""
+    t = time.perf_counter()
+    splits = make_splits(cfg.data, cfg.val_size, cfg.final)
+    if cfg.train_limit:
+        splits = limit_train(splits, cfg.train_limit)
+    run.fitted("mean", lambda: splits.mean)
+    run.fitted("std", lambda: splits.std)
+    run.fitted("classes", lambda: splits.classes)
+    run.fitted("data_s", lambda: time.perf_counter() - t)
+    return splits
+
+
 TTA = ("none", "flip", "flip+translate")
+EVAL_BATCH = 1000  # images per forward pass when evaluating (training runs and nnlab eval)
 
 
 @torch.no_grad()
@@ -147,3 +175,87 @@ def figures(history: History, logits: torch.Tensor, labels: torch.Tensor, splits
                    out_dir / f"confusion{suffix}.png",
                    title=f"{title}\n{splits.eval_name} ({len(labels)} images), "
                          f"accuracy {(logits.argmax(1) == labels).float().mean().item():.1%}")
+
+
+def finish(run, model: nn.Module, held, splits: Splits, history: History, tta: str,
+           title: str, name: str = "model", group: str = "run") -> dict[str, Any]:
+    """The end of a CIFAR run: the final evaluation with ``tta`` on the held-out split, the
+    saved model (``<name>.pt``), curves and confusion figures (suffixed like ``name``).
+    Returns the numbers every CIFAR experiment reports."""
+    t = time.perf_counter()
+    logits, labels = predict(model, held, run.autocast, tta)
+    loss, acc = loss_acc(logits, labels)
+    ev = splits.eval_name
+    run.save_model(name, model.state_dict())
+    if run.main:
+        suffix = name[len("model"):]
+        figures(history, logits, labels, splits, run.out, title,
+                group=group, suffix=suffix)
+    return {f"{ev}_acc": acc, f"{ev}_loss": loss,
+            "train_acc": history.last["train_acc"], "train_loss": history.last["train_loss"],
+            "wall_s": history.last["wall_s"] + time.perf_counter() - t,
+            "images_per_s": sum(history.column("images_per_s")) / len(history)}
+
+
+def run_facts(run, splits: Splits, model: nn.Module) -> dict[str, Any]:
+    """Sizes and where it ran: the same keys in every CIFAR experiment's metrics."""
+    ev = splits.eval_name
+    return {"n_params": sum(p.numel() for p in model.parameters()),
+            "n_train": len(splits.y_train), f"n_{ev}": len(splits.y_eval),
+            "data_s": run.data["data_s"], "device": run.device.type,
+            "precision": run.precision, "world_size": run.dist.world_size}
+
+
+# --------------------------------------------------------------------------- nnlab eval
+
+
+def saved_model(run_dir: Path, name: str, phase: str) -> tuple[dict, dict]:
+    """(weights to evaluate, data state) of a run: from ``<name>.pt`` when the run finished,
+    else from its newest good checkpoint (the EMA's weights when it has one)."""
+    from nnlab.engine.checkpoint import Checkpoints, load
+    from nnlab.errors import NnlabError
+
+    path = run_dir / f"{name}.pt"
+    if path.exists():
+        try:
+            saved = load(path)
+            return saved["model"], saved["data"]
+        except Exception as e:
+            raise NnlabError(f"{path}: unreadable model file ({e.__class__.__name__})") from None
+    found = Checkpoints(run_dir).latest()
+    if found is None:
+        raise NnlabError(f"{run_dir}: no {name}.pt and no checkpoint to evaluate")
+    state = found[0]["state"]
+    if f"{phase}.ema" in state:  # an AveragedModel: its module's weights, without the count
+        ema = state[f"{phase}.ema"]
+        weights = {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
+    elif f"{phase}.model" in state:
+        weights = state[f"{phase}.model"]
+    else:
+        raise NnlabError(f"{run_dir}: its newest checkpoint has no {phase} model yet")
+    return weights, found[0]["data"]
+
+
+def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Module],
+                   name: str, phase: str, split: str, tta: str, data: str | None,
+                   memory_format: torch.memory_format = torch.contiguous_format
+                   ) -> tuple[float, float]:
+    """Loss and accuracy of a saved CIFAR model on ``split`` ('val' or 'test') with ``tta``;
+    the data as the run saw it (its normalisation, and its ZCA when it had one)."""
+    from nnlab.data.cifar10 import Loader
+    from nnlab.device import autocast, resolve_precision
+
+    if split == "val" and cfg.final:
+        raise ConfigError("this run trained on all of train (--final): evaluate it with "
+                          "--split test")
+    weights, state = saved_model(run_dir, name, phase)
+    device = resolve_device("auto")
+    precision = resolve_precision(cfg.precision, device)
+    splits = make_splits(data or cfg.data, cfg.val_size, final=split == "test")
+    model = build()
+    model.load_state_dict(weights)
+    model.to(device, memory_format=memory_format)
+    held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, state["mean"], state["std"],
+                  zca=state.get("zca"), device=device, memory_format=memory_format)
+    logits, labels = predict(model, held, lambda: autocast(device, precision), tta)
+    return loss_acc(logits, labels)

@@ -11,24 +11,26 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
+from nnlab.config import check_choice, check_positive, option, parse_sizes
 from nnlab.data.cifar10 import Augment, Loader, fit_zca
-from nnlab.device import autocast, resolve_device, resolve_precision
-from nnlab.engine import History, distributed, train_epochs
+from nnlab.engine import Run, TorchStep, distributed, train_epochs
 from nnlab.errors import ConfigError
 from nnlab.experiments.cifar_common import (
+    EVAL_BATCH,
     CifarOptions,
-    figures,
+    evaluate_saved,
+    finish,
     loss_acc,
     make_ema,
-    make_splits,
     predict,
+    run_facts,
+    setup,
     weight_decay_groups,
 )
 from nnlab.models.mlp import ACTIVATIONS, BLOCKS, NORMS, ImageMLP
@@ -80,13 +82,19 @@ class Config(CifarOptions):
                               "evaluated instead of the weights; 0 = off")
     tta: str = option(R, "average each image's logits with its mirror image's at evaluation",
                       choices=(R, "on", "off"))
-    quick: bool = option(False, "smoke run in seconds: 500 images, tiny network, 2 epochs")
+    quick: bool = option(False, "smoke run in seconds: 400 images, network 64,64, 2 epochs, "
+                                "batch 64 (flags you give still win)")
+
+    QUICK = {**CifarOptions.QUICK, "widths": "64,64", "epochs": 2, "batch_size": 64}
 
     def __post_init__(self) -> None:
-        for name in ("recipe", "device", "precision"):
-            check_choice(self, name)
-        resolve_device(self.device)  # an absent device is an error now, not after loading
+        check_choice(self, "recipe")
+        self.check_common()
         self.resolved()  # every bad value is caught here, before a run folder is made
+
+    def extendable(self) -> bool:
+        """Whether --resume may raise --epochs: not when the schedule is tied to the length."""
+        return self.resolved().schedule == "constant"
 
     def resolved(self) -> Config:
         """A copy with every 'recipe' / -1 setting replaced by the recipe's value, checked."""
@@ -96,9 +104,6 @@ class Config(CifarOptions):
             if f.name in recipe and getattr(self, f.name) in (R, -1, -1.0):
                 setattr(cfg, f.name, recipe[f.name])
         parse_sizes(cfg.widths)
-        if cfg.quick:
-            cfg.widths = "64,64" if cfg.block != "bottleneck" else "64"
-            cfg.epochs, cfg.batch_size = min(cfg.epochs, 2), min(cfg.batch_size, 64)
         for name in ("activation", "norm", "block", "optimizer", "schedule", "flip", "tta"):
             check_choice(cfg, name)
         check_positive(cfg, "val_size", "epochs", "batch_size", "lr", "expansion")
@@ -144,87 +149,65 @@ def _optimizer(cfg: Config, model: nn.Module, steps: int):
     return opt, sched
 
 
-def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
-    """Train one MLP; write config.json, history.csv, metrics.json, model.pt, curves.png
-    and confusion.png in ``out_dir``; return the metrics (``val_acc`` or ``test_acc``)."""
-    cfg = config.resolved()
-    dist, device = distributed.setup(resolve_device(cfg.device))
-    precision = resolve_precision(cfg.precision, device)
-    t_data = time.perf_counter()  # the data first: a bad source leaves no run folder behind
-    splits = make_splits(cfg.data, min(cfg.val_size, 100) if cfg.quick else cfg.val_size,
-                         cfg.final, limit=500 if cfg.quick else None)
-    data_s = time.perf_counter() - t_data
-    out_dir = Path(out_dir)
-    if dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_json(out_dir / "config.json", cfg)
-
-    t0 = time.perf_counter()  # wall_s: whitening, training and evaluation; loading excluded
+def train(cfg: Config, run: Run) -> dict:
+    """Train one MLP; write history.csv (every epoch), model.pt, curves.png and
+    confusion.png in the run folder; return the metrics (``val_acc`` or ``test_acc``)."""
+    cfg = cfg.resolved()
+    splits = setup(cfg, run)
+    t = time.perf_counter()  # wall_s: whitening, training and evaluation; loading excluded
     torch.manual_seed(cfg.seed)
     zca = None
     if cfg.zca_eps > 0:
-        xn = ((splits.x_train.float() / 255 - splits.mean[:, None, None])
-              / splits.std[:, None, None]).flatten(1)
-        zca = fit_zca(xn, cfg.zca_eps)
-        del xn
+        zca = run.fitted("zca", lambda: fit_zca(
+            ((splits.x_train.float() / 255 - splits.mean[:, None, None])
+             / splits.std[:, None, None]).flatten(1), cfg.zca_eps))
+    setup_s = run.fitted("setup_s", lambda: time.perf_counter() - t)
     augment = Augment(flip=cfg.flip == "on", translate=cfg.translate, cutout=cfg.cutout)
-    train = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean, splits.std,
-                   shuffle=True, augment=augment, zca=zca, drop_last=True, seed=cfg.seed,
-                   device=device, rank=dist.rank, world_size=dist.world_size)
-    held = Loader(splits.x_eval, splits.y_eval, 1000, splits.mean, splits.std, zca=zca,
-                  device=device)
-    model = build_model(cfg, len(splits.classes)).to(device)
-    steps = cfg.epochs * len(train)
-    optimizer, scheduler = _optimizer(cfg, model, steps)
+    train_loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean,
+                          splits.std, shuffle=True, augment=augment, zca=zca, drop_last=True,
+                          seed=cfg.seed, device=run.device, rank=run.dist.rank,
+                          world_size=run.dist.world_size)
+    held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std, zca=zca,
+                  device=run.device)
+    model = build_model(cfg, len(splits.classes)).to(run.device)
+    optimizer, scheduler = _optimizer(cfg, model, cfg.epochs * len(train_loader))
     ema = make_ema(model, cfg.ema)
     evaluated = ema.module if ema is not None else model
-
-    def amp():
-        return autocast(device, precision)
+    run.track(batch_order=train_loader.gen, augmentation=train_loader.aug_gen)
+    ev = splits.eval_name
 
     def evaluate_all() -> dict[str, float]:  # per epoch: no TTA, to keep epochs cheap
-        loss, acc = loss_acc(*predict(evaluated, held, amp, "none"))
-        return {f"{splits.eval_name}_loss": loss, f"{splits.eval_name}_acc": acc}
+        loss, acc = loss_acc(*predict(evaluated, held, run.autocast, "none"))
+        return {f"{ev}_loss": loss, f"{ev}_acc": acc}
 
     def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(logits.float(), y,
                                            label_smoothing=cfg.label_smoothing)
 
-    history: History = train_epochs(
-        distributed.wrap(model, dist, device), optimizer, lambda epoch: train, cfg.epochs,
-        evaluate_all, loss_fn=loss_fn,
-        scheduler=scheduler, autocast=amp,
-        after_step=(lambda: ema.update_parameters(model)) if ema is not None else None,
-        desc=f"cifar-mlp {cfg.recipe} seed {cfg.seed}",
-        progress=progress if dist.is_main else False,
-        history_path=out_dir / "history.csv" if dist.is_main else None)
-    logits, labels = predict(evaluated, held, amp, "flip" if cfg.tta == "on" else "none")
-    wall_s = time.perf_counter() - t0
-    loss, acc = loss_acc(logits, labels)
-    plain_acc = history.last[f"{splits.eval_name}_acc"]  # the last epoch's, without TTA
-
-    name = splits.eval_name
-    last = history.last
-    metrics = {
-        f"{name}_acc": acc, f"{name}_loss": loss, f"{name}_acc_no_tta": plain_acc,
-        "train_acc": last["train_acc"], "train_loss": last["train_loss"],
-        f"best_epoch_{name}_acc": max(history.column(f"{name}_acc")),
-        "epochs": cfg.epochs, "wall_s": wall_s, "data_s": data_s,
-        "images_per_s": sum(history.column("images_per_s")) / len(history),
-        "n_params": sum(p.numel() for p in model.parameters()),
-        "n_train": len(splits.y_train), f"n_{name}": len(labels),
-        "device": device.type, "precision": precision, "world_size": dist.world_size,
-    }
-    if not dist.is_main:
-        return metrics
-    save_json(out_dir / "metrics.json", metrics)
-    torch.save({"model": evaluated.state_dict(), "config": asdict(cfg),
-                "classes": splits.classes, "mean": splits.mean, "std": splits.std,
-                "zca": zca}, out_dir / "model.pt")
+    step = TorchStep(distributed.wrap(model, run.dist, run.device), optimizer, loss_fn,
+                     scheduler, run.autocast, ema=ema)
+    history = train_epochs(step, lambda epoch: train_loader, cfg.epochs, evaluate_all, run=run,
+                           desc=f"cifar-mlp {cfg.recipe} seed {cfg.seed}",
+                           history_path=run.out / "history.csv" if run.main else None,
+                           wall_offset=setup_s)
     title = (f"pure MLP, recipe {cfg.recipe}: {cfg.widths}, {cfg.epochs} epochs, "
              f"seed {cfg.seed}")
-    figures(history, logits, labels, splits, out_dir, title)
-    return metrics
+    end = finish(run, evaluated, held, splits, history, "flip" if cfg.tta == "on" else "none",
+                 title)
+    return {**end, f"{ev}_acc_no_tta": history.last[f"{ev}_acc"],  # the last epoch's
+            f"best_epoch_{ev}_acc": max(history.column(f"{ev}_acc")), "epochs": cfg.epochs,
+            **run_facts(run, splits, model)}
+
+
+def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
+             data: str | None) -> dict:
+    """``nnlab eval``: the saved model's loss and accuracy on ``split``, with ``tta``
+    (default: the run's own, flip or none)."""
+    cfg = cfg.resolved()
+    tta = tta or ("flip" if cfg.tta == "on" else "none")
+    loss, acc = evaluate_saved(run_dir, cfg, lambda: build_model(cfg), "model", "train",
+                               split, tta, data)
+    return {f"{split}_acc": acc, f"{split}_loss": loss, "tta": tta}
 
 
 def plot_seeds(out_dir: Path, runs: list[dict]) -> None:

@@ -12,26 +12,27 @@ translate test-time augmentation. Each run records the time to every validation 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
+from nnlab.config import check_choice, check_positive, option, parse_sizes
 from nnlab.data.cifar10 import Loader, translate
-from nnlab.device import autocast, resolve_device, resolve_precision
-from nnlab.engine import distributed, train_epochs
+from nnlab.engine import Run, TorchStep, distributed, train_epochs
 from nnlab.errors import ConfigError
 from nnlab.experiments.cifar_common import (
+    EVAL_BATCH,
     TTA,
     CifarOptions,
-    figures,
-    limit_train,
+    evaluate_saved,
+    finish,
     loss_acc,
     make_ema,
-    make_splits,
     predict,
+    run_facts,
+    setup,
     weight_decay_groups,
 )
 from nnlab.models.cnn import SpeedrunNet
@@ -60,25 +61,26 @@ class Config(CifarOptions):
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
     init: str = option("dirac", "conv init: dirac (identity filters first) or default "
                        "(PyTorch's)", choices=("dirac", "default"))
-    train_limit: int = option(0, "train on a fixed class-balanced subset of this many images "
-                              "(0 = all); validation unchanged. For quick pilots")
-    quick: bool = option(False, "smoke run in seconds: 500 images, narrow network, 2 epochs")
+    quick: bool = option(False, "smoke run in seconds: 400 images, widths 16,32,32, 2 epochs, "
+                                "batch 128 (flags you give still win)")
+
+    QUICK = {**CifarOptions.QUICK, "widths": "16,32,32", "epochs": 2, "batch_size": 128}
 
     def __post_init__(self) -> None:
-        for name in ("tta", "device", "precision", "init"):
+        for name in ("tta", "init"):
             check_choice(self, name)
-        check_positive(self, "epochs", "batch_size", "lr", "bias_lr_scale", "val_size",
-                       "whiten_eps")
+        self.check_common()
+        check_positive(self, "epochs", "batch_size", "lr", "bias_lr_scale", "whiten_eps")
         parse_sizes(self.widths)
         for name in ("momentum", "warmup", "label_smoothing", "ema"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1), "
                                   f"got {getattr(self, name)}")
-        if self.train_limit < 0:
-            raise ConfigError(f"--train-limit must be 0 (all) or positive, got {self.train_limit}")
         if not 0 <= self.translate <= 16:
             raise ConfigError(f"--translate must be between 0 and 16, got {self.translate}")
-        resolve_device(self.device)
+
+    def extendable(self) -> bool:
+        return False  # the lr warms up and decays to 0 over the planned steps
 
 
 def _batches(loader: Loader, flips: torch.Tensor, pixels: int, gen: torch.Generator):
@@ -99,52 +101,40 @@ def _batches(loader: Loader, flips: torch.Tensor, pixels: int, gen: torch.Genera
 
 
 def milestone_times(rows, split: str = "val") -> dict[str, float | None]:
-    """{'time_to_90_s': ..., ...}: the ``since_start_s`` of the first row (epoch) whose
-    ``<split>_acc`` reached each of MILESTONES; None for a milestone never reached."""
+    """{'time_to_90_s': ..., ...}: the ``wall_s`` (seconds since the run's clock started,
+    whitening included) of the first row (epoch) whose ``<split>_acc`` reached each of
+    MILESTONES; None for a milestone never reached."""
     times: dict[str, float | None] = {}
     for m in MILESTONES:
-        reached = [r["since_start_s"] for r in rows if r[f"{split}_acc"] >= m]
+        reached = [r["wall_s"] for r in rows if r[f"{split}_acc"] >= m]
         times[f"time_to_{round(m * 100)}_s"] = reached[0] if reached else None
     return times
 
 
-def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
-    """Train once; write config.json, history.csv, metrics.json (accuracy, wall_s, time to
-    each milestone), model.pt, curves.png, confusion.png, time_to_accuracy.png."""
-    cfg = config
-    dist, device = distributed.setup(resolve_device(cfg.device))
-    precision = resolve_precision(cfg.precision, device)
-    t_data = time.perf_counter()
-    splits = make_splits(cfg.data, min(cfg.val_size, 100) if cfg.quick else cfg.val_size,
-                         cfg.final, limit=500 if cfg.quick else None)
-    if cfg.train_limit:
-        splits = limit_train(splits, cfg.train_limit)
-    data_s = time.perf_counter() - t_data
-    widths = (16, 32, 32) if cfg.quick else parse_sizes(cfg.widths)
-    epochs = min(cfg.epochs, 2) if cfg.quick else cfg.epochs
-    batch = min(cfg.batch_size, 128) if cfg.quick else cfg.batch_size
-    out_dir = Path(out_dir)
-    if dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_json(out_dir / "config.json", cfg)
-
+def train(cfg: Config, run: Run) -> dict:
+    """Train once; write history.csv (every epoch), model.pt, curves.png, confusion.png and
+    time_to_accuracy.png; return the metrics (accuracy, wall_s, time to each milestone)."""
+    splits = setup(cfg, run)
+    widths = parse_sizes(cfg.widths)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    train = Loader(splits.x_train, splits.y_train, batch, splits.mean, splits.std,
-                   shuffle=True, drop_last=True, seed=cfg.seed, device=device,
-                   memory_format=fmt, rank=dist.rank, world_size=dist.world_size)
-    held = Loader(splits.x_eval, splits.y_eval, 1000, splits.mean, splits.std, device=device,
-                  memory_format=fmt)
+    loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean, splits.std,
+                    shuffle=True, drop_last=True, seed=cfg.seed, device=run.device,
+                    memory_format=fmt, rank=run.dist.rank, world_size=run.dist.world_size)
+    held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std,
+                  device=run.device, memory_format=fmt)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    t0 = time.perf_counter()  # wall_s: whitening init + training + TTA evaluation
-    model = SpeedrunNet(widths, len(splits.classes), dirac=cfg.init == "dirac").to(device)
-    n_fit = min(5000, len(train.y))
-    model.init_whitening(((train.x[:n_fit].float() - train.mean) / train.std), cfg.whiten_eps)
+    t = time.perf_counter()  # wall_s: whitening init + training + TTA evaluation
+    model = SpeedrunNet(widths, len(splits.classes), dirac=cfg.init == "dirac").to(run.device)
+    n_fit = min(5000, len(loader.y))
+    model.init_whitening(((loader.x[:n_fit].float() - loader.mean) / loader.std),
+                         cfg.whiten_eps)
     model = model.to(memory_format=fmt)
-    flips = (torch.rand(len(train.y), generator=gen) < 0.5).to(device)
+    setup_s = run.fitted("setup_s", lambda: time.perf_counter() - t)
+    flips = (torch.rand(len(loader.y), generator=gen) < 0.5).to(run.device)
 
-    steps = epochs * len(train)
-    lr = cfg.lr * batch / 512
+    steps = cfg.epochs * len(loader)
+    lr = cfg.lr * cfg.batch_size / 512
     weights, shifts = weight_decay_groups(model, cfg.weight_decay)
     shifts.update(lr=lr * cfg.bias_lr_scale, weight_decay=cfg.weight_decay / cfg.bias_lr_scale)
     opt = torch.optim.SGD([weights, shifts], lr=lr, momentum=cfg.momentum, nesterov=True)
@@ -153,49 +143,43 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / (steps - warm)))
     ema = make_ema(model, cfg.ema)
     evaluated = ema.module if ema is not None else model
-
-    def amp():
-        return autocast(device, precision)
-
+    run.track(batch_order=gen, augmentation=loader.aug_gen)
     ev = splits.eval_name
 
     def evaluate_all() -> dict[str, float]:  # per epoch, without TTA: the milestone clock
-        loss, acc = loss_acc(*predict(evaluated, held, amp, "none"))
-        return {f"{ev}_loss": loss, f"{ev}_acc": acc, "since_start_s": time.perf_counter() - t0}
+        loss, acc = loss_acc(*predict(evaluated, held, run.autocast, "none"))
+        return {f"{ev}_loss": loss, f"{ev}_acc": acc}
 
     def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(logits.float(), y,
                                            label_smoothing=cfg.label_smoothing)
 
-    history = train_epochs(
-        distributed.wrap(model, dist, device), opt, _batches(train, flips, cfg.translate, gen),
-        epochs, evaluate_all,
-        loss_fn=loss_fn, scheduler=sched, autocast=amp,
-        after_step=(lambda: ema.update_parameters(model)) if ema is not None else None,
-        desc=f"cifar-speedrun seed {cfg.seed}", progress=progress if dist.is_main else False,
-        history_path=out_dir / "history.csv" if dist.is_main else None)
-    logits, labels = predict(evaluated, held, amp, cfg.tta)
-    wall_s = time.perf_counter() - t0
-    loss, acc = loss_acc(logits, labels)
+    step = TorchStep(distributed.wrap(model, run.dist, run.device), opt, loss_fn, sched,
+                     run.autocast, ema=ema)
+    history = train_epochs(step, _batches(loader, flips, cfg.translate, gen), cfg.epochs,
+                           evaluate_all, run=run, desc=f"cifar-speedrun seed {cfg.seed}",
+                           history_path=run.out / "history.csv" if run.main else None,
+                           wall_offset=setup_s)  # wall_s counts from before the whitening
+    title = f"speedrun net {widths}, {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}"
+    end = finish(run, evaluated, held, splits, history, cfg.tta, title)
+    if run.main:
+        plot_time_to_accuracy([run.out / "history.csv"], run.out / "time_to_accuracy.png",
+                              MILESTONES, title=title)
+    return {**{k: end[k] for k in (f"{ev}_acc", f"{ev}_loss")},
+            f"{ev}_acc_no_tta": history.last[f"{ev}_acc"], "wall_s": end["wall_s"],
+            "epochs": cfg.epochs, "images_per_s": end["images_per_s"],
+            **run_facts(run, splits, model), **milestone_times(history, ev)}
 
-    metrics: dict = {f"{ev}_acc": acc, f"{ev}_loss": loss,
-                     f"{ev}_acc_no_tta": history.last[f"{ev}_acc"],
-                     "wall_s": wall_s, "data_s": data_s, "epochs": epochs,
-                     "images_per_s": sum(history.column("images_per_s")) / len(history),
-                     "n_params": sum(p.numel() for p in model.parameters()),
-                     "n_train": len(train.y), f"n_{ev}": len(labels),
-                     "device": device.type, "precision": precision,
-                     "world_size": dist.world_size}
-    metrics.update(milestone_times(history, ev))
-    if not dist.is_main:
-        return metrics
-    save_json(out_dir / "metrics.json", metrics)
-    torch.save({"model": evaluated.state_dict(), "config": asdict(cfg)}, out_dir / "model.pt")
-    title = f"speedrun net {widths}, {epochs} epochs, batch {batch}, seed {cfg.seed}"
-    figures(history, logits, labels, splits, out_dir, title)
-    plot_time_to_accuracy([out_dir / "history.csv"], out_dir / "time_to_accuracy.png",
-                          MILESTONES, title=title)
-    return metrics
+
+def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
+             data: str | None) -> dict:
+    """``nnlab eval``: the saved model on ``split`` with ``tta`` (default: the run's)."""
+    tta = tta or cfg.tta
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    loss, acc = evaluate_saved(
+        run_dir, cfg, lambda: SpeedrunNet(parse_sizes(cfg.widths), 10, dirac=False),
+        "model", "train", split, tta, data, fmt)
+    return {f"{split}_acc": acc, f"{split}_loss": loss, "tta": tta}
 
 
 def plot_seeds(out_dir: Path, runs: list[dict]) -> None:

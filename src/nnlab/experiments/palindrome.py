@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
+from nnlab.config import check_choice, check_positive, option, parse_sizes
 from nnlab.data.palindrome import distinct_palindromes, held_out_set, palindromes, split
-from nnlab.engine import evaluate, train_steps
+from nnlab.engine import Run, TorchStep, evaluate, train_steps
 from nnlab.errors import ConfigError
 from nnlab.models.rnn import CELLS, VanillaRNN
 from nnlab.plots import plot_accuracy_vs_length, plot_curves
@@ -55,7 +53,11 @@ class Config:
                                            "validation accuracy reaches 99%")
     time_limit: float = option(0.0, "minutes of training at most per run (0 = no limit)")
     seed: int = option(0, "seeds the weights and the training palindromes")
-    quick: bool = option(False, "smoke run in seconds: T=5, hidden 16, 60 steps")
+    quick: bool = option(False, "smoke run in seconds: T=5, hidden 16, 60 steps (flags you "
+                                "give still win)")
+
+    QUICK = {"length": 5, "hidden": 16, "steps": 60, "eval_every": 20, "eval_size": 500,
+             "curriculum_start": 3}
 
     def __post_init__(self) -> None:
         for name in ("recipe", "input", "init"):
@@ -77,6 +79,20 @@ class Config:
         if self.curriculum_growth <= 1:
             raise ConfigError(f"--curriculum-growth must be > 1, got {self.curriculum_growth}")
 
+    def resolved(self) -> Config:
+        """For one cell: every 'recipe' / 0 setting replaced by the recipe's value."""
+        if len(self.cells) != 1:
+            return self  # a sweep's sub-runs resolve their own
+        cell, long = self.cells[0], self.recipe == "long"
+        init = self.init
+        if init == "recipe":
+            init = {"rnn": "orthogonal", "lstm": "chrono"}.get(cell, "default") if long \
+                else "default"
+        return replace(self, init=init,
+                       input=self.input if self.input != "recipe" else
+                       ("onehot" if long else "scalar"),
+                       lr=self.lr or (LONG_LR[cell] if long else 1e-3))
+
     @property
     def cells(self) -> list[str]:
         return [c.strip() for c in self.cell.split(",")]
@@ -86,59 +102,51 @@ class Config:
         return self.lengths or (self.length,)
 
 
-def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
-    """One run per (cell, T); a single one writes its files into ``out_dir``, a sweep one
-    sub-folder ``<cell>-T<T>`` each plus ``acc_vs_T.png``. Returns the metrics."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if config.quick:
-        config = replace(config, length=5, hidden=16, steps=60, eval_every=20, eval_size=500,
-                         curriculum_start=3, quick=False)
-    save_json(out_dir / "config.json", config)
+def train(config: Config, run: Run) -> dict:
+    """One run per (cell, T): a single one in the run folder itself, a sweep one sub-run
+    ``<cell>-T<T>`` each plus ``acc_vs_T.png``. Returns the metrics."""
     if len(config.cells) == 1 and len(config.Ts) == 1:
-        return run_one(config, config.cells[0], config.Ts[0], out_dir, progress)
-    metrics = {f"{cell}-T{T}": run_one(config, cell, T, out_dir / f"{cell}-T{T}", progress)
+        return train_one(config.resolved(), run)
+    metrics = {f"{cell}-T{T}": run.child(f"{cell}-T{T}", replace(
+                   config, cell=cell, length=T, lengths=()).resolved(), train_one)
                for cell in config.cells for T in config.Ts}
-    save_json(out_dir / "metrics.json", metrics)
-    plot_seeds(out_dir, [metrics])
+    if run.main:
+        plot_seeds(run.out, [metrics])
     return metrics
 
 
-def _build_model(config: Config, cell: str, T: int, input_dim: int) -> torch.nn.Module:
-    init = config.init
-    if init == "recipe":
-        init = {"rnn": "orthogonal", "lstm": "chrono"}.get(cell, "default") \
-            if config.recipe == "long" else "default"
-    if cell == "rnn":
-        return VanillaRNN(T, input_dim, config.hidden, 10,
-                          recurrent_init="orthogonal" if init == "orthogonal" else "default")
-    model = CELLS[cell](T, input_dim, config.hidden, 10)
-    if init == "chrono":
-        model.chrono_init_(max_gap=T)
+def _build_model(config: Config, input_dim: int) -> torch.nn.Module:
+    if config.cell == "rnn":
+        return VanillaRNN(config.length, input_dim, config.hidden, 10,
+                          recurrent_init="orthogonal" if config.init == "orthogonal"
+                          else "default")
+    model = CELLS[config.cell](config.length, input_dim, config.hidden, 10)
+    if config.init == "chrono":
+        model.chrono_init_(max_gap=config.length)
     return model
 
 
-def run_one(config: Config, cell: str, T: int, out_dir: Path,
-            progress: bool | None = None) -> dict:
-    """Train one cell at one length T; write config.json, history.csv, metrics.json, curves.png."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    long = config.recipe == "long"
-    one_hot = config.input == "onehot" or (config.input == "recipe" and long)
-    encoding = "index" if one_hot else "scalar"  # index = one-hot, read by row lookup
-    lr = config.lr or (LONG_LR[cell] if long else 1e-3)
-    save_json(out_dir / "config.json", {**config.__dict__, "cell": cell, "length": T,
-                                        "lengths": [], "lr": lr})
+def _encoding(config: Config) -> str:
+    return "index" if config.input == "onehot" else "scalar"  # index = one-hot by row lookup
+
+
+def train_one(config: Config, run: Run) -> dict:
+    """Train one cell at one length T (a resolved config); write history.csv (every
+    evaluation), model.pt (the best state at T) and curves.png."""
+    cell, T, long = config.cell, config.length, config.recipe == "long"
+    encoding = _encoding(config)
     torch.manual_seed(config.seed)
-    model = _build_model(config, cell, T, input_dim=10 if one_hot else 1)
-    opt = (torch.optim.Adam(model.parameters(), lr=lr) if long
-           else torch.optim.RMSprop(model.parameters(), lr=lr))
+    model = _build_model(config, input_dim=10 if config.input == "onehot" else 1)
+    opt = (torch.optim.Adam(model.parameters(), lr=config.lr) if long
+           else torch.optim.RMSprop(model.parameters(), lr=config.lr))
     gen = torch.Generator().manual_seed(config.seed)
 
     # Curriculum (long recipe): train at T_cur, raise it when validation accuracy passes 99%.
     state = {"T": min(config.curriculum_start, T) if long else T, "best_acc": -1.0,
              "best_state": None, "best_step": 0, "streak": 0, "reached_step": None,
              "reached_wall_s": -1.0, "collapse_step": None}
-    val = {state["T"]: held_out_set(2000, state["T"], VAL_SEED, encoding)}
+    run.track(palindromes=gen, search=state)  # the curriculum and the best state so far
+    val: dict[int, tuple] = {}
 
     def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return split(palindromes(config.batch_size, state["T"], gen), encoding)
@@ -154,8 +162,8 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
         if state["T"] < T:
             if acc >= 0.99:
                 state["T"] = min(T, math.ceil(state["T"] * config.curriculum_growth))
-                tqdm.write(f"{cell}: step {row['step']}, {row['wall_s']:.0f} s: val acc "
-                           f"{acc:.3f} at T={row['T']}, curriculum moves to T={state['T']}")
+                run.note(f"{cell}: step {row['step']}, {row['wall_s']:.0f} s: val acc "
+                         f"{acc:.3f} at T={row['T']}, curriculum moves to T={state['T']}")
             return False
         if acc > state["best_acc"]:
             state.update(best_acc=acc, best_state=copy.deepcopy(model.state_dict()),
@@ -168,16 +176,15 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
         state["streak"] = state["streak"] + 1 if acc == 1.0 else 0
         return state["streak"] >= config.patience
 
-    t0 = time.perf_counter()
-    history = train_steps(model, opt, next_batch, config.steps, config.eval_every, evaluate_all,
-                          on_eval, clip_norm=config.clip or None, desc=f"{cell} T={T}",
-                          progress=progress,
+    history = train_steps(TorchStep(model, opt, clip_norm=config.clip or None), next_batch,
+                          config.steps, config.eval_every, evaluate_all, on_eval, run=run,
+                          desc=f"{cell} T={T}",
                           time_limit_s=config.time_limit * 60 if config.time_limit else None,
-                          history_path=out_dir / "history.csv")
-    wall_s = time.perf_counter() - t0
+                          history_path=run.out / "history.csv")
 
     if state["best_state"] is not None:  # keep the best state seen at the target T
         model.load_state_dict(state["best_state"])
+    run.save_model("model", model.state_dict())
     test_loss, test_acc = evaluate(model, *held_out_set(config.eval_size, T, TEST_SEED, encoding),
                                    batch_size=2000)
     steps_run = history.last["step"]
@@ -189,17 +196,32 @@ def run_one(config: Config, cell: str, T: int, out_dir: Path,
         "steps_to_99": state["reached_step"] or -1,
         # seconds of training until validation accuracy at the target T first reached 99%
         "wall_s_to_99": state["reached_wall_s"], "collapsed": int(bool(state["collapse_step"])),
-        "collapse_step": state["collapse_step"] or -1, "wall_s": wall_s,
+        "collapse_step": state["collapse_step"] or -1, "wall_s": history.last["wall_s"],
         "distinct_palindromes": distinct_palindromes(T),
         # Chance that a test palindrome also occurred in training (fresh draws each step):
         # near 1 for small T, where "held-out" cannot mean unseen.
         "test_seen_in_training_frac": -math.expm1(-seen / distinct_palindromes(T)),
     }
-    save_json(out_dir / "metrics.json", metrics)
-    plot_curves(history, out_dir / "curves.png", group="none", splits=("train", "val"),
+    plot_curves(history, run.out / "curves.png", group="none", splits=("train", "val"),
                 x="step", twin="T" if long else None,
                 title=f"{cell}, T={T} ({config.recipe} recipe): test acc {test_acc:.3f}")
     return metrics
+
+
+def eval_run(run_dir: Path, config: Config, split: str, tta: str | None,
+             data: str | None) -> dict:
+    """``nnlab eval``: the saved model (the best state at T) on the test set (``eval_size``
+    fresh palindromes, as metrics.json) or the validation set (2,000); ``tta`` and ``data``
+    do not apply."""
+    from nnlab.experiments.cifar_common import saved_model
+
+    weights, _ = saved_model(run_dir, "model", "train")
+    model = _build_model(config, input_dim=10 if config.input == "onehot" else 1)
+    model.load_state_dict(weights)
+    n, seed = (config.eval_size, TEST_SEED) if split == "test" else (2000, VAL_SEED)
+    loss, acc = evaluate(model, *held_out_set(n, config.length, seed, _encoding(config)),
+                         batch_size=2000)
+    return {f"{split}_acc": acc, f"{split}_loss": loss}
 
 
 def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
@@ -224,4 +246,3 @@ def summarize(metrics: dict) -> str:
         lines.append(f"{m['cell']:<5}{m['T']:>6}" + "".join(
             f"{m[c]:>13.4f}" if isinstance(m[c], float) else f"{m[c]:>13}" for c in cols))
     return "\n".join(lines)
-

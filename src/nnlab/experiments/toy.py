@@ -10,14 +10,15 @@ import numpy as np
 import torch
 
 from nnlab import numpy_nn
-from nnlab.config import check_choice, check_positive, option, parse_sizes, save_json
+from nnlab.config import check_choice, check_positive, option, parse_sizes
 from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
-from nnlab.engine import History, evaluate, evaluate_numpy, fit, fit_numpy
+from nnlab.engine import History, Run, evaluate, evaluate_numpy, fit, fit_numpy
 from nnlab.errors import ConfigError
 from nnlab.models.mlp import MLP
 from nnlab.plots import plot_curves, plot_dataset, plot_decision_boundaries
 
 IMPLS = ("numpy", "torch")
+CHECKPOINT_EVERY = 100  # epochs: a toy epoch takes a millisecond, a checkpoint several
 
 
 @dataclass
@@ -35,7 +36,10 @@ class Config:
     epochs: int = option(1000, "passes over the training set")
     batch_size: int = option(1000, "examples per step; at least the train size = full batch")
     seed: int = option(0, "seeds the data, the shared initial weights and the batch order")
-    quick: bool = option(False, "smoke run in seconds: 200 points, 20 epochs")
+    quick: bool = option(False, "smoke run in seconds: 200 points, 20 epochs (flags you give "
+                                "still win)")
+
+    QUICK = {"n_samples": 200, "epochs": 20}
 
     def __post_init__(self) -> None:
         check_choice(self, "dataset")
@@ -50,24 +54,17 @@ class Config:
             raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
 
 
-def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> dict:
-    """Train both implementations; write config.json, history.csv, metrics.json and figures.
+def train(config: Config, run: Run) -> dict:
+    """Train both implementations (a phase each); write history.csv, dataset.png,
+    curves.png and boundary.png in the run folder and return the metrics.
 
-    With ``dataset='all'`` each dataset gets its own sub-folder and the returned metrics are
-    keyed by dataset.
+    With ``dataset='all'`` each dataset is a sub-run in its own folder and the returned
+    metrics are keyed by dataset.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if config.quick:
-        config = replace(config, n_samples=200, epochs=20, quick=False)
     if config.dataset == "all":
-        save_json(out_dir / "config.json", config)
-        metrics = {name: run(replace(config, dataset=name), out_dir / name, progress)
-                   for name in TOY_DATASETS}
-        save_json(out_dir / "metrics.json", metrics)
-        return metrics
+        return {name: run.child(name, replace(config, dataset=name), train)
+                for name in TOY_DATASETS}
 
-    save_json(out_dir / "config.json", config)
     data = make_toy(config.dataset, config.n_samples, config.noise, config.test_size, config.seed)
     n_in, n_classes = data.x_train.shape[1], data.n_classes
 
@@ -86,17 +83,16 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
 
     _warm_up(torch_model, torch.from_numpy(data.x_train[:8]),
              torch.from_numpy(data.y_train[:8]))
-    common = dict(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-                  progress=progress)
+    common = dict(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, run=run)
     history = fit_numpy(np_model, np_opt, data.x_train, data.y_train,
-                        eval_sets={"test": (data.x_test, data.y_test)},
+                        eval_sets={"test": (data.x_test, data.y_test)}, phase="numpy",
                         desc=f"{config.dataset} numpy", tags={"impl": "numpy"}, **common)
     xt = {split: torch.from_numpy(getattr(data, f"x_{split}")) for split in ("train", "test")}
     yt = {split: torch.from_numpy(getattr(data, f"y_{split}")) for split in ("train", "test")}
     history.extend(fit(torch_model, torch_opt, xt["train"], yt["train"],
-                       eval_sets={"test": (xt["test"], yt["test"])},
+                       eval_sets={"test": (xt["test"], yt["test"])}, phase="torch",
                        desc=f"{config.dataset} torch", tags={"impl": "torch"}, **common))
-    history.to_csv(out_dir / "history.csv")
+    history.to_csv(run.out / "history.csv")
 
     # Final numbers: the trained models evaluated on the full train and test sets.
     metrics: dict = {}
@@ -112,9 +108,7 @@ def run(config: Config, out_dir: str | Path, progress: bool | None = None) -> di
         m["wall_s"] = history.column("wall_s", impl=impl)[-1]
         metrics[impl] = m
     metrics["time_ratio_numpy_over_torch"] = metrics["numpy"]["wall_s"] / metrics["torch"]["wall_s"]
-    save_json(out_dir / "metrics.json", metrics)
-
-    _figures(config, data, history, np_model, torch_model, out_dir)
+    _figures(config, data, history, np_model, torch_model, run.out)
     return metrics
 
 

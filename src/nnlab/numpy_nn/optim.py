@@ -62,6 +62,18 @@ def adam_update(
     return p - (lr / (1 - b1**t)) * m / denom, m, v
 
 
+def clip_grad_norm(layers: Sequence[Linear], max_norm: float) -> float:
+    """Scale every grad of ``layers`` in place so their global L2 norm is at most
+    ``max_norm`` (as torch.nn.utils.clip_grad_norm_); returns the norm before clipping."""
+    grads = [g for layer in layers for g in layer.grads.values()]
+    norm = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
+    scale = max_norm / (norm + 1e-6)
+    if scale < 1:
+        for g in grads:
+            g *= scale
+    return norm
+
+
 class SGD:
     """SGD(params, lr, momentum=0, weight_decay=0, nesterov=False), as torch.optim.SGD."""
 
@@ -87,6 +99,16 @@ class SGD:
                     self.momentum, self.weight_decay, self.nesterov,
                 )
                 p[...] = new_p
+
+    def state_dict(self) -> dict:
+        """Momentum buffers (copies), keyed '<layer>.<param>'."""
+        return {"lr": self.lr, "bufs": {f"{i}.{k}": None if b is None else b.copy()
+                                        for (i, k), b in self.bufs.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lr = state["lr"]
+        self.bufs = {(int(key.split(".")[0]), key.split(".")[1]): None if b is None else b.copy()
+                     for key, b in state["bufs"].items()}
 
 
 class Adam:
@@ -116,3 +138,14 @@ class Adam:
                     self.lr, self.betas, self.eps, self.weight_decay,
                 )
                 p[...] = new_p
+
+    def state_dict(self) -> dict:
+        """Step count and moment estimates (copies)."""
+        return {"lr": self.lr, "t": self.t,
+                "m": [{k: a.copy() for k, a in d.items()} for d in self.m],
+                "v": [{k: a.copy() for k, a in d.items()} for d in self.v]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lr, self.t = state["lr"], state["t"]
+        self.m = [{k: a.copy() for k, a in d.items()} for d in state["m"]]
+        self.v = [{k: a.copy() for k, a in d.items()} for d in state["v"]]

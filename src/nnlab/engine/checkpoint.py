@@ -1,0 +1,136 @@
+"""Atomic files and checkpoints: everything a run needs to continue, on disk.
+
+A checkpoint is one ``torch.save`` dict (see :class:`nnlab.engine.run.Run` for its keys),
+written to a temporary file, flushed to the disk and renamed over its final name: a reader
+sees the whole old file or the whole new one, never half. Checkpoints are numbered
+``checkpoint-000012.pt``; the newest ``keep`` are kept. A file that cannot be read (truncated
+by a full disk or a killed copy) is reported in one line and the previous one is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+PATTERN = re.compile(r"checkpoint-(\d+)\.pt$")
+
+
+def _replace_atomically(tmp: Path, path: Path) -> None:
+    os.replace(tmp, path)
+    try:  # make the rename itself durable (POSIX); not every filesystem allows it
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` through a temporary file, fsync and rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    _replace_atomically(tmp, path)
+    return path
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Indented JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    _replace_atomically(tmp, path)
+    return path
+
+
+def load(path: str | Path) -> dict:
+    """Read a checkpoint or model file written by nnlab (onto the CPU)."""
+    # weights_only=False: the file holds NumPy arrays and RNG states as well as tensors. Only
+    # load files nnlab wrote itself.
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class Checkpoints:
+    """The numbered checkpoints in ``folder``: save the next one, find the newest good one."""
+
+    def __init__(self, folder: str | Path, keep: int = 2) -> None:
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def paths(self) -> list[Path]:
+        """Existing checkpoint files, oldest first."""
+        found = [(int(m.group(1)), p) for p in self.folder.glob("checkpoint-*.pt")
+                 if (m := PATTERN.search(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def save(self, state: dict) -> Path:
+        paths = self.paths()
+        number = int(PATTERN.search(paths[-1].name).group(1)) + 1 if paths else 1
+        path = save_atomic(state, self.folder / f"checkpoint-{number:06d}.pt")
+        for old in self.paths()[:-self.keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def latest(self) -> tuple[dict, Path] | None:
+        """The newest checkpoint that loads, and its path; None when there is none. Each
+        unreadable one is named in a warning line on stderr."""
+        for path in reversed(self.paths()):
+            try:
+                state = load(path)
+                if not isinstance(state, dict) or "progress" not in state:
+                    raise ValueError("not an nnlab checkpoint")
+                return state, path
+            except Exception as e:  # truncated, corrupt or foreign: say so, try the previous
+                print(f"nnlab: warning: checkpoint {path} is unreadable "
+                      f"({e.__class__.__name__}); trying the previous one", file=sys.stderr)
+        return None
+
+
+# --------------------------------------------------------------------------- RNG states
+
+
+def generator_state(gen: torch.Generator | np.random.Generator) -> Any:
+    """A copy of a torch or NumPy generator's state."""
+    if isinstance(gen, np.random.Generator):
+        return gen.bit_generator.state
+    return gen.get_state()
+
+
+def set_generator_state(gen: torch.Generator | np.random.Generator, state: Any) -> None:
+    if isinstance(gen, np.random.Generator):
+        gen.bit_generator.state = state
+    else:
+        gen.set_state(state)
+
+
+def global_rng_state() -> dict:
+    """The process-wide generators: torch (CPU and CUDA), NumPy's legacy one, Python's."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

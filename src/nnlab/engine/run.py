@@ -1,0 +1,447 @@
+"""One run's lifecycle: folder, resolved config with provenance, checkpoints, resume,
+signals, TensorBoard, and ``metrics.json`` written last.
+
+An experiment is ``train(config, run) -> metrics``; :func:`launch` gives it a :class:`Run`
+and does the rest, so a new experiment gets all of this without writing any of it:
+
+* ``config.json``: the resolved config (what actually runs) plus ``experiment`` and
+  ``provenance`` (versions, git commit, command line, device, precision, threads, CPU/GPU).
+* ``checkpoint-NNNNNN.pt``: written atomically by the training drivers every
+  ``checkpoint_every`` epochs (or evaluations), the newest two kept. Each holds every object
+  the experiment handed to :meth:`Run.track` (model, optimizer, scheduler, EMA, generators,
+  its own state), the process-wide RNGs, the histories of the phases so far, where training
+  stands (phase, epoch or step, batch) and the fitted data state (:meth:`Run.fitted`).
+* Resume (``launch(..., resume=True)``): every tracked object is loaded from the newest good
+  checkpoint when its phase starts, and training continues exactly where it stopped: the same
+  batches, the same augmentation, the same numbers as a run that never stopped.
+* SIGINT / SIGTERM: the current step finishes, a checkpoint is written, and
+  :class:`~nnlab.errors.Interrupted` goes up to the CLI, which prints how to resume.
+* ``metrics.json`` last and atomically: a folder is a finished run iff it holds one.
+
+Only rank 0 of a torchrun launch writes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+
+from nnlab.engine import checkpoint as ckpt
+from nnlab.errors import ConfigError, Interrupted
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """How a run is looked after (not what is trained: changing these never changes results)."""
+
+    resume: bool = False
+    checkpoint_every: int = 1  # epochs, or evaluations for step-driven runs
+    tensorboard: bool = False
+    progress: bool | None = None  # None: a bar on a terminal, lines in a log; False: silent
+    keep: int = 2  # checkpoints kept
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class _Signals:
+    """Set by SIGINT/SIGTERM while a training driver runs; the driver stops after its step."""
+
+    requested: int | None = None
+    training = 0  # drivers running; outside them a signal interrupts at once
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _Signals.training and _Signals.requested is None:
+        _Signals.requested = signum  # finish the step, checkpoint, then stop
+        return
+    raise Interrupted(signum)  # a second signal, or none of our loops running: stop now
+
+
+@contextlib.contextmanager
+def signals_handled() -> Iterator[None]:
+    """Route SIGINT and SIGTERM to a graceful stop while the block runs (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    _Signals.requested = None
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        _Signals.requested = None
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(device: torch.device | None = None, precision: str | None = None) -> dict:
+    """What ran this: versions, commit, command line, hardware, threads, time."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from nnlab.device import cpu_has_native_bf16
+
+    try:
+        nnlab_version = version("nnlab")
+    except PackageNotFoundError:
+        nnlab_version = "unknown"
+    info = {
+        "nnlab": nnlab_version, "git_commit": _git_commit(), "torch": torch.__version__,
+        "numpy": np.__version__, "python": platform.python_version(),
+        "command": shlex.join(["nnlab", *sys.argv[1:]]) if Path(sys.argv[0]).name in (
+            "nnlab", "__main__.py") else shlex.join(sys.argv),
+        "host": platform.node(), "cpu": _cpu_name(), "cpu_native_bf16": cpu_has_native_bf16(),
+        "threads": torch.get_num_threads(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if device is not None:
+        info["device"] = str(device)
+        if device.type == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(device)
+    if precision is not None:
+        info["precision"] = precision
+    return info
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _is_generator(obj: Any) -> bool:
+    return isinstance(obj, torch.Generator | np.random.Generator)
+
+
+class Run:
+    """A run folder and everything that happens to it; see the module docstring.
+
+    Made by :func:`launch` (and :meth:`child`), not by experiments. An experiment uses:
+    ``run.device``, ``run.precision``, ``run.dist``, ``run.main``, ``run.out``,
+    :meth:`track`, :meth:`fitted`, :meth:`save_model`, :meth:`child`, :meth:`write`.
+    """
+
+    def __init__(self, out: str | Path, experiment: str, config: Any,
+                 options: RunOptions | None = None, extra: dict | None = None) -> None:
+        self.out = Path(out)
+        self.experiment, self.config = experiment, config
+        self.options = options or RunOptions()
+        if self.options.checkpoint_every < 1:
+            raise ConfigError(f"--checkpoint-every must be >= 1, got "
+                              f"{self.options.checkpoint_every}")
+        self._setup_device()
+        self._tracked: dict[str, Any] = {}
+        self._restored: set[str] = set()
+        self._checkpoints = ckpt.Checkpoints(self.out, self.options.keep)
+        self._resume: dict | None = None
+        self._rng_restored = False
+        self.phases: dict[str, dict] = {}  # name -> {"history", "position", "stopped"}
+        self.data: dict[str, Any] = {}  # fitted data state (normalisation, ZCA, ...)
+        self._writer = None
+        if self.options.tensorboard:
+            self._writer_class()  # a missing package is one line, before any file is written
+        if self.options.resume and (found := self._checkpoints.latest()) is not None:
+            self._resume, path = found
+            self.phases = self._resume["phases"]
+            self.data = self._resume["data"]
+            self.note(f"resuming from {path}")
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._write_config(extra or {})
+            if self.options.resume:  # extending a finished run: it is unfinished again
+                done = self.out / "metrics.json"
+                if done.exists():
+                    done.replace(self.out / "metrics.before-resume.json")
+
+    # -- device -------------------------------------------------------------------------
+
+    def _setup_device(self) -> None:
+        from nnlab.device import resolve_device, resolve_precision
+        from nnlab.engine import distributed
+
+        fields = getattr(self.config, "__dataclass_fields__", {})
+        if "device" in fields:
+            self.dist, self.device = distributed.setup(resolve_device(self.config.device))
+            self.precision = resolve_precision(getattr(self.config, "precision", "fp32"),
+                                               self.device)
+        else:
+            self.dist, self.device, self.precision = distributed.from_env(), None, None
+
+    @property
+    def main(self) -> bool:
+        """True on the process that writes files (rank 0, or the only one)."""
+        return self.dist.is_main
+
+    @property
+    def progress(self) -> bool | None:
+        return self.options.progress if self.main else False
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast or nothing, as the run's precision says."""
+        from nnlab.device import autocast
+
+        return autocast(self.device, self.precision)
+
+    # -- files --------------------------------------------------------------------------
+
+    def _write_config(self, extra: dict) -> None:
+        path = self.out / "config.json"
+        record = {"experiment": self.experiment, **dataclasses.asdict(self.config), **extra}
+        info = provenance(self.device, self.precision)
+        if self.options.resume and path.exists():
+            old = ckpt.json.loads(path.read_text())
+            record["provenance"] = old.get("provenance", info)
+            record["provenance"].setdefault("resumed", []).append(
+                {k: info[k] for k in ("command", "started", "host", "cpu", "threads",
+                                      "git_commit")})
+        else:
+            record["provenance"] = info
+        ckpt.write_json_atomic(path, record)
+
+    def write(self, name: str, obj: Any) -> None:
+        """A JSON file in the run folder (rank 0 only)."""
+        if self.main:
+            ckpt.write_json_atomic(self.out / name, obj)
+
+    def save_model(self, name: str, model_state: dict, **data: Any) -> None:
+        """``<name>.pt``: the weights to evaluate, the config and the data state
+        (normalisation, ZCA, classes) that ``nnlab eval`` needs; rank 0 only."""
+        if self.main:
+            ckpt.save_atomic({"experiment": self.experiment,
+                              "config": dataclasses.asdict(self.config),
+                              "model": model_state, "data": {**self.data, **data}},
+                             self.out / f"{name}.pt")
+
+    def note(self, message: str) -> None:
+        if self.main and self.options.progress is not False:
+            print(f"nnlab: {message}", file=sys.stderr, flush=True)
+
+    # -- state --------------------------------------------------------------------------
+
+    def track(self, **objects: Any) -> None:
+        """Objects whose state goes into every checkpoint: anything with ``state_dict`` /
+        ``load_state_dict`` (modules, optimizers, schedulers, EMA), torch and NumPy
+        generators, and plain dicts of the experiment's own state. On resume each is loaded
+        when the training phase that uses it starts."""
+        for name, obj in objects.items():
+            if obj is not None:
+                self._tracked[name] = obj
+
+    def fitted(self, name: str, compute: Callable[[], Any]) -> Any:
+        """Fitted data state (normalisation statistics, a ZCA matrix...): computed once,
+        kept in every checkpoint and in the saved model, taken from the checkpoint on resume."""
+        if name not in self.data:
+            self.data[name] = compute()
+        return self.data[name]
+
+    def _state(self, obj: Any) -> Any:
+        if _is_generator(obj):
+            return ckpt.generator_state(obj)
+        if isinstance(obj, dict):
+            return dict(obj)
+        return obj.state_dict()
+
+    def _load(self, obj: Any, state: Any) -> None:
+        if _is_generator(obj):
+            ckpt.set_generator_state(obj, state)
+        elif isinstance(obj, dict):
+            obj.clear()
+            obj.update(state)
+        else:
+            obj.load_state_dict(state)
+
+    def restore(self) -> None:
+        """Load every tracked object the checkpoint holds and that is not loaded yet."""
+        if self._resume is None:
+            return
+        for name, obj in self._tracked.items():
+            if name in self._restored:
+                continue
+            if name in self._resume["generators"]:
+                self._load(obj, self._resume["generators"][name])
+            elif name in self._resume["state"]:
+                self._load(obj, self._resume["state"][name])
+            else:
+                continue
+            self._restored.add(name)
+
+    def restore_rng(self) -> None:
+        """The process-wide RNGs as the checkpoint left them (once, for the phase that goes
+        on training)."""
+        if self._resume is not None and not self._rng_restored:
+            ckpt.set_global_rng_state(self._resume["rng"])
+            self._rng_restored = True
+
+    def resume_position(self, phase: str) -> dict | None:
+        """Where ``phase`` stopped inside an epoch/interval (batch, partial sums), if it did."""
+        if self._resume is None or self._resume["progress"].get("phase") != phase:
+            return None
+        return self._resume["progress"]
+
+    def checkpoint(self, progress: dict, generator_states: dict | None = None) -> None:
+        """Write the next checkpoint (rank 0); ``generator_states`` replaces the generators'
+        current states (an epoch driver passes those at the start of the epoch)."""
+        if not self.main:
+            return
+        gens = {n: ckpt.generator_state(g) for n, g in self._tracked.items() if _is_generator(g)}
+        gens.update(generator_states or {})
+        self._checkpoints.save({
+            "format": CHECKPOINT_FORMAT, "experiment": self.experiment,
+            "config": dataclasses.asdict(self.config), "progress": progress,
+            "phases": self.phases, "data": self.data, "rng": ckpt.global_rng_state(),
+            "generators": gens,
+            "state": {n: self._state(o) for n, o in self._tracked.items()
+                      if not _is_generator(o)},
+        })
+
+    def generator_states(self) -> dict:
+        return {n: ckpt.generator_state(g) for n, g in self._tracked.items() if _is_generator(g)}
+
+    # -- signals ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[None]:
+        """Marks a driver's loop: a signal inside it asks for a stop after the step."""
+        _Signals.training += 1
+        try:
+            yield
+        finally:
+            _Signals.training -= 1
+
+    def stop_requested(self) -> int | None:
+        """The signal that asked for a stop, if any (the same answer on every rank)."""
+        signum = _Signals.requested
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            flag = torch.tensor([signum or 0])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            signum = int(flag) or None
+        return signum
+
+    # -- TensorBoard --------------------------------------------------------------------
+
+    @staticmethod
+    def _writer_class() -> type:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("--tensorboard needs the tensorboard package: "
+                              "pip install 'nnlab[tensorboard]'") from None
+        return SummaryWriter
+
+    def log_row(self, row: dict, x: str, prefix: str = "") -> None:
+        """Every numeric column of a history row as a TensorBoard scalar at step ``row[x]``."""
+        if not (self.options.tensorboard and self.main):
+            return
+        if self._writer is None:
+            self._writer = self._writer_class()(log_dir=str(self.out))
+        for key, value in row.items():
+            if key != x and isinstance(value, int | float) and not isinstance(value, bool):
+                self._writer.add_scalar(f"{prefix}{key}", value, global_step=int(row[x]))
+
+    # -- children and the end -----------------------------------------------------------
+
+    def child(self, name: str, config: Any, train: Callable[[Any, Run], dict]) -> dict:
+        """A sub-run in ``out/name`` (a dataset, a cell and length of a sweep) with its own
+        folder, checkpoints and metrics.json; on resume a finished one is read back."""
+        return run_child(self.out / name, self.experiment, config, self.options, train)
+
+    def execute(self, train: Callable[[Any, Run], dict]) -> dict:
+        metrics = train(self.config, self)
+        self.finish(metrics)
+        return metrics
+
+    def finish(self, metrics: dict) -> None:
+        """metrics.json, last and atomically; the figures into TensorBoard."""
+        if not self.main:
+            return
+        if self.options.tensorboard:
+            import matplotlib.image
+
+            if self._writer is None:
+                self._writer = self._writer_class()(log_dir=str(self.out))
+            for png in sorted(self.out.glob("*.png")):
+                self._writer.add_image(png.stem, matplotlib.image.imread(png)[..., :3],
+                                       dataformats="HWC")
+            self._writer.close()
+        ckpt.write_json_atomic(self.out / "metrics.json", metrics)
+
+
+def experiment_name(module: ModuleType) -> str:
+    from nnlab.experiments import EXPERIMENTS
+
+    return next((n for n, (m, _) in EXPERIMENTS.items() if m == module.__name__),
+                module.__name__.rsplit(".", 1)[-1])
+
+
+def run_options(module: ModuleType, **options: Any) -> RunOptions:
+    """:class:`RunOptions` from keywords; ``checkpoint_every`` defaults to the experiment's
+    ``CHECKPOINT_EVERY`` (1 when it has none)."""
+    if options.get("checkpoint_every") is None:
+        options["checkpoint_every"] = getattr(module, "CHECKPOINT_EVERY", 1)
+    return RunOptions(**options)
+
+
+def run_child(folder: Path, experiment: str | ModuleType, config: Any, options: RunOptions,
+              train: Callable[[Any, Run], dict] | None = None) -> dict:
+    """A sub-run in ``folder``: read back when it finished (unless ``config`` asks it for
+    more epochs or steps), resumed when it started, else run from the start."""
+    if isinstance(experiment, ModuleType):
+        experiment, train = experiment_name(experiment), experiment.train
+    done = folder / "metrics.json"
+    if options.resume and done.exists():
+        old = ckpt.json.loads((folder / "config.json").read_text())
+        if all(getattr(config, k, None) == old.get(k) for k in ("epochs", "steps")):
+            return ckpt.json.loads(done.read_text())
+    options = dataclasses.replace(
+        options, resume=options.resume and (folder / "config.json").exists())
+    return Run(folder, experiment, config, options).execute(train)
+
+
+def launch(module: ModuleType, config: Any, out: str | Path, **options: Any) -> dict:
+    """Run experiment ``module`` (its ``train(config, run)``) in folder ``out``; keyword
+    arguments are :class:`RunOptions` fields. Returns the metrics."""
+    with signals_handled():
+        return Run(out, experiment_name(module), config,
+                   run_options(module, **options)).execute(module.train)
