@@ -175,6 +175,11 @@ MAY_CHANGE_ON_RESUME = ("data", "device")
 EXTENDS = ("epochs", "steps")
 
 
+def _shown(value: typing.Any) -> str:
+    """A config value as it is typed on the command line: (512, 256) -> 512,256."""
+    return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+
+
 def _resumed_config(module: ModuleType, args: argparse.Namespace, given: dict) -> typing.Any:
     """The config a run started with, plus the changes a resume allows; anything else that
     differs from it is refused, naming the flag."""
@@ -199,7 +204,8 @@ def _resumed_config(module: ModuleType, args: argparse.Namespace, given: dict) -
             continue
         flag = f"--{flag_name(name)}"
         if name not in EXTENDS:
-            raise NnlabError(f"--resume: {flag} {value} differs from the run's {old}; a resumed "
+            raise NnlabError(f"--resume: {flag} {_shown(new)} differs from the run's "
+                             f"{_shown(old)}; a resumed "
                              "run keeps the config it started with (only --epochs/--steps "
                              "may grow, --data and --device may change)")
         if new < old:

@@ -80,6 +80,8 @@ class Checkpoints:
         return [p for _, p in sorted(found)]
 
     def save(self, state: dict) -> Path:
+        for stale in self.folder.glob(".checkpoint-*.pt.tmp"):  # left by a killed write
+            stale.unlink(missing_ok=True)
         paths = self.paths()
         number = int(PATTERN.search(paths[-1].name).group(1)) + 1 if paths else 1
         path = save_atomic(state, self.folder / f"checkpoint-{number:06d}.pt")

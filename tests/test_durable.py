@@ -1,0 +1,284 @@
+"""Durable runs through the CLI, as a user meets them: a real process killed part-way and
+resumed ends with the numbers of a run that never stopped; Ctrl-C checkpoints and says how
+to resume; a changed flag is refused on resume; --quick yields to given flags; progress lines
+in a log; TensorBoard scalars; nnlab eval reproduces metrics.json."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nnlab.cli import main
+from nnlab.engine.checkpoint import Checkpoints
+
+
+def _untimed_metrics(metrics: dict) -> dict:
+    """Every number except timings (seconds, throughputs, time ratios)."""
+    from nnlab.seeds import flatten
+
+    return {k: v for k, v in flatten(metrics).items()
+            if not (k.endswith("_s") or "wall_s" in k or "per_s" in k or "time_ratio" in k)}
+
+
+def _untimed_history(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if k not in ("wall_s", "images_per_s")}
+                for row in csv.DictReader(f)]
+
+
+def _same_results(a, b, history="history.csv") -> None:
+    assert _untimed_history(a / history) == _untimed_history(b / history)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert _untimed_metrics(ma) == _untimed_metrics(mb)
+
+
+def _start(argv, tmp_path, env=None):
+    env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache"), **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "nnlab", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(proc, folder, number: int, timeout: float = 120) -> None:
+    """Until checkpoint ``number`` exists (or the process ended, which fails the test)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        paths = Checkpoints(folder).paths() if folder.exists() else []
+        if paths and int(paths[-1].stem.split("-")[1]) >= number:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before checkpoint {number}: "
+                                 f"{proc.stderr.read()[-1500:]}")
+        time.sleep(0.005)
+    raise AssertionError(f"no checkpoint {number} after {timeout} s")
+
+
+def _kill_then_resume(name, argv, tmp_path, monkeypatch, at: int, truncate: bool = False):
+    """Run ``nnlab run name argv`` in a subprocess, SIGKILL it once checkpoint ``at`` is
+    written, resume it in process; run the same uninterrupted; compare."""
+    monkeypatch.setenv("NNLAB_CACHE", str(tmp_path / "cache"))
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    proc = _start(["run", name, *argv, "--out", str(killed)], tmp_path)
+    _wait_for_checkpoint(proc, killed, at)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metrics.json").exists()  # it really was cut short
+    if truncate:  # and its newest checkpoint cut short too: the previous one is used
+        newest = Checkpoints(killed).paths()[-1]
+        newest.write_bytes(newest.read_bytes()[:200])
+    assert main(["run", name, "--resume", str(killed)]) == 0
+    assert main(["run", name, *argv, "--out", str(reference)]) == 0
+    return killed, reference
+
+
+def test_toy_killed_in_the_numpy_phase_resumes_exactly(tmp_path, monkeypatch, capsys):
+    argv = ["--quick", "--epochs", "150", "--hidden", "64,64", "--batch-size", "8",
+            "--checkpoint-every", "10"]
+    killed, reference = _kill_then_resume("toy", argv, tmp_path, monkeypatch, at=3,
+                                          truncate=True)
+    _same_results(killed, reference)
+    assert "is unreadable" in capsys.readouterr().err
+
+
+def test_toy_killed_in_the_torch_phase_resumes_exactly(tmp_path, monkeypatch):
+    argv = ["--quick", "--epochs", "150", "--hidden", "64,64", "--batch-size", "8",
+            "--checkpoint-every", "10"]
+    killed, reference = _kill_then_resume("toy", argv, tmp_path, monkeypatch, at=18)
+    _same_results(killed, reference)
+
+
+def test_speedrun_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch):
+    argv = ["--quick", "--epochs", "25", "--batch-size", "32", "--whiten-eps", "1",
+            "--data", str(learnable_cifar)]
+    _same_results(*_kill_then_resume("cifar-speedrun", argv, tmp_path, monkeypatch, at=3))
+
+
+def test_cifar_mlp_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch):
+    argv = ["--quick", "--epochs", "60", "--data", str(learnable_cifar)]
+    _same_results(*_kill_then_resume("cifar-mlp", argv, tmp_path, monkeypatch, at=5))
+
+
+def test_palindrome_killed_resumes_exactly(tmp_path, monkeypatch):
+    argv = ["--quick", "--steps", "1500", "--eval-every", "20", "--patience", "1000"]
+    _same_results(*_kill_then_resume("palindrome", argv, tmp_path, monkeypatch, at=5))
+
+
+def test_ctrl_c_checkpoints_exits_130_and_says_how_to_resume(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    argv = ["--quick", "--epochs", "150", "--hidden", "64,64", "--batch-size", "8",
+            "--checkpoint-every", "25"]
+    proc = _start(["run", "toy", *argv, "--out", str(out)], tmp_path)
+    _wait_for_checkpoint(proc, out, 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("nnlab: stopped by SIGINT")
+    assert f"resume with: nnlab run toy --resume {out}" in err
+    assert Checkpoints(out).paths()[-1].name > "checkpoint-000002.pt"  # written on the stop
+    assert main(["run", "toy", "--resume", str(out)]) == 0
+    assert main(["run", "toy", *argv, "--out", str(tmp_path / "reference")]) == 0
+    _same_results(out, tmp_path / "reference")
+
+
+def test_sigterm_exits_143(tmp_path):
+    out = tmp_path / "run"
+    proc = _start(["run", "palindrome", "--quick", "--steps", "100000", "--patience", "1000",
+                   "--out", str(out)], tmp_path)
+    _wait_for_checkpoint(proc, out, 1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err
+
+
+@pytest.mark.parametrize("flag, value", [("--hidden", "32"), ("--lr", "0.1"),
+                                         ("--optimizer", "adam")])
+def test_resume_refuses_a_changed_flag_naming_it(tmp_path, capsys, flag, value):
+    out = tmp_path / "run"
+    assert main(["run", "toy", "--quick", "--out", str(out)]) == 0
+    before = (out / "metrics.json").read_text()
+    capsys.readouterr()
+    assert main(["run", "toy", "--resume", str(out), flag, value]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--resume: {flag} {value} differs" in err
+    assert (out / "metrics.json").read_text() == before  # nothing touched
+
+
+def test_resume_errors_are_one_line(tmp_path, capsys):
+    assert main(["run", "toy", "--resume", str(tmp_path / "nope")]) == 1
+    assert "no config.json" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert main(["run", "palindrome", "--quick", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", "toy", "--resume", str(out)]) == 1
+    assert "holds a palindrome run, not toy" in capsys.readouterr().err
+
+
+def test_raising_epochs_extends_a_finished_run_to_a_longer_runs_numbers(tmp_path):
+    argv = ["--quick", "--dataset", "all", "--optimizer", "adam"]
+    out = tmp_path / "run"
+    assert main(["run", "toy", *argv, "--out", str(out)]) == 0
+    assert main(["run", "toy", "--resume", str(out), "--epochs", "35"]) == 0
+    assert main(["run", "toy", *argv, "--epochs", "35", "--out", str(tmp_path / "long")]) == 0
+    for name in ("moons", "circles", "blobs"):
+        _same_results(out / name, tmp_path / "long" / name)
+    assert json.loads((out / "config.json").read_text())["epochs"] == 35
+    assert (out / "metrics.before-resume.json").exists()
+
+
+def test_a_schedule_tied_to_the_length_cannot_be_extended(learnable_cifar, nnlab_cache,
+                                                          tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(learnable_cifar),
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", "cifar-speedrun", "--resume", str(out), "--epochs", "4"]) == 1
+    assert "cannot be extended" in capsys.readouterr().err
+
+
+def test_quick_never_overrides_a_given_flag(learnable_cifar, nnlab_cache, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--quick", "--epochs", "3", "--widths", "8,16,16",
+                 "--data", str(learnable_cifar), "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["epochs"] == 3 and config["widths"] == "8,16,16"
+    assert config["batch_size"] == 128  # quick's default where no flag was given
+    assert [r["epoch"] for r in _untimed_history(out / "history.csv")] == ["1", "2", "3"]
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
+    prov = config["provenance"]
+    assert {"nnlab", "torch", "command", "device", "precision", "threads", "cpu"} <= set(prov)
+
+
+def test_progress_lines_in_a_log(learnable_cifar, nnlab_cache, tmp_path, capsys):
+    assert main(["run", "cifar-cnn", "--quick", "--optimizer", "adam", "--epochs", "3",
+                 "--data", str(learnable_cifar), "--out", str(tmp_path / "r")]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "epoch" in ln]
+    assert lines[0].startswith("cifar-cnn adam  epoch 1/3  train_loss ")
+    assert lines[-1].startswith("cifar-cnn adam  epoch 3/3")
+    for word in ("val_acc", "lr", "images_per_s", "elapsed", "left"):
+        assert word in lines[-1]
+
+
+def test_tensorboard_scalars_equal_the_history(tmp_path):
+    pytest.importorskip("tensorboard")  # a dev dependency: installed by `make test`
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert main(["run", "palindrome", "--quick", "--tensorboard", "--out", str(out)]) == 0
+    events = EventAccumulator(str(out), size_guidance={"scalars": 0, "images": 0}).Reload()
+    rows = _untimed_history(out / "history.csv")
+    for column in ("train_loss", "train_acc", "val_loss", "val_acc", "T"):
+        logged = events.Scalars(column)
+        assert [e.step for e in logged] == [int(r["step"]) for r in rows]
+        assert [e.value for e in logged] == pytest.approx([float(r[column]) for r in rows],
+                                                          rel=1e-6)  # stored as float32
+    assert "curves" in events.Tags()["images"]
+
+
+def test_tensorboard_missing_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    assert main(["run", "toy", "--quick", "--tensorboard", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'nnlab[tensorboard]'" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("name, keys", [
+    ("cifar-mlp", ["val_acc", "val_loss"]),
+    ("cifar-speedrun", ["val_acc", "val_loss"]),
+    ("cifar-cnn", ["adam.final_val_acc", "sgd.final_val_acc", "adam.final_val_loss"]),
+])
+def test_eval_of_a_finished_run_reproduces_its_metrics(name, keys, learnable_cifar,
+                                                       nnlab_cache, tmp_path, capsys):
+    from nnlab.seeds import flatten
+
+    out = tmp_path / "run"
+    assert main(["run", name, "--quick", "--data", str(learnable_cifar), "--out",
+                 str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    printed = capsys.readouterr().out
+    metrics = flatten(json.loads((out / "metrics.json").read_text()))
+    written = flatten(json.loads(next(out.glob("eval-val-*.json")).read_text()))
+    for key in keys:
+        assert written[key] == pytest.approx(metrics[key], abs=1e-6)
+        assert f"{key}  " in printed
+
+
+def test_eval_of_a_palindrome_sweep_and_of_a_checkpointed_run(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["run", "palindrome", "--quick", "--lengths", "3,4", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name in ("rnn-T3", "rnn-T4"):
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        assert f"{name}.test_acc  {metrics['test_acc']:.4f}" in printed
+        written = json.loads((out / name / "eval-test.json").read_text())
+        assert written["test_acc"] == metrics["test_acc"]
+    (out / "rnn-T4" / "model.pt").unlink()  # as if it had not finished: the checkpoint
+    assert main(["eval", str(out / "rnn-T4")]) == 0
+
+
+def test_eval_of_a_toy_run_says_what_it_takes(tmp_path, capsys):
+    assert main(["run", "toy", "--quick", "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "r")]) == 1
+    assert "nnlab eval takes CIFAR and palindrome runs" in capsys.readouterr().err
+
+
+def test_overwrite_clears_a_run_and_refuses_other_folders(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "toy", "--quick", "--dataset", "all", "--out", str(out)]) == 0
+    assert main(["run", "toy", "--quick", "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "moons").exists()  # nothing of the first run is left beside the second
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    capsys.readouterr()
+    assert main(["run", "toy", "--quick", "--out", str(other), "--overwrite"]) == 1
+    assert "not an nnlab run" in capsys.readouterr().err
+    assert (other / "notes.txt").read_text() == "keep me"
