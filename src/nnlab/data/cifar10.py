@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -97,7 +99,12 @@ def _cached(root: Path, cache_dir: Path, read) -> Cifar:
             return Cifar(**torch.load(cache, weights_only=True))
         except Exception:  # a truncated or foreign cache file: read the source again
             cache.unlink(missing_ok=True)
+    t = time.perf_counter()
+    print(f"nnlab: decoding CIFAR-10 from {root} (the first time only: it is cached in "
+          f"{cache_dir})...", file=sys.stderr, flush=True)
     data = read()
+    print(f"nnlab: decoded {len(data.y_train)} training images in "
+          f"{time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")
