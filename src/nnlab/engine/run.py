@@ -108,22 +108,11 @@ def _git_commit() -> str | None:
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def provenance(device: torch.device | None = None, precision: str | None = None) -> dict:
     """What ran this: versions, commit, command line, hardware, threads, time."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from nnlab.device import cpu_has_native_bf16
+    from nnlab.device import cpu_has_native_bf16, cpu_name
 
     try:
         nnlab_version = version("nnlab")
@@ -134,7 +123,7 @@ def provenance(device: torch.device | None = None, precision: str | None = None)
         "numpy": np.__version__, "python": platform.python_version(),
         "command": shlex.join(["nnlab", *sys.argv[1:]]) if Path(sys.argv[0]).name in (
             "nnlab", "__main__.py") else shlex.join(sys.argv),
-        "host": platform.node(), "cpu": _cpu_name(), "cpu_native_bf16": cpu_has_native_bf16(),
+        "host": platform.node(), "cpu": cpu_name(), "cpu_native_bf16": cpu_has_native_bf16(),
         "threads": torch.get_num_threads(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if device is not None:
