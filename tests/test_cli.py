@@ -34,3 +34,20 @@ def test_reproduce_unknown_name(capsys):
 def test_bad_seeds_or_jobs(argv, capsys, tmp_path):
     assert main(["run", "toy", "--quick", *argv, "--out", str(tmp_path / "r")]) == 1
     assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_reproduce_counts_only_finished_results_and_resumes_the_rest(capsys, tmp_path,
+                                                                      monkeypatch):
+    import nnlab.cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(nnlab.cli, "RESULTS", {"tiny": (["toy", "--quick"], "a toy", "1 s")})
+    out = tmp_path / "runs" / "reproduce" / "tiny"
+    assert main(["run", "toy", "--quick", "--out", str(out)]) == 0
+    (out / "metrics.json").unlink()  # as if stopped after its last checkpoint
+    capsys.readouterr()
+    assert main(["reproduce"]) == 0
+    assert "[tiny] resuming the interrupted run" in capsys.readouterr().out
+    assert (out / "metrics.json").exists()
+    assert main(["reproduce"]) == 0
+    assert "[tiny] done" in capsys.readouterr().out

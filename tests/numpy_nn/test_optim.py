@@ -61,3 +61,24 @@ def test_steps_equal_torch_optim(name, np_cls, torch_cls, kwargs):
     for key, value in torch_model.state_dict().items():
         np.testing.assert_allclose(np_model.state_dict()[key], value.numpy(), rtol=1e-10,
                                    atol=1e-12, err_msg=f"{name}: {key}")
+
+
+def test_clip_grad_norm_matches_torch():
+    from nnlab.numpy_nn import clip_grad_norm
+
+    model = MLP(4, [8], 3, dtype=np.float64, seed=0)
+    rng = np.random.default_rng(1)
+    for layer in model.linears():
+        layer.grads = {k: rng.normal(size=p.shape) * 3 for k, p in layer.params.items()}
+    tensors = [torch.tensor(g, requires_grad=False) for layer in model.linears()
+               for g in layer.grads.values()]
+    params = [torch.zeros_like(t, requires_grad=True) for t in tensors]
+    for p, g in zip(params, tensors, strict=True):
+        p.grad = g.clone()
+    expected_norm = torch.nn.utils.clip_grad_norm_(params, 1.5)
+    norm = clip_grad_norm(model.linears(), 1.5)
+    assert norm == pytest.approx(expected_norm.item(), rel=1e-12)
+    ours = [g for layer in model.linears() for g in layer.grads.values()]
+    for g, p in zip(ours, params, strict=True):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-12)
+    assert np.sqrt(sum((g ** 2).sum() for g in ours)) < 1.5 + 1e-6  # it really clipped
