@@ -184,6 +184,9 @@ def _resumed_config(module: ModuleType, args: argparse.Namespace, given: dict) -
     """The config a run started with, plus the changes a resume allows; anything else that
     differs from it is refused, naming the flag."""
     recorded = _recorded(args.resume)
+    if "experiment" not in recorded:
+        raise NnlabError(f"--resume {args.resume}: written by an nnlab older than checkpoints "
+                         "(its config.json names no experiment); it cannot be resumed")
     if recorded.get("experiment") != args.experiment:
         raise NnlabError(f"--resume {args.resume}: that folder holds a "
                          f"{recorded.get('experiment')} run, not {args.experiment}")
@@ -276,7 +279,8 @@ def _evaluate(run_dir: Path, args: argparse.Namespace) -> dict:
     recorded = _recorded(run_dir)
     name = recorded.get("experiment")
     if name not in experiments.EXPERIMENTS:
-        raise NnlabError(f"{run_dir}: unknown experiment {name!r} in config.json")
+        raise NnlabError(f"{run_dir}: its config.json names no experiment nnlab knows "
+                         f"({name!r}); runs written before nnlab eval existed cannot be read")
     module = experiments.load(name)
     if not hasattr(module, "eval_run"):
         raise NnlabError(f"nnlab eval takes CIFAR and palindrome runs; a {name} run is "
@@ -287,7 +291,9 @@ def _evaluate(run_dir: Path, args: argparse.Namespace) -> dict:
             raise NnlabError(f"{run_dir}: no saved model or checkpoint to evaluate yet")
         return {p.name: _evaluate(p, args) for p in children}
     config = _config_from(module, recorded)
-    split = args.split or ("test" if getattr(config, "final", name == "palindrome") else "val")
+    # The run's own held-out split: palindromes report test; CIFAR val, or test with --final.
+    own = "test" if name == "palindrome" or getattr(config, "final", False) else "val"
+    split = args.split or own
     from nnlab.engine.checkpoint import write_json_atomic
 
     result = module.eval_run(run_dir, config, split, args.tta, args.data)

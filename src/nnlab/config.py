@@ -7,8 +7,6 @@ default, ``metadata['help']`` and, when present, ``metadata['choices']``.
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 from typing import Any
 
 from nnlab.errors import ConfigError
@@ -58,10 +56,3 @@ def _strict_int(item: object) -> int:
 
 def flag_name(field_name: str) -> str:
     return field_name.replace("_", "-")
-
-
-def save_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` (a dataclass or plain data) as indented JSON."""
-    if dataclasses.is_dataclass(obj):
-        obj = dataclasses.asdict(obj)
-    Path(path).write_text(json.dumps(obj, indent=2) + "\n")

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nnlab.errors import NnlabError
+
 PATTERN = re.compile(r"checkpoint-(\d+)\.pt$")
 
 
@@ -102,6 +104,31 @@ class Checkpoints:
                 print(f"nnlab: warning: checkpoint {path} is unreadable "
                       f"({e.__class__.__name__}); trying the previous one", file=sys.stderr)
         return None
+
+
+def saved_model(run_dir: Path, name: str = "model", phase: str = "train"
+                ) -> tuple[dict, dict]:
+    """(weights to evaluate, data state) of a run: from ``<name>.pt`` when the run finished,
+    else from its newest good checkpoint (the EMA's weights when it has one)."""
+    path = run_dir / f"{name}.pt"
+    if path.exists():
+        try:
+            saved = load(path)
+            return saved["model"], saved["data"]
+        except Exception as e:
+            raise NnlabError(f"{path}: unreadable model file ({e.__class__.__name__})") from None
+    found = Checkpoints(run_dir).latest()
+    if found is None:
+        raise NnlabError(f"{run_dir}: no {name}.pt and no checkpoint to evaluate")
+    state = found[0]["state"]
+    if f"{phase}.ema" in state:  # an AveragedModel: its module's weights, without the count
+        ema = state[f"{phase}.ema"]
+        weights = {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
+    elif f"{phase}.model" in state:
+        weights = state[f"{phase}.model"]
+    else:
+        raise NnlabError(f"{run_dir}: its newest checkpoint has no {phase} model yet")
+    return weights, found[0]["data"]
 
 
 # --------------------------------------------------------------------------- RNG states

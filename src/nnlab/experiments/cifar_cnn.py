@@ -124,7 +124,7 @@ def train(cfg: Config, run: Run) -> dict:
             history.to_csv(run.out / "history.csv")
         end = finish(run, model, held, splits, h, "flip" if cfg.tta else "none",
                      f"VGGReduced, {name} lr {lr:g}, batch {cfg.batch_size}, "
-                     f"{cfg.epochs} epochs", name=f"model-{name}", group="optimizer")
+                     f"{cfg.epochs} epochs", suffix=f"-{name}", group="optimizer")
         accs = h.column(f"{ev}_acc")
         best = max(range(len(accs)), key=accs.__getitem__)
         metrics[name] = {

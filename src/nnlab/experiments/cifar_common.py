@@ -178,17 +178,16 @@ def figures(history: History, logits: torch.Tensor, labels: torch.Tensor, splits
 
 
 def finish(run, model: nn.Module, held, splits: Splits, history: History, tta: str,
-           title: str, name: str = "model", group: str = "run") -> dict[str, Any]:
+           title: str, suffix: str = "", group: str = "run") -> dict[str, Any]:
     """The end of a CIFAR run: the final evaluation with ``tta`` on the held-out split, the
-    saved model (``<name>.pt``), curves and confusion figures (suffixed like ``name``).
+    saved model ``model<suffix>.pt``, ``curves<suffix>.png`` and ``confusion<suffix>.png``.
     Returns the numbers every CIFAR experiment reports."""
     t = time.perf_counter()
     logits, labels = predict(model, held, run.autocast, tta)
     loss, acc = loss_acc(logits, labels)
     ev = splits.eval_name
-    run.save_model(name, model.state_dict())
+    run.save_model(f"model{suffix}", model.state_dict())
     if run.main:
-        suffix = name[len("model"):]
         figures(history, logits, labels, splits, run.out, title,
                 group=group, suffix=suffix)
     return {f"{ev}_acc": acc, f"{ev}_loss": loss,
@@ -209,33 +208,6 @@ def run_facts(run, splits: Splits, model: nn.Module) -> dict[str, Any]:
 # --------------------------------------------------------------------------- nnlab eval
 
 
-def saved_model(run_dir: Path, name: str, phase: str) -> tuple[dict, dict]:
-    """(weights to evaluate, data state) of a run: from ``<name>.pt`` when the run finished,
-    else from its newest good checkpoint (the EMA's weights when it has one)."""
-    from nnlab.engine.checkpoint import Checkpoints, load
-    from nnlab.errors import NnlabError
-
-    path = run_dir / f"{name}.pt"
-    if path.exists():
-        try:
-            saved = load(path)
-            return saved["model"], saved["data"]
-        except Exception as e:
-            raise NnlabError(f"{path}: unreadable model file ({e.__class__.__name__})") from None
-    found = Checkpoints(run_dir).latest()
-    if found is None:
-        raise NnlabError(f"{run_dir}: no {name}.pt and no checkpoint to evaluate")
-    state = found[0]["state"]
-    if f"{phase}.ema" in state:  # an AveragedModel: its module's weights, without the count
-        ema = state[f"{phase}.ema"]
-        weights = {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
-    elif f"{phase}.model" in state:
-        weights = state[f"{phase}.model"]
-    else:
-        raise NnlabError(f"{run_dir}: its newest checkpoint has no {phase} model yet")
-    return weights, found[0]["data"]
-
-
 def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Module],
                    name: str, phase: str, split: str, tta: str, data: str | None,
                    memory_format: torch.memory_format = torch.contiguous_format
@@ -244,6 +216,7 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Modu
     the data as the run saw it (its normalisation, and its ZCA when it had one)."""
     from nnlab.data.cifar10 import Loader
     from nnlab.device import autocast, resolve_precision
+    from nnlab.engine.checkpoint import saved_model
 
     if split == "val" and cfg.final:
         raise ConfigError("this run trained on all of train (--final): evaluate it with "

@@ -213,9 +213,9 @@ def eval_run(run_dir: Path, config: Config, split: str, tta: str | None,
     """``nnlab eval``: the saved model (the best state at T) on the test set (``eval_size``
     fresh palindromes, as metrics.json) or the validation set (2,000); ``tta`` and ``data``
     do not apply."""
-    from nnlab.experiments.cifar_common import saved_model
+    from nnlab.engine.checkpoint import saved_model
 
-    weights, _ = saved_model(run_dir, "model", "train")
+    weights, _ = saved_model(run_dir)
     model = _build_model(config, input_dim=10 if config.input == "onehot" else 1)
     model.load_state_dict(weights)
     n, seed = (config.eval_size, TEST_SEED) if split == "test" else (2000, VAL_SEED)
