@@ -3,7 +3,8 @@
 On a terminal the bar stays on screen when it ends. When stderr is a file or a pipe
 (``nnlab run ... > log 2>&1``, nohup, CI) a bar would be one endless line, so each epoch (or
 evaluation) prints one plain line instead: where it is, its losses and accuracies, the
-learning rate, images/s, the time spent and an estimate of the time left. Lines come at most
+learning rate, images/s, the training time so far (across resumes) and an estimate of the
+time left. Lines come at most
 every ``LINE_EVERY_S`` seconds (the first and the last always), so a toy run of 1,000 tiny
 epochs does not flood the log.
 """
@@ -71,8 +72,10 @@ class Progress:
         if now - self.last_line < LINE_EVERY_S and done not in (self.initial + 1, self.total):
             return
         self.last_line = now
-        elapsed = now - self.t0
-        rate = elapsed / max(1, done - self.initial)
+        # The row's wall_s counts training across resumes: a resumed run's first epoch may
+        # have been mostly done before, so the time since this process started misleads.
+        elapsed = float(row.get("wall_s", now - self.t0))
+        rate = elapsed / max(1, done)
         fields = "  ".join(f"{k} {_value(k, v)}" for k, v in shown.items())
         print(f"{self.desc}  {self.unit} {done}/{self.total}  {fields}  elapsed "
               f"{format_seconds(elapsed)}  left {format_seconds(rate * (self.total - done))}",
