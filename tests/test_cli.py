@@ -51,3 +51,12 @@ def test_reproduce_counts_only_finished_results_and_resumes_the_rest(capsys, tmp
     assert (out / "metrics.json").exists()
     assert main(["reproduce"]) == 0
     assert "[tiny] done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["toy", "cifar-mlp", "cifar-cnn", "cifar-speedrun",
+                                  "palindrome"])
+def test_every_experiment_has_help(name, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["run", name, "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "--resume RUN_DIR" in out and "--quick" in out

@@ -53,7 +53,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None
     hints = typing.get_type_hints(config_cls)
     for field in dataclasses.fields(config_cls):
         kind = hints[field.name]
-        kwargs: dict = {"default": argparse.SUPPRESS, "help": field.metadata.get("help", "")}
+        help_text = field.metadata.get("help", "").replace("%", "%%")  # argparse formats it
+        kwargs: dict = {"default": argparse.SUPPRESS, "help": help_text}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(kind) is tuple:
