@@ -147,6 +147,16 @@ def test_resume_refuses_a_changed_flag_naming_it(tmp_path, capsys, flag, value):
     assert (out / "metrics.json").read_text() == before  # nothing touched
 
 
+def test_resuming_a_finished_run_changes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "toy", "--quick", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["run", "toy", "--resume", str(out)]) == 0
+    assert "is a finished run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_resume_errors_are_one_line(tmp_path, capsys):
     assert main(["run", "toy", "--resume", str(tmp_path / "nope")]) == 1
     assert "no config.json" in capsys.readouterr().err

@@ -229,6 +229,11 @@ def _cmd_run(args: argparse.Namespace) -> None:
         config = _resumed_config(module, args, given)
         recorded = _recorded(args.resume)
         seeds, jobs, out = recorded.get("seeds", 1), recorded.get("jobs", 1), args.resume
+        if (out / "metrics.json").exists() and not any(
+                getattr(config, k, None) != recorded.get(k) for k in EXTENDS):
+            print(f"nnlab: {out} is a finished run (it holds metrics.json); raise "
+                  f"--epochs or --steps to extend it", file=sys.stderr)
+            return
     else:
         # --quick is a set of defaults: a flag the user gave wins over it.
         quick = module.Config.QUICK if given.get("quick") else {}
