@@ -148,7 +148,7 @@ class Run:
 
     Made by :func:`launch` (and :meth:`child`), not by experiments. An experiment uses:
     ``run.device``, ``run.precision``, ``run.dist``, ``run.main``, ``run.out``,
-    :meth:`track`, :meth:`fitted`, :meth:`save_model`, :meth:`child`, :meth:`write`.
+    :meth:`track`, :meth:`fitted`, :meth:`save_model`, :meth:`child`, :meth:`note`.
     """
 
     def __init__(self, out: str | Path, experiment: str, config: Any,
@@ -229,11 +229,6 @@ class Run:
             record["provenance"] = info
         ckpt.write_json_atomic(path, record)
 
-    def write(self, name: str, obj: Any) -> None:
-        """A JSON file in the run folder (rank 0 only)."""
-        if self.main:
-            ckpt.write_json_atomic(self.out / name, obj)
-
     def save_model(self, name: str, model_state: dict, **data: Any) -> None:
         """``<name>.pt``: the weights to evaluate, the config and the data state
         (normalisation, ZCA, classes) that ``nnlab eval`` needs; rank 0 only."""
@@ -265,9 +260,8 @@ class Run:
             self.data[name] = compute()
         return self.data[name]
 
-    def _state(self, obj: Any) -> Any:
-        if _is_generator(obj):
-            return ckpt.generator_state(obj)
+    @staticmethod
+    def _state(obj: Any) -> Any:
         if isinstance(obj, dict):
             return dict(obj)
         return obj.state_dict()
@@ -314,8 +308,7 @@ class Run:
         current states (an epoch driver passes those at the start of the epoch)."""
         if not self.main:
             return
-        gens = {n: ckpt.generator_state(g) for n, g in self._tracked.items() if _is_generator(g)}
-        gens.update(generator_states or {})
+        gens = {**self.generator_states(), **(generator_states or {})}
         self._checkpoints.save({
             "format": CHECKPOINT_FORMAT, "experiment": self.experiment,
             "config": dataclasses.asdict(self.config), "progress": progress,
