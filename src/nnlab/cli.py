@@ -26,7 +26,7 @@ from types import ModuleType
 from nnlab import experiments
 from nnlab.config import flag_name, parse_sizes
 from nnlab.errors import ConfigError, Interrupted, NnlabError
-from nnlab.reproduce import RESULTS
+from nnlab.reproduce import PROFILE_PARTS, PROFILES, RESULTS
 from nnlab.seeds import flatten, format_summary, run_seeds
 
 TTA = ("none", "flip", "flip+translate")  # as nnlab.experiments.cifar_common.TTA (no torch here)
@@ -81,12 +81,28 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                                 parser_class=_Parser)
     sub.add_parser("list", help="list the experiments, one line each")
     rep = sub.add_parser("reproduce", help="re-run the commands behind the README's results "
-                         "into runs/reproduce/NAME")
+                         "into runs/reproduce/NAME, or the whole study: --profile P",
+                         description="Re-run the README's results (NAME ...), or the study "
+                         "as one command (--profile quick|study|full), then build its report "
+                         "with nnlab report. Finished parts are kept, interrupted ones resumed.")
     rep.add_argument("names", nargs="*", metavar="NAME",
                      help=f"which results (default: all): {', '.join(RESULTS)}")
     rep.add_argument("--list", action="store_true", help="print the commands, run nothing")
     rep.add_argument("--overwrite", action="store_true",
                      help="re-run results already there from the start")
+    rep.add_argument("--profile", choices=PROFILES, default=None,
+                     help="quick: every part of the study at a size that takes about 10 "
+                          "minutes on 2 CPU cores; study: the study's own settings (hours on "
+                          "a CPU); full: study plus every result of the README")
+    rep.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="with --profile: where the parts go (default: runs/study-PROFILE)")
+    rep.add_argument("--only", default="", metavar="PART[,PART...]",
+                     help="with --profile: run only these parts")
+    rep.add_argument("--force", default="", metavar="PART[,PART...]",
+                     help="with --profile: redo these parts from the start")
+    rep.add_argument("--data", default=None, metavar="PATH",
+                     help="CIFAR-10 for the CIFAR parts (default: $NNLAB_DATA, else "
+                          "torchvision's copy)")
     ev = sub.add_parser("eval", help="evaluate a saved run's model: nnlab eval RUN_DIR",
                         description="Load a finished (or checkpointed) CIFAR or palindrome "
                         "run's model and data state, print its loss and accuracy and write "
@@ -100,6 +116,15 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                          "runs and palindromes)")
     ev.add_argument("--tta", choices=TTA, default=None,
                     help="CIFAR test-time augmentation (default: the run's own)")
+    rpt = sub.add_parser("report", help="build the study's report from run folders: "
+                         "nnlab report RUNS_DIR",
+                         description="Build RUNS_DIR/report/index.md and a self-contained "
+                         "index.html (figures embedded) from the run folders that nnlab "
+                         "reproduce --profile wrote, with each of the study's claims checked "
+                         "against the data.")
+    rpt.add_argument("runs_dir", type=Path, metavar="RUNS_DIR")
+    rpt.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="where the report goes (default: RUNS_DIR/report)")
     run = sub.add_parser("run", help="run one experiment: nnlab run NAME [flags]")
     names = run.add_subparsers(dest="experiment", required=True, metavar="NAME",
                                parser_class=_Parser)
@@ -308,32 +333,104 @@ def _evaluate(run_dir: Path, args: argparse.Namespace) -> dict:
     return result
 
 
+def _run_part(name: str, argv: list[str], out: Path, fresh: bool, data: str | None,
+              again: list[str]) -> str:
+    """Run one result into ``out``: 'done' when it holds metrics.json (unless ``fresh``),
+    resumed when it holds a started run, else from the start. Returns what it did."""
+    extra = ["--data", data] if data and argv[0].startswith("cifar") else []
+    if (out / "metrics.json").exists() and not fresh:
+        return "done"
+    if (out / "config.json").exists() and not fresh:
+        command, what = ["run", argv[0], "--resume", str(out), *extra], "resumed"
+    else:
+        command, what = ["run", *argv, *extra, "--out", str(out)], "ran"
+        if out.exists():
+            command.append("--overwrite")
+    try:
+        _cmd_run(build_parser(command[:2]).parse_args(command))
+    except Interrupted as e:
+        e.resume = shlex.join(again)
+        raise
+    except NnlabError as e:
+        raise NnlabError(f"[{name}] {e}") from None
+    return what
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> None:
+    if args.profile is not None:
+        return _cmd_profile(args)
     unknown = [n for n in args.names if n not in RESULTS]
     if unknown:
         raise NnlabError(f"unknown result {unknown[0]!r}; choose from {', '.join(RESULTS)}")
     for name in args.names or RESULTS:
         argv, what, cost = RESULTS[name]
         out = Path("runs") / "reproduce" / name
-        command = ["run", *argv, "--out", str(out)]
-        print(f"[{name}] {what} (~{cost}): nnlab {shlex.join(command)}", flush=True)
+        print(f"[{name}] {what} (~{cost}): nnlab {shlex.join(['run', *argv, '--out', str(out)])}",
+              flush=True)
         if args.list:
             continue
-        if (out / "metrics.json").exists() and not args.overwrite:
-            print(f"[{name}] done: {out} holds its results (--overwrite re-runs it)")
-            continue
-        if (out / "config.json").exists() and not args.overwrite:
+        if (out / "config.json").exists() and not (out / "metrics.json").exists() \
+                and not args.overwrite:
             print(f"[{name}] resuming the interrupted run in {out}", flush=True)
-            command = ["run", argv[0], "--resume", str(out)]
-        elif args.overwrite:
-            command.append("--overwrite")
+        done = _run_part(name, argv, out, args.overwrite, args.data,
+                         ["nnlab", "reproduce", *args.names])
+        if done == "done":
+            print(f"[{name}] done: {out} holds its results (--overwrite re-runs it)")
+
+
+def _parts(text: str, known: list[str], flag: str) -> set[str]:
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    if unknown := sorted(names - set(known)):
+        raise NnlabError(f"{flag}: unknown part {unknown[0]!r}; the profile has "
+                         f"{', '.join(known)}")
+    return names
+
+
+def _cmd_profile(args: argparse.Namespace) -> None:
+    """The study as one command: a plan, then one line per part; resumable."""
+    parts = PROFILE_PARTS[args.profile]
+    names = [p[0] for p in parts]
+    only = _parts(args.only, names, "--only") or set(names)
+    force = _parts(args.force, names, "--force")
+    out = args.out or Path("runs") / f"study-{args.profile}"
+    chosen = [p for p in parts if p[0] in only]
+    cifar_missing = None
+    if any(p[3] for p in chosen) and not args.list:
+        from nnlab.data.cifar10 import load_cifar10
+
         try:
-            _cmd_run(build_parser(command[:2]).parse_args(command))
-        except Interrupted as e:
-            e.resume = shlex.join(["nnlab", "reproduce", *args.names])
-            raise
+            load_cifar10(args.data)
         except NnlabError as e:
-            raise NnlabError(f"[{name}] {e}") from None
+            cifar_missing = str(e)
+    total = sum(p[4] for p in chosen if not (p[3] and cifar_missing))
+    print(f"nnlab reproduce --profile {args.profile}: {len(chosen)} parts into {out}, about "
+          f"{total:.0f} min on a 2-core CPU (measured on this project's machines)")
+    for i, (name, argv, what, cifar, minutes) in enumerate(chosen, 1):
+        state = ("skipped: no CIFAR-10" if cifar and cifar_missing else
+                 "done" if (out / name / "metrics.json").exists() and name not in force else
+                 "to resume" if (out / name / "config.json").exists() and name not in force
+                 else f"~{minutes:g} min")
+        print(f"  {i}. {name:<24} {what} [{state}]\n     nnlab {shlex.join(['run', *argv])}")
+    if args.list:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    from nnlab.engine.checkpoint import write_json_atomic
+
+    write_json_atomic(out / "profile.json", {
+        "profile": args.profile, "parts": [{"name": n, "argv": a, "what": w, "cifar": c}
+                                           for n, a, w, c, _ in chosen]})
+    again = ["nnlab", "reproduce", *sys.argv[2:]] if sys.argv[1:2] == ["reproduce"] else [
+        "nnlab", "reproduce", "--profile", args.profile]
+    for i, (name, argv, _, cifar, _) in enumerate(chosen, 1):
+        if cifar and cifar_missing:
+            print(f"[{i}/{len(chosen)}] {name}: skipped, no CIFAR-10 ({cifar_missing}); "
+                  "pass --data PATH or set NNLAB_DATA", flush=True)
+            continue
+        t = time.perf_counter()
+        did = _run_part(name, argv, out / name, name in force, args.data, again)
+        print(f"[{i}/{len(chosen)}] {name}: {did}"
+              + (f" in {time.perf_counter() - t:.0f} s" if did != "done" else ""), flush=True)
+    print(f"report: nnlab report {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -350,6 +447,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_eval(args)
         elif args.command == "reproduce":
             _cmd_reproduce(args)
+        elif args.command == "report":
+            from nnlab.report import build
+
+            print(f"report: {build(args.runs_dir, args.out)}")
     except NnlabError as e:
         print(f"nnlab: error: {e}", file=sys.stderr)
         return 1

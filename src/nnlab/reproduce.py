@@ -1,8 +1,10 @@
-"""Every result in the README, as the exact `nnlab run` command that makes it.
+"""Every result in the README, as the exact `nnlab run` command that makes it, and the
+study's profiles (quick, study, full) as lists of such commands.
 
-`nnlab reproduce` runs them all (or the ones named) into runs/reproduce/<name>; a name whose
-folder already holds results is skipped unless --overwrite is given, so an interrupted
-reproduction picks up where it stopped.
+`nnlab reproduce` runs them all (or the ones named) into runs/reproduce/<name>;
+`nnlab reproduce --profile P` runs a profile's parts into runs/study-P/<part>. A result whose
+folder holds metrics.json is done; one that holds only a started run is resumed, so an
+interrupted reproduction picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -90,3 +92,47 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
                               "100000", "--time-limit", "15"],
                              "Part III, long recipe pushed: LSTM at T = 2000", "15 min"),
 }
+
+# The study as one command: `nnlab reproduce --profile NAME` runs these parts, in order, each
+# into OUT/<part>. `cifar` marks the parts that need CIFAR-10 (skipped, with a line, without
+# it); `minutes` is the time one part took on this project's 2-core machines (the plan's
+# estimate; see the README for the measured totals).
+PROFILE_PARTS: dict[str, list[tuple[str, list[str], str, bool, float]]] = {
+    "quick": [  # (part, argv after `nnlab run`, what, cifar, minutes)
+        ("toy", ["toy", "--dataset", "all"],
+         "Part I: NumPy vs PyTorch MLP, study setting, moons/circles/blobs", False, 0.5),
+        ("cifar-mlp", ["cifar-mlp", "--recipe", "study", "--train-limit", "5000",
+                       "--epochs", "4"],
+         "Part I.3: the study's MLP on 5,000 CIFAR-10 images, 4 epochs", True, 1.0),
+        ("cifar-cnn", ["cifar-cnn", "--optimizer", "both", "--train-limit", "5000",
+                       "--epochs", "3"],
+         "Part II: VGGReduced, Adam vs SGD, 5,000 images, 3 epochs", True, 3.0),
+        ("palindrome", ["palindrome", "--cell", "rnn,lstm", "--lengths", "4,5,10,15",
+                        "--steps", "2000"],
+         "Part III: RNN and LSTM, accuracy vs T (T = 4..15), 2,000 steps", False, 3.0),
+    ],
+    "study": [
+        ("toy", ["toy", "--dataset", "all"],
+         "Part I: NumPy vs PyTorch MLP, study setting, moons/circles/blobs", False, 0.5),
+        ("cifar-mlp", ["cifar-mlp", "--recipe", "study"],
+         "Part I.3: the study's MLP on CIFAR-10, 20 epochs", True, 6.0),
+        ("cifar-cnn", ["cifar-cnn", "--optimizer", "both", "--precision", "fp32"],
+         "Part II: VGGReduced, Adam lr 1e-3 vs SGD lr 1e-2, 100 epochs, batch 64", True, 240.0),
+        ("palindrome", ["palindrome", "--cell", "rnn,lstm", "--lengths",
+                        "4,5,10,15,20,30,40", "--steps", "10000"],
+         "Part III: RNN and LSTM, RMSprop, accuracy vs T, 10,000 steps", False, 25.0),
+    ],
+}
+
+
+def _minutes(cost: str) -> float:
+    """'40-60 min' -> 60.0, '5-15 min' -> 15.0: the upper end of a README cost."""
+    import re
+
+    return max(float(n) for n in re.findall(r"\d+(?:\.\d+)?", cost))
+
+
+PROFILE_PARTS["full"] = PROFILE_PARTS["study"] + [
+    (name, argv, what, argv[0].startswith("cifar"), _minutes(cost))
+    for name, (argv, what, cost) in RESULTS.items()]
+PROFILES = tuple(PROFILE_PARTS)

@@ -122,8 +122,8 @@ def provenance(device: torch.device | None = None, precision: str | None = None)
     info = {
         "nnlab": nnlab_version, "git_commit": _git_commit(), "torch": torch.__version__,
         "numpy": np.__version__, "python": platform.python_version(),
-        "command": shlex.join(["nnlab", *sys.argv[1:]]) if Path(sys.argv[0]).name in (
-            "nnlab", "__main__.py") else shlex.join(sys.argv),
+        "command": shlex.join(["nnlab", *sys.argv[1:]]) if Path(sys.argv[0]).name == "nnlab"
+        or Path(sys.argv[0]).parent.name == "nnlab" else shlex.join(sys.argv),
         "host": platform.node(), "cpu": cpu_name(), "cpu_native_bf16": cpu_has_native_bf16(),
         "threads": torch.get_num_threads(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

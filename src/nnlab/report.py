@@ -1,0 +1,399 @@
+"""Run folders -> the study's report: ``report/index.md`` and one self-contained
+``report/index.html`` (figures embedded, no network), in the study's order.
+
+Every number comes from a run's ``metrics.json`` or ``history*.csv``, every figure from its
+folder; each section names the command and folder it came from and the machine that ran it
+(the provenance in ``config.json``). Each of the study's claims is checked against the data
+by a small function below, which says whether this run agrees, with the numbers.
+
+Expected layout (what ``nnlab reproduce --profile P`` writes): ``RUNS/toy`` (a toy run with
+``--dataset all``), ``RUNS/cifar-mlp``, ``RUNS/cifar-cnn``, ``RUNS/palindrome`` (a sweep);
+any may be missing, and a missing part is said to be missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnlab.engine.history import History
+from nnlab.errors import NnlabError
+
+VERDICTS = ("agrees", "partly agrees", "disagrees", "cannot tell")
+
+
+@dataclass
+class Claim:
+    """One of the study's claims and what this run's data says about it."""
+
+    text: str  # the study's words
+    verdict: str  # one of VERDICTS
+    evidence: str  # the numbers behind the verdict
+
+
+def _verdict(agrees: bool | None) -> str:
+    return "cannot tell" if agrees is None else "agrees" if agrees else "disagrees"
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    blocks: list[tuple[str, str]] = field(default_factory=list)  # (kind, payload)
+
+    def text(self, markdown: str) -> None:
+        self.blocks.append(("text", markdown))
+
+    def figure(self, path: Path, caption: str) -> None:
+        if path.exists():
+            self.blocks.append(("figure", json.dumps([str(path), caption])))
+
+    def table(self, header: list[str], rows: list[list[str]]) -> None:
+        self.blocks.append(("table", json.dumps([header, rows])))
+
+    def claim(self, claim: Claim) -> None:
+        self.blocks.append(("claim", json.dumps([claim.text, claim.verdict, claim.evidence])))
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _finished(folder: Path) -> bool:
+    return (folder / "metrics.json").exists()
+
+
+def _source(folder: Path) -> str:
+    """'`nnlab run ...` → folder; CPU X, torch V': where a section's numbers come from. The
+    command is the part's own (from profile.json) when a profile ran it, else the one that
+    started the run."""
+    prov = _json(folder / "config.json").get("provenance", {})
+    parts = _json(folder.parent / "profile.json").get("parts", [])
+    argv = next((p["argv"] for p in parts if p["name"] == folder.name), None)
+    command = "nnlab run " + " ".join(argv) if argv else prov.get("command", "?")
+    machine = prov.get("gpu") or prov.get("cpu", "unknown machine")
+    return (f"`{command}` → `{folder}`; {machine}, {prov.get('threads', '?')} threads, "
+            f"{prov.get('device', '?')} {prov.get('precision', '')}, torch "
+            f"{prov.get('torch', '?')}, nnlab {prov.get('nnlab', '?')} "
+            f"({(prov.get('git_commit') or 'no git')[:12]})")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+# --------------------------------------------------------------------------- the claims
+
+
+def claim_pytorch_faster_and_stabler(toy: dict[str, dict], histories: dict[str, History]
+                                     ) -> Claim:
+    """The study's 2.2.3: "PyTorch outperforms NumPy in speed and stability". Speed: seconds
+    of the whole fit per implementation; stability: the largest gap between the two loss
+    curves from the same initial weights."""
+    ratios = [m["time_ratio_numpy_over_torch"] for m in toy.values()]
+    gaps = []
+    for h in histories.values():
+        a, b = h.column("train_loss", impl="numpy"), h.column("train_loss", impl="torch")
+        gaps += [abs(x - y) for x, y in zip(a, b, strict=False)]
+    faster = all(r > 1 for r in ratios)  # PyTorch faster on every dataset
+    same = max(gaps) < 1e-3  # the curves coincide: neither is the more stable
+    evidence = (f"NumPy takes {min(ratios):.2f}–{max(ratios):.2f}× PyTorch's time "
+                f"(PyTorch {'faster' if faster else 'not faster'}); from the same weights the "
+                f"two training loss curves differ by at most {max(gaps):.1e}"
+                + (", so neither is the more stable" if same else ""))
+    verdict = ("agrees" if faster and not same else "partly agrees" if faster or not same
+               else "disagrees")
+    return Claim("PyTorch outperforms NumPy in speed and stability", verdict, evidence)
+
+
+def claim_mlp_overfits(history: History, split: str) -> Claim:
+    """"The MLP overfits CIFAR-10": a train–held-out accuracy gap of 5 points or more at the
+    end, or a held-out loss that was lowest before the last epoch."""
+    last = history.last
+    gap = last["train_acc"] - last[f"{split}_acc"]
+    losses = history.column(f"{split}_loss")
+    best = losses.index(min(losses)) + 1
+    overfits = gap >= 0.05 or best < len(losses)
+    return Claim("The MLP overfits CIFAR-10", _verdict(overfits),
+                 f"after {len(losses)} epochs train accuracy {_pct(last['train_acc'])}, "
+                 f"{split} {_pct(last[f'{split}_acc'])} (gap {100 * gap:.1f} points); {split} "
+                 f"loss lowest at epoch {best} of {len(losses)}")
+
+
+def epochs_to(history: History, column: str, target: float) -> int | None:
+    """The first epoch whose ``column`` reached ``target``; None if none did."""
+    return next((r["epoch"] for r in history if r[column] >= target), None)
+
+
+def claim_adam_faster(adam: History, sgd: History, split: str) -> Claim:
+    """"Adam converges faster than SGD": epochs each needs to reach 95% of the lower of the
+    two best held-out accuracies (a level both reach)."""
+    col = f"{split}_acc"
+    target = 0.95 * min(max(adam.column(col)), max(sgd.column(col)))
+    ea, es = epochs_to(adam, col, target), epochs_to(sgd, col, target)
+    agrees = None if ea is None or es is None else ea < es
+    return Claim("Adam converges faster than SGD", _verdict(agrees),
+                 f"epochs to {_pct(target)} {split} accuracy: Adam {ea}, SGD {es}")
+
+
+def claim_rnn_fails_beyond_10(results: dict[str, dict[int, list[float]]]) -> Claim:
+    """"The tanh RNN fails beyond T ≈ 10": the longest T at which every seed of the tanh RNN
+    reached 99% test accuracy; the claim holds when that is 15 or less and some longer T
+    failed."""
+    rnn = results.get("rnn", {})
+    if not rnn:
+        return Claim("The tanh RNN fails beyond T ≈ 10", "cannot tell", "no tanh RNN runs")
+    solved = [T for T, accs in sorted(rnn.items()) if min(accs) >= 0.99]
+    longest = max(solved, default=None)
+    # Nothing solved at all: a run too short to learn even short palindromes says nothing.
+    agrees = None if longest is None else longest <= 15 and any(T > longest for T in rnn)
+    lstm = results.get("lstm", {})
+    lstm_longest = max((T for T, a in lstm.items() if min(a) >= 0.99), default=None)
+    evidence = (f"longest T solved (≥ 99% test accuracy, every seed): tanh RNN {longest}, "
+                f"LSTM {lstm_longest}; lengths tried {sorted(rnn)}")
+    return Claim("The tanh RNN fails beyond T ≈ 10", _verdict(agrees), evidence)
+
+
+# --------------------------------------------------------------------------- the parts
+
+
+def _part_toy(folder: Path) -> Section:
+    s = Section("part-1", "Part I — an MLP from scratch in NumPy and in PyTorch")
+    if not _finished(folder):
+        s.text(f"*Not run yet (no finished run in `{folder}`).*")
+        return s
+    metrics = _json(folder / "metrics.json")
+    datasets = [d for d in ("moons", "circles", "blobs") if d in metrics]
+    cfg = _json(folder / "config.json")
+    s.text(f"The same MLP (hidden {cfg.get('hidden')}) written from scratch in NumPy and in "
+           f"PyTorch, trained from the same initial weights with {cfg.get('optimizer')} "
+           f"lr {cfg.get('lr')}, {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}. "
+           "The study captions its Figures 1–2 \"CIFAR-10 MLP\", but they sit in its make_moons "
+           "section and show the moons runs: this report follows the section.")
+    s.text(f"Source: {_source(folder)}")
+    rows, histories = [], {}
+    for d in datasets:
+        m = metrics[d]
+        histories[d] = History.load_csv(folder / d / "history.csv")
+        rows.append([d, _pct(m["numpy"]["test_acc"]), _pct(m["torch"]["test_acc"]),
+                     f"{m['numpy']['wall_s']:.2f}", f"{m['torch']['wall_s']:.2f}",
+                     f"{m['time_ratio_numpy_over_torch']:.2f}"])
+    s.table(["dataset", "NumPy test acc", "PyTorch test acc", "NumPy s", "PyTorch s",
+             "time NumPy / PyTorch"], rows)
+    for d in datasets:
+        s.figure(folder / d / "curves.png", f"{d}: loss and accuracy of both implementations "
+                                            "(the study's Figures 1–2 for moons, 3–6 for "
+                                            "circles and blobs)")
+        s.figure(folder / d / "dataset.png", f"{d}: the data")
+        s.figure(folder / d / "boundary.png", f"{d}: decision boundaries (nnlab's addition)")
+    s.claim(claim_pytorch_faster_and_stabler({d: metrics[d] for d in datasets}, histories))
+    return s
+
+
+def _part_mlp(folder: Path) -> Section:
+    s = Section("part-1-3", "Part I.3 — an MLP on CIFAR-10")
+    if not _finished(folder):
+        s.text(f"*Not run (no finished run in `{folder}`): it needs CIFAR-10.*")
+        return s
+    m = _json(folder / "metrics.json")
+    split = "test" if "test_acc" in m else "val"
+    s.text(f"Source: {_source(folder)}")
+    s.table(["train acc", f"{split} acc", f"{split} acc, no TTA", "epochs", "wall s"],
+            [[_pct(m["train_acc"]), _pct(m[f"{split}_acc"]), _pct(m[f"{split}_acc_no_tta"]),
+              str(m["epochs"]), f"{m['wall_s']:.0f}"]])
+    s.figure(folder / "curves.png", "loss and accuracy by epoch (the study's Figure 7)")
+    s.figure(folder / "confusion.png", "confusion matrix on the held-out split")
+    s.claim(claim_mlp_overfits(History.load_csv(folder / "history.csv"), split))
+    return s
+
+
+def _part_cnn(folder: Path) -> Section:
+    s = Section("part-2", "Part II — the reduced VGG on CIFAR-10, Adam vs SGD")
+    if not _finished(folder):
+        s.text(f"*Not run or not finished (no metrics.json in `{folder}`): it needs CIFAR-10, "
+               "and at the study's length it resumes with `nnlab reproduce` again.*")
+        return s
+    m = _json(folder / "metrics.json")
+    split = "test" if "n_test" in m else "val"
+    s.text(f"Source: {_source(folder)}")
+    rows, histories = [], {}
+    for opt in ("adam", "sgd"):
+        if opt not in m:
+            continue
+        h = History.load_csv(folder / f"history-{opt}.csv")
+        histories[opt] = h
+        losses = h.column(f"{split}_loss")
+        minutes = h.last["wall_s"] / len(h) / 60
+        rows.append([opt, _pct(m[opt][f"best_{split}_acc"]), str(m[opt]["best_epoch"]),
+                     _pct(m[opt][f"final_{split}_acc"]),
+                     str(losses.index(min(losses)) + 1), f"{minutes:.2f}"])
+    s.table(["optimizer", f"best {split} acc", "at epoch", f"final {split} acc",
+             f"{split} loss lowest at epoch (overfitting after)", "minutes per epoch"], rows)
+    s.figure(folder / "curves.png", "Adam and SGD from the same initial weights, shared axes "
+                                    "(the study's Figures 9–10)")
+    for opt in histories:
+        s.figure(folder / f"curves-{opt}.png", f"{opt} alone")
+    if len(histories) == 2:
+        s.claim(claim_adam_faster(histories["adam"], histories["sgd"], split))
+    return s
+
+
+def _part_palindrome(folder: Path) -> Section:
+    s = Section("part-3", "Part III — a tanh RNN (and an LSTM) on palindromes")
+    if not _finished(folder):
+        s.text(f"*Not run yet (no finished run in `{folder}`).*")
+        return s
+    s.text(f"Source: {_source(folder)}")
+    results: dict[str, dict[int, list[float]]] = {}
+    runs = sorted(p.parent for p in folder.glob("**/metrics.json") if p.parent != folder)
+    for run in runs:
+        m = _json(run / "metrics.json")
+        if "cell" in m:
+            results.setdefault(m["cell"], {}).setdefault(m["T"], []).append(m["test_acc"])
+    rows = [[cell, str(T), " / ".join(_pct(a) for a in accs)]
+            for cell, by_T in results.items() for T, accs in sorted(by_T.items())]
+    s.table(["cell", "T", "test accuracy (each seed)"], rows)
+    s.figure(folder / "acc_vs_T.png", "test accuracy against palindrome length T (the study's "
+                                      "Figure 14)")
+    for T in (4, 5, 10):
+        s.figure(folder / f"rnn-T{T}" / "curves.png", f"tanh RNN at T = {T} (the study's "
+                                                     "Figures 12–13)")
+    s.claim(claim_rnn_fails_beyond_10(results))
+    return s
+
+
+PARTS = {"toy": _part_toy, "cifar-mlp": _part_mlp, "cifar-cnn": _part_cnn,
+         "palindrome": _part_palindrome}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def build(runs: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``out/index.md`` (figures copied beside it) and ``out/index.html`` (figures
+    embedded); ``out`` defaults to ``runs/report``. Returns the HTML page's path."""
+    runs = Path(runs)
+    if not runs.is_dir():
+        raise NnlabError(f"{runs}: no such folder of runs")
+    out = Path(out) if out is not None else runs / "report"
+    profile = _json(runs / "profile.json").get("profile")
+    sections = [make(runs / name) for name, make in PARTS.items()]
+    if not any(_finished(runs / name) for name in PARTS):
+        raise NnlabError(f"{runs}: no finished part ({', '.join(PARTS)}); run "
+                         "nnlab reproduce --profile quick first")
+    title = "nnlab: the study, reproduced"
+    label = (f"Profile **{profile}**" + (": every part at a reduced size, a preview — not the "
+             "study's settings, so its numbers are not the study's." if profile == "quick"
+             else ".")) if profile else "Runs from " + str(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = out / "figures"
+    if figures.exists():
+        shutil.rmtree(figures)
+    figures.mkdir()
+    _write_markdown(out / "index.md", title, label, sections, figures)
+    return _write_html(out / "index.html", title, label, sections)
+
+
+def _figure_name(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", "-".join(path.parts[-3:]))
+
+
+def _write_markdown(path: Path, title: str, label: str, sections: list[Section],
+                    figures: Path) -> None:
+    lines = [f"# {title}", "", label, "", "## Contents", ""]
+    lines += [f"- [{s.title}](#{s.anchor})" for s in sections]
+    for s in sections:
+        lines += ["", f"## {s.title}", ""]
+        for kind, payload in s.blocks:
+            if kind == "text":
+                lines += [payload, ""]
+            elif kind == "figure":
+                src, caption = json.loads(payload)
+                name = _figure_name(Path(src))
+                shutil.copyfile(src, figures / name)
+                lines += [f"![{caption}](figures/{name})", f"*{caption}*", ""]
+            elif kind == "table":
+                header, rows = json.loads(payload)
+                lines += ["| " + " | ".join(header) + " |",
+                          "| " + " | ".join("---" for _ in header) + " |"]
+                lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
+            else:
+                text, verdict, evidence = json.loads(payload)
+                lines += [f"> **The study: \"{text}\"** — this run **{verdict}**: {evidence}.",
+                          ""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+CSS = """
+body{font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
+max-width:60rem;padding:0 1rem 3rem;color:#1b1b1b;overflow-wrap:anywhere}
+h1{font-size:1.6rem}h2{font-size:1.3rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto;display:block}
+figcaption{font-size:.9rem;color:#555}
+.scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;font-size:.9rem}
+td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}
+.claim{border-left:4px solid #999;background:#f6f6f6;padding:.5rem .8rem;margin:1rem 0}
+.agrees{border-color:#2e7d32}.disagrees{border-color:#c62828}
+code{font-size:.85em;background:#f2f2f2;padding:0 .2em}
+.lightbox{display:none;position:fixed;inset:0;background:rgba(0,0,0,.85);z-index:9;
+align-items:center;justify-content:center}.lightbox:target{display:flex}
+.lightbox img{max-width:100vw;max-height:100vh}
+"""
+
+
+def _inline(markdown: str) -> str:
+    """The little Markdown the report's texts use: `code` and **bold**, HTML-escaped."""
+    text = html.escape(markdown)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+
+
+def _write_html(path: Path, title: str, label: str, sections: list[Section]) -> Path:
+    parts = ["<!doctype html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>", f"<p>{_inline(label)}</p>",
+             "<nav><h2>Contents</h2><ul>"]
+    parts += [f"<li><a href=\"#{s.anchor}\">{html.escape(s.title)}</a></li>" for s in sections]
+    parts.append("</ul></nav>")
+    n = 0
+    for s in sections:
+        parts.append(f"<section id=\"{s.anchor}\"><h2>{html.escape(s.title)}</h2>")
+        for kind, payload in s.blocks:
+            if kind == "text":
+                parts.append(f"<p>{_inline(payload)}</p>")
+            elif kind == "figure":
+                src, caption = json.loads(payload)
+                n += 1
+                data = base64.b64encode(Path(src).read_bytes()).decode()
+                img = f"<img src=\"data:image/png;base64,{data}\" alt=\"{html.escape(caption)}\">"
+                parts.append(f"<figure><a href=\"#full-{n}\">{img}</a><figcaption>"
+                             f"{html.escape(caption)} (click for full size)</figcaption>"
+                             f"</figure><div class=\"lightbox\" id=\"full-{n}\"><a href=\"#\">"
+                             f"{img}</a></div>")
+            elif kind == "table":
+                header, rows = json.loads(payload)
+                head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r)
+                               + "</tr>" for r in rows)
+                parts.append(f"<div class=\"scroll\"><table><thead><tr>{head}</tr></thead>"
+                             f"<tbody>{body}</tbody></table></div>")
+            else:
+                text, verdict, evidence = json.loads(payload)
+                parts.append(f"<div class=\"claim {verdict.replace(' ', '-')}\"><strong>The "
+                             f"study: “{html.escape(text)}”</strong> — this run <strong>"
+                             f"{verdict}</strong>: {html.escape(evidence)}.</div>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts) + "\n")
+    return path

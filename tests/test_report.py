@@ -1,0 +1,235 @@
+"""The study's report: claim checks on crafted runs (agreeing and disagreeing), a tiny
+`reproduce --profile` end to end with its resume, and the page in a real headless browser."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nnlab import report
+from nnlab.cli import main
+from nnlab.engine.history import History
+
+
+def _history(column: str, values: list[float], **extra) -> History:
+    return History([{"epoch": i + 1, column: v, **{k: vs[i] for k, vs in extra.items()}}
+                    for i, v in enumerate(values)])
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def test_adam_faster_agrees_and_disagrees():
+    fast, slow = [0.6, 0.78, 0.80], [0.3, 0.5, 0.80]
+    agrees = report.claim_adam_faster(_history("val_acc", fast), _history("val_acc", slow), "val")
+    assert agrees.verdict == "agrees" and "Adam 2, SGD 3" in agrees.evidence
+    disagrees = report.claim_adam_faster(_history("val_acc", slow), _history("val_acc", fast),
+                                         "val")
+    assert disagrees.verdict == "disagrees" and "Adam 3, SGD 2" in disagrees.evidence
+
+
+def test_rnn_fails_beyond_10_agrees_disagrees_or_cannot_tell():
+    study_like = {"rnn": {5: [1.0, 1.0], 10: [1.0, 0.995], 20: [0.3, 0.45]}}
+    claim = report.claim_rnn_fails_beyond_10(study_like)
+    assert claim.verdict == "agrees" and "tanh RNN 10" in claim.evidence
+    holds_longer = {"rnn": {5: [1.0], 10: [1.0], 20: [1.0], 40: [0.5]}, "lstm": {40: [1.0]}}
+    claim = report.claim_rnn_fails_beyond_10(holds_longer)
+    assert claim.verdict == "disagrees" and "tanh RNN 20, LSTM 40" in claim.evidence
+    assert report.claim_rnn_fails_beyond_10({"rnn": {4: [0.2]}}).verdict == "cannot tell"
+
+
+def test_mlp_overfits_agrees_and_disagrees():
+    over = _history("train_acc", [0.6, 0.8, 0.95], val_acc=[0.5, 0.55, 0.54],
+                    val_loss=[1.4, 1.3, 1.5])
+    assert report.claim_mlp_overfits(over, "val").verdict == "agrees"
+    under = _history("train_acc", [0.4, 0.5, 0.55], val_acc=[0.4, 0.5, 0.54],
+                     val_loss=[1.6, 1.4, 1.3])
+    assert report.claim_mlp_overfits(under, "val").verdict == "disagrees"
+
+
+def test_pytorch_faster_and_stabler_verdicts():
+    same = {"moons": History([{"impl": i, "epoch": 1, "train_loss": 0.5}
+                              for i in ("numpy", "torch")])}
+    assert report.claim_pytorch_faster_and_stabler(
+        {"moons": {"time_ratio_numpy_over_torch": 0.4}}, same).verdict == "disagrees"
+    assert report.claim_pytorch_faster_and_stabler(
+        {"moons": {"time_ratio_numpy_over_torch": 2.0}}, same).verdict == "partly agrees"
+
+
+def _crafted_cnn(folder, adam: list[float], sgd: list[float]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"experiment": "cifar-cnn", "provenance": {
+        "command": "nnlab run cifar-cnn", "cpu": "crafted CPU", "threads": 2}}))
+    metrics = {}
+    for name, accs in (("adam", adam), ("sgd", sgd)):
+        History([{"optimizer": name, "epoch": i + 1, "train_acc": a, "val_acc": a,
+                  "val_loss": 1 - a, "wall_s": 60.0 * (i + 1)} for i, a in enumerate(accs)]
+                ).to_csv(folder / f"history-{name}.csv")
+        metrics[name] = {"best_val_acc": max(accs), "best_epoch": accs.index(max(accs)) + 1,
+                         "final_val_acc": accs[-1]}
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "n_val": 10}))
+
+
+@pytest.mark.parametrize("adam, sgd, verdict", [
+    ([0.6, 0.78, 0.80], [0.3, 0.5, 0.80], "agrees"),
+    ([0.3, 0.5, 0.80], [0.6, 0.78, 0.80], "disagrees"),
+])
+def test_report_of_crafted_runs_says_whether_they_agree(tmp_path, adam, sgd, verdict):
+    _crafted_cnn(tmp_path / "runs" / "cifar-cnn", adam, sgd)
+    page = report.build(tmp_path / "runs")
+    md = (page.parent / "index.md").read_text()
+    assert f'"Adam converges faster than SGD"** — this run **{verdict}**' in md
+    assert "| adam | 80.0% | 3 | 80.0% | 3 | 1.00 |" in md  # minutes per epoch from wall_s
+    assert "crafted CPU" in md and "Not run yet" in md  # provenance; the missing parts said
+    html = page.read_text()
+    assert f"this run <strong>{verdict}</strong>" in html
+
+
+def test_report_without_any_finished_part_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no finished part" in err
+
+
+# --------------------------------------------------------------------------- reproduce
+
+
+@pytest.fixture
+def tiny_profile(monkeypatch, learnable_cifar):
+    import nnlab.cli
+
+    parts = [("toy", ["toy", "--quick", "--dataset", "all"], "toy", False, 0.1),
+             ("cifar-mlp", ["cifar-mlp", "--quick"], "mlp", True, 0.1),
+             ("cifar-cnn", ["cifar-cnn", "--quick"], "cnn", True, 0.1),
+             ("palindrome", ["palindrome", "--quick", "--cell", "rnn,lstm", "--lengths",
+                             "4,5"], "palindromes", False, 0.1)]
+    monkeypatch.setitem(nnlab.cli.PROFILE_PARTS, "quick", parts)
+    return learnable_cifar
+
+
+def test_tiny_profile_end_to_end_then_its_report(tiny_profile, nnlab_cache, tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["reproduce", "--profile", "quick", "--data", str(tiny_profile), "--out",
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 parts into" in printed and "[4/4] palindrome: ran" in printed
+    assert all((out / p / "metrics.json").exists() for p in ("toy", "cifar-mlp", "cifar-cnn",
+                                                            "palindrome"))
+    assert main(["reproduce", "--profile", "quick", "--out", str(out), "--data",
+                 str(tiny_profile)]) == 0
+    assert "[1/4] toy: done" in capsys.readouterr().out  # nothing run twice
+    assert main(["report", str(out)]) == 0
+    md = (out / "report" / "index.md").read_text()
+    for title in ("Part I —", "Part I.3", "Part II", "Part III"):
+        assert f"## {title}" in md
+    assert md.count("**The study:") == 4 and "Profile **quick**" in md
+    assert "`nnlab run palindrome --quick --cell rnn,lstm --lengths 4,5`" in md
+
+
+def test_without_cifar_the_cifar_parts_are_skipped_with_a_line(tiny_profile, nnlab_cache,
+                                                               tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "no-cifar-here"))
+    out = tmp_path / "study"
+    assert main(["reproduce", "--profile", "quick", "--only", "toy,cifar-cnn", "--out",
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[2/2] cifar-cnn: skipped, no CIFAR-10" in printed and "NNLAB_DATA" in printed
+    assert (out / "toy" / "metrics.json").exists() and not (out / "cifar-cnn").exists()
+
+
+def test_profile_errors_are_one_line(capsys):
+    assert main(["reproduce", "--profile", "quick", "--only", "toy,nope"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown part 'nope'" in err
+
+
+def test_quick_profile_resumes_after_a_kill(tmp_path):
+    """The real quick profile's first part (the toy study setting), killed part-way, then the
+    same command again: it resumes the part and finishes it."""
+    out = tmp_path / "study"
+    argv = [sys.executable, "-m", "nnlab", "reproduce", "--profile", "quick", "--only", "toy",
+            "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not list((out / "toy").glob("*/checkpoint-*.pt")):
+        assert proc.poll() is None and time.monotonic() - t0 < 120, proc.stderr.read()[-800:]
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "toy" / "metrics.json").exists()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-800:]
+    assert "[1/1] toy: resumed" in done.stdout
+    assert (out / "toy" / "metrics.json").exists()
+
+
+# --------------------------------------------------------------------------- the page
+
+
+CHECK = """<script>
+window.__errors = [];
+window.addEventListener("error", e => window.__errors.push(String(e.message || e.type)), true);
+const consoleError = console.error;
+console.error = (...a) => { window.__errors.push(a.join(" ")); consoleError(...a); };
+window.addEventListener("load", () => {
+  const vw = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll("body *")]
+    .filter(el => !el.parentElement.closest(".scroll") && !el.closest(".lightbox"))
+    .filter(el => el.getBoundingClientRect().right > vw + 1).map(el => el.tagName);
+  const images = [...document.images].filter(i => !i.closest(".lightbox"));
+  const result = {vw, images: images.length, broken: images.filter(i => !(i.naturalWidth > 0))
+    .length, wide, errors: window.__errors};
+  parent.postMessage(JSON.stringify(result), "*");
+});
+</script>"""
+
+# Headless Chromium will not make its window narrower than 500 px, so the page is loaded in a
+# 390-px-wide frame (a phone's width): media queries and layout see 390 px there.
+HARNESS = """<!doctype html><html><body style="margin:0">
+<iframe src="checked.html" style="width:390px;height:844px;border:0"></iframe>
+<script>window.addEventListener("message", e => document.body.insertAdjacentHTML(
+  "beforeend", "<pre id=browser-check>" + e.data + "</pre>"));</script></body></html>"""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+    pytest.skip("chromium is not installed here (apt-get install chromium); CI installs it")
+
+
+def test_report_page_in_a_headless_browser_at_phone_width(tmp_path, capsys):
+    browser = _chromium()
+    out = tmp_path / "study"
+    assert main(["run", "toy", "--quick", "--dataset", "all", "--out", str(out / "toy")]) == 0
+    assert main(["run", "palindrome", "--quick", "--lengths", "4,5", "--cell", "rnn,lstm",
+                 "--out", str(out / "palindrome")]) == 0
+    _crafted_cnn(out / "cifar-cnn", [0.6, 0.78, 0.80], [0.3, 0.5, 0.80])
+    page = report.build(out)
+    checked = page.with_name("checked.html")
+    checked.write_text(page.read_text().replace("<head>", "<head>" + CHECK, 1))
+    harness = page.with_name("harness.html")
+    harness.write_text(HARNESS)
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+              "--allow-file-access-from-files", "--window-size=500,900",
+              "--virtual-time-budget=10000"]
+    dom = subprocess.run([*common, "--dump-dom", harness.as_uri()], capture_output=True,
+                         text=True, timeout=120)
+    found = dom.stdout.split("<pre id=\"browser-check\">")[-1].split("</pre>")[0]
+    result = json.loads(found.replace("&quot;", '"'))
+    assert result["vw"] == 390 and result["images"] >= 8
+    assert result["broken"] == 0 and result["wide"] == [] and result["errors"] == []
+    artefacts = os.environ.get("NNLAB_TEST_ARTIFACTS", str(tmp_path / "artifacts"))
+    os.makedirs(artefacts, exist_ok=True)
+    shot = os.path.join(artefacts, "report-390px.png")
+    subprocess.run([*common, f"--screenshot={shot}", harness.as_uri()], capture_output=True,
+                   timeout=120)
+    assert os.path.getsize(shot) > 10_000
