@@ -139,7 +139,7 @@ def claim_adam_faster(adam: History, sgd: History, split: str) -> Claim:
     col = f"{split}_acc"
     target = 0.95 * min(max(adam.column(col)), max(sgd.column(col)))
     ea, es = epochs_to(adam, col, target), epochs_to(sgd, col, target)
-    agrees = None if ea is None or es is None else ea < es
+    agrees = None if ea is None or es is None or ea == es else ea < es  # a tie: can't tell
     return Claim("Adam converges faster than SGD", _verdict(agrees),
                  f"epochs to {_pct(target)} {split} accuracy: Adam {ea}, SGD {es}")
 
@@ -302,6 +302,11 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     return _write_html(out / "index.html", title, label, sections)
 
 
+def _claims(sections: list[Section]) -> list[tuple[str, str, str]]:
+    """(claim, verdict, evidence) of every section, in order: the report's summary."""
+    return [tuple(json.loads(p)) for s in sections for kind, p in s.blocks if kind == "claim"]
+
+
 def _figure_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", "-".join(path.parts[-3:]))
 
@@ -310,6 +315,10 @@ def _write_markdown(path: Path, title: str, label: str, sections: list[Section],
                     figures: Path) -> None:
     lines = [f"# {title}", "", label, "", "## Contents", ""]
     lines += [f"- [{s.title}](#{s.anchor})" for s in sections]
+    claims = _claims(sections)
+    if claims:
+        lines += ["", "## The study's claims, checked", ""]
+        lines += [f"- \"{text}\": this run **{verdict}**" for text, verdict, _ in claims]
     for s in sections:
         lines += ["", f"## {s.title}", ""]
         for kind, payload in s.blocks:
@@ -366,6 +375,12 @@ def _write_html(path: Path, title: str, label: str, sections: list[Section]) -> 
              "<nav><h2>Contents</h2><ul>"]
     parts += [f"<li><a href=\"#{s.anchor}\">{html.escape(s.title)}</a></li>" for s in sections]
     parts.append("</ul></nav>")
+    claims = _claims(sections)
+    if claims:
+        parts.append("<h2>The study's claims, checked</h2><ul>")
+        parts += [f"<li>“{html.escape(text)}”: this run <strong>{verdict}</strong></li>"
+                  for text, verdict, _ in claims]
+        parts.append("</ul>")
     n = 0
     for s in sections:
         parts.append(f"<section id=\"{s.anchor}\"><h2>{html.escape(s.title)}</h2>")
