@@ -165,10 +165,18 @@ def claim_rnn_fails_beyond_10(results: dict[str, dict[int, list[float]]]) -> Cla
 # --------------------------------------------------------------------------- the parts
 
 
+def _opened(s: Section, folder: Path, missing: str = "") -> bool:
+    """Start a part's section: its source line, or why it has none (not run, not finished)."""
+    if not _finished(folder):
+        s.text(f"*Not run yet, or not finished (no metrics.json in `{folder}`){missing}.*")
+        return False
+    s.text(f"Source: {_source(folder)}")
+    return True
+
+
 def _part_toy(folder: Path) -> Section:
     s = Section("part-1", "Part I — an MLP from scratch in NumPy and in PyTorch")
-    if not _finished(folder):
-        s.text(f"*Not run yet (no finished run in `{folder}`).*")
+    if not _opened(s, folder):
         return s
     metrics = _json(folder / "metrics.json")
     datasets = [d for d in ("moons", "circles", "blobs") if d in metrics]
@@ -178,7 +186,6 @@ def _part_toy(folder: Path) -> Section:
            f"lr {cfg.get('lr')}, {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}. "
            "The study captions its Figures 1–2 \"CIFAR-10 MLP\", but they sit in its make_moons "
            "section and show the moons runs: this report follows the section.")
-    s.text(f"Source: {_source(folder)}")
     rows, histories = [], {}
     for d in datasets:
         m = metrics[d]
@@ -200,12 +207,10 @@ def _part_toy(folder: Path) -> Section:
 
 def _part_mlp(folder: Path) -> Section:
     s = Section("part-1-3", "Part I.3 — an MLP on CIFAR-10")
-    if not _finished(folder):
-        s.text(f"*Not run (no finished run in `{folder}`): it needs CIFAR-10.*")
+    if not _opened(s, folder, ": it needs CIFAR-10"):
         return s
     m = _json(folder / "metrics.json")
     split = "test" if "test_acc" in m else "val"
-    s.text(f"Source: {_source(folder)}")
     s.table(["train acc", f"{split} acc", f"{split} acc, no TTA", "epochs", "wall s"],
             [[_pct(m["train_acc"]), _pct(m[f"{split}_acc"]), _pct(m[f"{split}_acc_no_tta"]),
               str(m["epochs"]), f"{m['wall_s']:.0f}"]])
@@ -217,13 +222,11 @@ def _part_mlp(folder: Path) -> Section:
 
 def _part_cnn(folder: Path) -> Section:
     s = Section("part-2", "Part II — the reduced VGG on CIFAR-10, Adam vs SGD")
-    if not _finished(folder):
-        s.text(f"*Not run or not finished (no metrics.json in `{folder}`): it needs CIFAR-10, "
-               "and at the study's length it resumes with `nnlab reproduce` again.*")
+    if not _opened(s, folder, ": it needs CIFAR-10, and at the study's length it resumes "
+                              "when `nnlab reproduce` runs again"):
         return s
     m = _json(folder / "metrics.json")
     split = "test" if "n_test" in m else "val"
-    s.text(f"Source: {_source(folder)}")
     rows, histories = [], {}
     for opt in ("adam", "sgd"):
         if opt not in m:
@@ -248,10 +251,8 @@ def _part_cnn(folder: Path) -> Section:
 
 def _part_palindrome(folder: Path) -> Section:
     s = Section("part-3", "Part III — a tanh RNN (and an LSTM) on palindromes")
-    if not _finished(folder):
-        s.text(f"*Not run yet (no finished run in `{folder}`).*")
+    if not _opened(s, folder):
         return s
-    s.text(f"Source: {_source(folder)}")
     results: dict[str, dict[int, list[float]]] = {}
     runs = sorted(p.parent for p in folder.glob("**/metrics.json") if p.parent != folder)
     for run in runs:

@@ -330,6 +330,29 @@ def evaluate(
     return loss_sum.item() / len(y), correct.item() / len(y)
 
 
+def _fit(step, x, y, epochs: int, batch_size: int, eval_sets: EvalSets | None,
+         score: Callable, generator, permutation: Callable[[], Any], **driver: Any) -> History:
+    """The epoch driver over in-memory (x, y): each epoch a permutation (drawn from the
+    tracked ``generator``) sliced into batches; after it, ``score(x, y)`` -> (loss, acc) on
+    every eval set."""
+    if driver.get("run") is not None:
+        driver["run"].track(**{f"{driver.get('phase', 'train')}.batch_order": generator})
+
+    def batches(epoch: int) -> Iterator[tuple[Any, Any]]:
+        perm = permutation()
+        for i in range(0, len(y), batch_size):
+            idx = perm[i:i + batch_size]
+            yield x[idx], y[idx]
+
+    def evaluate_all() -> dict[str, float]:
+        out = {}
+        for name, (xe, ye) in (eval_sets or {}).items():
+            out[f"{name}_loss"], out[f"{name}_acc"] = score(xe, ye)
+        return out
+
+    return train_epochs(step, batches, epochs, evaluate_all, **driver)
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -347,24 +370,10 @@ def fit(
     Batch order comes from a torch.Generator seeded with ``seed``; a batch size >= N is full
     batch. ``driver``: :func:`train_epochs`'s keywords (run, phase, tags, desc, progress...).
     """
-    n = len(y)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    if driver.get("run") is not None:
-        driver["run"].track(**{f"{driver.get('phase', 'train')}.batch_order": gen})
-
-    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        perm = torch.randperm(n, generator=gen).to(y.device)
-        for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
-            yield x[idx], y[idx]
-
-    def evaluate_all() -> dict[str, float]:
-        out = {}
-        for name, (xe, ye) in (eval_sets or {}).items():
-            out[f"{name}_loss"], out[f"{name}_acc"] = evaluate(model, xe, ye)
-        return out
-
-    return train_epochs(TorchStep(model, optimizer), batches, epochs, evaluate_all, **driver)
+    return _fit(TorchStep(model, optimizer), x, y, epochs, batch_size, eval_sets,
+                lambda xe, ye: evaluate(model, xe, ye), gen,
+                lambda: torch.randperm(len(y), generator=gen).to(y.device), **driver)
 
 
 # --------------------------------------------------------------------------- NumPy
@@ -398,22 +407,7 @@ def fit_numpy(
 ) -> History:
     """:func:`fit` for the from-scratch MLP, through the same epoch driver with a
     :class:`~nnlab.numpy_nn.NumpyStep`. x: (N, D) float array, y: (N,) int labels."""
-    n = len(y)
     rng = np.random.default_rng(seed)
-    if driver.get("run") is not None:
-        driver["run"].track(**{f"{driver.get('phase', 'train')}.batch_order": rng})
-
-    def batches(epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        perm = rng.permutation(n)
-        for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
-            yield x[idx], y[idx]
-
-    def evaluate_all() -> dict[str, float]:
-        out = {}
-        for name, (xe, ye) in (eval_sets or {}).items():
-            out[f"{name}_loss"], out[f"{name}_acc"] = evaluate_numpy(model, xe, ye)
-        return out
-
-    return train_epochs(NumpyStep(model, optimizer, clip_norm), batches, epochs, evaluate_all,
-                        **driver)
+    return _fit(NumpyStep(model, optimizer, clip_norm), x, y, epochs, batch_size, eval_sets,
+                lambda xe, ye: evaluate_numpy(model, xe, ye), rng,
+                lambda: rng.permutation(len(y)), **driver)
