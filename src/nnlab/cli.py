@@ -218,11 +218,9 @@ def _resumed_config(module: ModuleType, args: argparse.Namespace, given: dict) -
                          f"{recorded.get('experiment')} run, not {args.experiment}")
     if args.out is not None and args.out.resolve() != args.resume.resolve():
         raise NnlabError("--resume continues a run in its own folder; drop --out")
-    for flag in ("seeds", "jobs"):
-        value = getattr(args, flag)
-        if value is not None and value != recorded.get(flag, 1):
-            raise NnlabError(f"--resume: --{flag} {value} differs from the run's "
-                             f"{recorded.get(flag, 1)}")
+    if args.seeds is not None and args.seeds != recorded.get("seeds", 1):
+        raise NnlabError(f"--resume: --seeds {args.seeds} differs from the run's "
+                         f"{recorded.get('seeds', 1)}")
     config = _config_from(module, recorded)
     changes = {}
     for name, value in given.items():
@@ -253,7 +251,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
     if args.resume is not None:
         config = _resumed_config(module, args, given)
         recorded = _recorded(args.resume)
-        seeds, jobs, out = recorded.get("seeds", 1), recorded.get("jobs", 1), args.resume
+        seeds, out = recorded.get("seeds", 1), args.resume
+        jobs = args.jobs or recorded.get("jobs", 1)  # how many at once: results do not change
         if (out / "metrics.json").exists() and not any(
                 getattr(config, k, None) != recorded.get(k) for k in EXTENDS):
             print(f"nnlab: {out} is a finished run (it holds metrics.json); raise "

@@ -264,9 +264,12 @@ def _part_palindrome(folder: Path) -> Section:
     s.table(["cell", "T", "test accuracy (each seed)"], rows)
     s.figure(folder / "acc_vs_T.png", "test accuracy against palindrome length T (the study's "
                                       "Figure 14)")
-    for T in (4, 5, 10):
-        s.figure(folder / f"rnn-T{T}" / "curves.png", f"tanh RNN at T = {T} (the study's "
-                                                     "Figures 12–13)")
+    for T in (4, 5, 10):  # a sweep's own folder, or its first seed's
+        found = sorted(folder.glob(f"rnn-T{T}/curves.png")) or sorted(
+            folder.glob(f"seed*/rnn-T{T}/curves.png"))
+        if found:
+            s.figure(found[0], f"tanh RNN at T = {T}, {found[0].parent.parent.name} "
+                               "(the study's Figures 12–13)")
     s.claim(claim_rnn_fails_beyond_10(results))
     return s
 
