@@ -33,7 +33,7 @@ def plot_dataset(
         color = COLORS[int(c) % len(COLORS)]
         ax.scatter(*x_train[y_train == c].T, s=8, color=color, alpha=0.6, label=f"class {c}")
         ax.scatter(*x_test[y_test == c].T, s=14, color=color, marker="x", linewidths=0.8)
-    ax.set_title(title or "dataset (dots: train, crosses: test)")
+    ax.set_title(title or "dataset (dots: train, crosses: test)", fontsize=9)
     ax.set_xlabel("x1 (standardised)")
     ax.set_ylabel("x2 (standardised)")
     ax.legend(fontsize=8, loc="best")
