@@ -194,7 +194,7 @@ def test_quick_never_overrides_a_given_flag(learnable_cifar, nnlab_cache, tmp_pa
     assert main(["run", "cifar-speedrun", "--quick", "--epochs", "3", "--widths", "8,16,16",
                  "--data", str(learnable_cifar), "--out", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["epochs"] == 3 and config["widths"] == "8,16,16"
+    assert config["epochs"] == 3 and config["widths"] == [8, 16, 16]
     assert config["batch_size"] == 128  # quick's default where no flag was given
     assert [r["epoch"] for r in _untimed_history(out / "history.csv")] == ["1", "2", "3"]
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
@@ -239,7 +239,7 @@ def test_tensorboard_missing_is_one_line(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("name, keys", [
     ("cifar-mlp", ["val_acc", "val_loss"]),
     ("cifar-speedrun", ["val_acc", "val_loss"]),
-    ("cifar-cnn", ["adam.final_val_acc", "sgd.final_val_acc", "adam.final_val_loss"]),
+    ("cifar-cnn", ["adam.val_acc", "sgd.val_acc", "adam.val_loss"]),
 ])
 def test_eval_of_a_finished_run_reproduces_its_metrics(name, keys, learnable_cifar,
                                                        nnlab_cache, tmp_path, capsys):

@@ -71,7 +71,7 @@ def _crafted_cnn(folder, adam: list[float], sgd: list[float]) -> None:
                   "val_loss": 1 - a, "wall_s": 60.0 * (i + 1)} for i, a in enumerate(accs)]
                 ).to_csv(folder / f"history-{name}.csv")
         metrics[name] = {"best_val_acc": max(accs), "best_epoch": accs.index(max(accs)) + 1,
-                         "final_val_acc": accs[-1]}
+                         "val_acc": accs[-1]}
     (folder / "metrics.json").write_text(json.dumps({**metrics, "n_val": 10}))
 
 

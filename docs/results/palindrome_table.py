@@ -27,7 +27,7 @@ def main(folder: Path) -> None:
         accs = [100 * m["test_acc"] for m in ms]
         spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
         steps = [m["steps"] for m in ms]
-        reached = sum(m["steps_to_99"] > 0 for m in ms)
+        reached = sum((m["steps_to_99"] or -1) > 0 for m in ms)  # null (or -1 before 0.2): never
         fell = sum(m["collapsed"] for m in ms)
         seen = statistics.fmean(m["test_seen_in_training_frac"] for m in ms)
         name = "tanh RNN" if cell == "rnn" else cell.upper()

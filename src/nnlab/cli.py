@@ -17,14 +17,15 @@ import shlex
 import shutil
 import signal
 import sys
+import tempfile
 import time
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from nnlab import experiments
-from nnlab.config import flag_name, parse_sizes
+from nnlab import __version__, experiments
+from nnlab.config import field_kind, flag_name, parse_sizes, shown, shown_default, upgrade
 from nnlab.errors import ConfigError, Interrupted, NnlabError
 from nnlab.reproduce import PROFILE_PARTS, PROFILES, RESULTS
 from nnlab.seeds import flatten, format_summary, run_seeds
@@ -41,35 +42,35 @@ class _Parser(argparse.ArgumentParser):
 
 def _sizes(text: str) -> tuple[int, ...]:
     try:
-        return parse_sizes(text)
+        return parse_sizes(text, "")
     except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise argparse.ArgumentTypeError(str(e).strip()) from None
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None:
     """One flag per Config field. Defaults are suppressed (a flag not given is absent from
     the parsed namespace), so --quick and --resume know exactly which flags the user gave;
-    the help still shows each field's default."""
-    hints = typing.get_type_hints(config_cls)
+    the help shows the value that runs when a flag is not given (for each recipe, where
+    the recipe decides)."""
     for field in dataclasses.fields(config_cls):
-        kind = hints[field.name]
-        help_text = field.metadata.get("help", "").replace("%", "%%")  # argparse formats it
-        kwargs: dict = {"default": argparse.SUPPRESS, "help": help_text}
+        kind = field_kind(config_cls, field.name)
+        help_text = field.metadata.get("help", "")
+        kwargs: dict = {"default": argparse.SUPPRESS}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(kind) is tuple:
+        elif kind is tuple:
             kwargs["type"] = _sizes
             kwargs["metavar"] = "N[,N...]"
         else:
             kwargs["type"] = kind
-            kwargs["metavar"] = {int: "INT", float: "FLOAT"}.get(kind, "TEXT")
+            kwargs["metavar"] = field.metadata.get(
+                "metavar", {int: "INT", float: "FLOAT"}.get(kind, "TEXT"))
         if "choices" in field.metadata:
             kwargs.pop("metavar", None)
             kwargs["choices"] = field.metadata["choices"]
-        if kind is not bool:
-            default = field.default
-            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            kwargs["help"] += f" (default: {shown})"
+        if field.name != "quick":
+            help_text += f" (default: {shown_default(config_cls, field.name)})"
+        kwargs["help"] = help_text.replace("%", "%%")  # argparse formats help texts
         parser.add_argument(f"--{flag_name(field.name)}", dest=field.name, **kwargs)
 
 
@@ -77,6 +78,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; only the experiment named in ``argv`` (if any) is imported for its flags."""
     parser = _Parser(prog="nnlab", description="Train and compare the classic network "
                      "families: MLP, CNN, RNN.")
+    parser.add_argument("--version", action="version", version=f"nnlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
     sub.add_parser("list", help="list the experiments, one line each")
@@ -158,6 +160,27 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def check_out(out: Path, flag: str = "--out") -> None:
+    """Refuse, before any data is loaded or folder made, a folder nnlab could not write in:
+    one under a file, or in a folder without write permission."""
+    parent = out.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NnlabError(f"{flag} {out}: {parent} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nnlab-probe-", dir=parent))
+    except OSError as e:
+        raise NnlabError(f"{flag} {out}: cannot write in {parent} ({e.strerror})") from None
+
+
+def check_data(data: str | None, flag: str = "--data") -> None:
+    """A CIFAR-10 path given on the command line must exist (checked before the network or
+    the disk is touched for anything else)."""
+    if data and not Path(data).expanduser().exists():
+        raise NnlabError(f"{flag} {data}: no such file or folder")
+
+
 def _run_dir(name: str, out: Path | None, overwrite: bool) -> Path:
     """The folder of a new run: free, or cleared with --overwrite when it holds a run."""
     if out is None:
@@ -166,6 +189,7 @@ def _run_dir(name: str, out: Path | None, overwrite: bool) -> Path:
             out = out.with_name(out.name + "-1")
     if out.exists() and not out.is_dir():
         raise NnlabError(f"--out {out} exists and is not a folder")
+    check_out(out)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise NnlabError(f"--out {out} is not empty; pass --overwrite to write over it, "
@@ -188,10 +212,9 @@ def _recorded(run_dir: Path) -> dict:
 
 
 def _config_from(module: ModuleType, recorded: dict) -> typing.Any:
-    fields = {f.name for f in dataclasses.fields(module.Config)}
     try:
-        return module.Config(**{k: v for k, v in recorded.items() if k in fields})
-    except TypeError as e:
+        return module.Config(**upgrade(module.Config, recorded))
+    except (TypeError, ConfigError) as e:
         raise NnlabError(f"config.json does not fit this nnlab's {module.__name__} ({e})") \
             from None
 
@@ -199,11 +222,6 @@ def _config_from(module: ModuleType, recorded: dict) -> typing.Any:
 # A resumed run keeps its config; these may still change (what it reads, where it runs).
 MAY_CHANGE_ON_RESUME = ("data", "device")
 EXTENDS = ("epochs", "steps")
-
-
-def _shown(value: typing.Any) -> str:
-    """A config value as it is typed on the command line: (512, 256) -> 512,256."""
-    return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
 
 
 def _resumed_config(module: ModuleType, args: argparse.Namespace, given: dict) -> typing.Any:
@@ -231,8 +249,8 @@ def _resumed_config(module: ModuleType, args: argparse.Namespace, given: dict) -
             continue
         flag = f"--{flag_name(name)}"
         if name not in EXTENDS:
-            raise NnlabError(f"--resume: {flag} {_shown(new)} differs from the run's "
-                             f"{_shown(old)}; a resumed "
+            raise NnlabError(f"--resume: {flag} {shown(new)} differs from the run's "
+                             f"{shown(old)}; a resumed "
                              "run keeps the config it started with (only --epochs/--steps "
                              "may grow, --data and --device may change)")
         if new < old:
@@ -244,10 +262,22 @@ def _resumed_config(module: ModuleType, args: argparse.Namespace, given: dict) -
     return dataclasses.replace(config, **changes)
 
 
+def given_flags(module: ModuleType, args: argparse.Namespace) -> dict[str, typing.Any]:
+    """The Config fields whose flags the user gave (defaults are suppressed)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)
+            if hasattr(args, f.name)}
+
+
+def new_config(module: ModuleType, given: dict[str, typing.Any]) -> typing.Any:
+    """The Config of a new run from the flags given: --quick is a set of defaults that a
+    flag the user gave wins over. ConfigError (naming the flag) on a bad value."""
+    quick = module.Config.QUICK if given.get("quick") else {}
+    return module.Config(**{**quick, **given})
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     module = experiments.load(args.experiment)
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)
-             if hasattr(args, f.name)}
+    given = given_flags(module, args)
     if args.resume is not None:
         config = _resumed_config(module, args, given)
         recorded = _recorded(args.resume)
@@ -259,14 +289,15 @@ def _cmd_run(args: argparse.Namespace) -> None:
                   f"--epochs or --steps to extend it", file=sys.stderr)
             return
     else:
-        # --quick is a set of defaults: a flag the user gave wins over it.
-        quick = module.Config.QUICK if given.get("quick") else {}
-        config = module.Config(**{**quick, **given})  # validates; ConfigError on bad values
+        config = new_config(module, given)
         out = None
         seeds = 1 if args.seeds is None else args.seeds
         jobs = 1 if args.jobs is None else args.jobs
     if hasattr(config, "resolved"):
         config = config.resolved()  # config.json records what runs, not the sentinels
+    check_data(getattr(config, "data", None))
+    if args.resume is not None:
+        check_out(args.resume, "--resume")
     if seeds < 1 or jobs < 1:
         raise ConfigError(f"--seeds and --jobs must be >= 1, got {seeds} and {jobs}")
     options = {"resume": args.resume is not None, "tensorboard": args.tensorboard,
@@ -279,12 +310,21 @@ def _cmd_run(args: argparse.Namespace) -> None:
     if out is None:
         out = args.out if rank else _run_dir(args.experiment, args.out, args.overwrite)
     args.run_dir = out  # for the line that says how to resume
-    if seeds == 1:
-        from nnlab.engine.run import launch
+    fresh = not out.exists()
+    try:
+        if seeds == 1:
+            from nnlab.engine.run import launch
 
-        summary = module.summarize(launch(module, config, out, **options))
-    else:
-        summary = format_summary(run_seeds(module, config, out, seeds, jobs, **options))
+            summary = module.summarize(launch(module, config, out, **options))
+        else:
+            summary = format_summary(run_seeds(module, config, out, seeds, jobs, **options))
+    except NnlabError:
+        # a new run that failed before it wrote anything but its config (say, unreadable
+        # data): leave no folder behind, as if it had been refused up front
+        if fresh and rank == 0 and out.is_dir() and all(
+                p.name == "config.json" for p in out.iterdir()):
+            shutil.rmtree(out)
+        raise
     if distributed:
         from nnlab.engine import distributed as dist
 
@@ -299,6 +339,7 @@ def _has_model(run_dir: Path) -> bool:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
+    check_data(args.data)
     results = _evaluate(args.run_dir, args)
     for key, value in flatten(results).items():
         print(f"{key}  {value:.4f}")
@@ -392,6 +433,9 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     only = _parts(args.only, names, "--only") or set(names)
     force = _parts(args.force, names, "--force")
     out = args.out or Path("runs") / f"study-{args.profile}"
+    check_data(args.data)
+    if not args.list:
+        check_out(out)
     chosen = [p for p in parts if p[0] in only]
     cifar_missing = None
     if any(p[3] for p in chosen) and not args.list:
@@ -432,6 +476,68 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     print(f"report: nnlab report {out}")
 
 
+# --------------------------------------------------------------------------- README reference
+
+REFERENCE_START, REFERENCE_END = "<!-- cli-reference: start -->", "<!-- cli-reference: end -->"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _flag_cell(name: str, kind: type, choices: tuple | None, metavar: str | None) -> str:
+    flag = f"--{flag_name(name)}"
+    if name == "quick":
+        return f"`{flag}`"
+    if kind is bool:
+        return f"`{flag}` / `--no-{flag_name(name)}`"
+    if choices:
+        return f"`{flag} {'|'.join(map(str, choices))}`".replace("|", "\\|")
+    metavar = metavar or {int: "INT", float: "FLOAT", tuple: "N[,N...]"}.get(kind, "TEXT")
+    return f"`{flag} {metavar}`"
+
+
+def reference_markdown() -> str:
+    """The README's flag reference, generated from the parsers: run options, then one
+    table per experiment (a test checks the README holds exactly this)."""
+    parser = build_parser(["run", "toy"])
+    run = next(a for a in parser._subparsers._group_actions[0].choices["run"]._actions
+               if isinstance(a, argparse._SubParsersAction)).choices["toy"]
+    group = next(g for g in run._action_groups if g.title.startswith("run options"))
+    lines = ["**Run options** (every experiment; not part of the config):", "",
+             "| flag | what it does |", "| --- | --- |"]
+    for action in group._group_actions:
+        metavar = f" {action.metavar}" if action.metavar else ""
+        lines.append(f"| `{action.option_strings[0]}{metavar}` | {_md(action.help)} |")
+    for name in experiments.EXPERIMENTS:
+        cls = experiments.load(name).Config
+        lines += ["", f"**`nnlab run {name}`** — {_md(experiments.describe(name))}", "",
+                  "| flag | default | what it sets |", "| --- | --- | --- |"]
+        for field in dataclasses.fields(cls):
+            kind = field_kind(cls, field.name)
+            default = "" if field.name == "quick" else _md(shown_default(cls, field.name))
+            flag = _flag_cell(field.name, kind, field.metadata.get("choices"),
+                              field.metadata.get("metavar"))
+            lines.append(f"| {flag} | {default} | "
+                         f"{_md(field.metadata.get('help', ''))} |")
+    return "\n".join(lines)
+
+
+def readme_reference(readme: Path) -> tuple[str, str]:
+    """(the README's reference block as it is, as it should be)."""
+    text = readme.read_text()
+    start, end = text.index(REFERENCE_START), text.index(REFERENCE_END)
+    return text[start + len(REFERENCE_START):end].strip(), reference_markdown()
+
+
+def write_readme_reference(readme: str | Path) -> None:
+    """``make readme``: replace the README's reference block with the generated one."""
+    path = Path(readme)
+    text = path.read_text()
+    start = text.index(REFERENCE_START) + len(REFERENCE_START)
+    path.write_text(f"{text[:start]}\n{reference_markdown()}\n{text[text.index(REFERENCE_END):]}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[:2]).parse_args(argv)
@@ -449,9 +555,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "report":
             from nnlab.report import build
 
+            if args.out is not None:
+                check_out(args.out)
             print(f"report: {build(args.runs_dir, args.out)}")
     except NnlabError as e:
         print(f"nnlab: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `nnlab list | head -2`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except OSError as e:  # a disk or folder that fails mid-run: one line, not a traceback
+        where = f": {e.filename}" if e.filename else ""
+        print(f"nnlab: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except (Interrupted, KeyboardInterrupt) as e:
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -14,6 +15,11 @@ import numpy as np  # noqa: E402
 from nnlab.engine.history import History  # noqa: E402
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _whole_numbers(ax: plt.Axes) -> None:
+    """Ticks only at whole numbers on the x axis (epochs, steps, T: never 1.5 or 5.25)."""
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -64,6 +70,7 @@ def plot_curves(
                             alpha=0.6 if gi < len(groups) - 1 else 1.0,
                             label=f"{g} {split}" if g is not None else split)
         ax.set_xlabel(x)
+        _whole_numbers(ax)
         ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -117,6 +124,7 @@ def plot_accuracy_vs_length(
             ax.scatter([T] * len(a), a, color=color, s=8, alpha=0.6)
     ax.axhline(0.1, color="gray", ls=":", lw=1, label="chance (10%)")
     ax.set_xlabel("palindrome length T")
+    _whole_numbers(ax)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.03)
     ax.grid(alpha=0.3)
@@ -160,6 +168,7 @@ def plot_seed_curves(paths: Sequence[str | Path], path: str | Path, title: str =
                      label=f"{label} train")
     for ax, name in zip(axes, ("cross-entropy loss", "accuracy"), strict=True):
         ax.set_xlabel(x)
+        _whole_numbers(ax)
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

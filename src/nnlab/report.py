@@ -235,10 +235,14 @@ def _part_cnn(folder: Path) -> Section:
         histories[opt] = h
         losses = h.column(f"{split}_loss")
         minutes = h.last["wall_s"] / len(h) / 60
-        rows.append([opt, _pct(m[opt][f"best_{split}_acc"]), str(m[opt]["best_epoch"]),
-                     _pct(m[opt][f"final_{split}_acc"]),
+        accs = h.column(f"{split}_acc")
+        best = max(range(len(accs)), key=accs.__getitem__)
+        final = m[opt].get(f"{split}_acc", m[opt].get(f"final_{split}_acc"))  # nnlab <= 0.1
+        # the best epoch is chosen on validation only: never on the test split
+        rows.append([opt, _pct(accs[best]) if split == "val" else "—",
+                     str(best + 1) if split == "val" else "—", _pct(final),
                      str(losses.index(min(losses)) + 1), f"{minutes:.2f}"])
-    s.table(["optimizer", f"best {split} acc", "at epoch", f"final {split} acc",
+    s.table(["optimizer", "best val acc", "at epoch", f"final {split} acc",
              f"{split} loss lowest at epoch (overfitting after)", "minutes per epoch"], rows)
     s.figure(folder / "curves.png", "Adam and SGD from the same initial weights, shared axes "
                                     "(the study's Figures 9–10)")

@@ -70,7 +70,7 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
                              "10 epochs", "40-60 min"),
     **{f"cifar-cnn-improved-10ep-{opt}": (
         ["cifar-cnn", "--optimizer", opt, "--flip", "--translate", "2", "--momentum", "0.9",
-         "--schedule", "cosine", "--tta", "--epochs", "10"],
+         "--schedule", "cosine", "--tta", "flip", "--epochs", "10"],
         f"Part II: the study's VGG with augmentation and a cosine lr, {opt}, 10 epochs",
         "20-40 min") for opt in ("adam", "sgd")},
     "cifar-speedrun-cpu": (["cifar-speedrun", "--widths", "32,64,64", "--epochs", "8",

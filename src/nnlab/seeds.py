@@ -12,27 +12,44 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+# Facts of a run, the same for every seed, not measurements: reported once, never averaged.
+FACTS = ("n_params", "n_train", "n_val", "n_test", "world_size", "epochs", "T",
+         "log10_distinct_palindromes")
 
-def flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
-    """{'numpy': {'test_acc': 0.9}} -> {'numpy.test_acc': 0.9}; non-numbers are dropped."""
-    flat: dict[str, float] = {}
+
+def flatten(metrics: dict, prefix: str = "", keep_none: bool = False
+            ) -> dict[str, float | None]:
+    """{'numpy': {'test_acc': 0.9}} -> {'numpy.test_acc': 0.9}; other non-numbers are dropped,
+    and None (a milestone not reached) too unless ``keep_none``."""
+    flat: dict[str, float | None] = {}
     for key, value in metrics.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
+            flat.update(flatten(value, f"{name}.", keep_none))
         elif isinstance(value, int | float) and not isinstance(value, bool):
             flat[name] = float(value)
+        elif value is None and keep_none:
+            flat[name] = None
     return flat
 
 
 def aggregate(runs: list[dict]) -> dict[str, float]:
-    """Flat ``<metric>_mean`` and ``<metric>_std`` (sample std; 0 for one run) over runs."""
-    flats = [flatten(m) for m in runs]
+    """Over the runs of several seeds: ``n_seeds``; for each measured metric ``<m>_mean``,
+    ``<m>_std`` (sample std; 0 for one value) and ``<m>_n``, how many seeds have a value (a
+    milestone some seeds did not reach is null in theirs: the mean is over those that did,
+    and ``_n`` says how many); each fact (FACTS) once, as ``<m>``, when every seed agrees."""
+    flats = [flatten(m, keep_none=True) for m in runs]
     out: dict[str, float] = {"n_seeds": len(runs)}
-    for key in flats[0]:
-        values = [f[key] for f in flats if key in f]
-        out[f"{key}_mean"] = statistics.fmean(values)
-        out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    keys = list(dict.fromkeys(k for f in flats for k in f))
+    for key in keys:
+        values = [v for f in flats if (v := f.get(key)) is not None]
+        if key.rsplit(".", 1)[-1] in FACTS and len(set(values)) == 1:
+            out[key] = values[0]
+            continue
+        out[f"{key}_n"] = len(values)
+        if values:
+            out[f"{key}_mean"] = statistics.fmean(values)
+            out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
     return out
 
 
@@ -80,10 +97,22 @@ def run_seeds(module: ModuleType, config, out_dir: Path, n_seeds: int, jobs: int
 
 
 def format_summary(summary: dict[str, float]) -> str:
-    """One line per metric: name, mean ± std, over N seeds."""
-    names = [k[: -len("_mean")] for k in summary if k.endswith("_mean")]
+    """One line per measured metric: mean ± std over the seeds that have it (and how many,
+    when not all); the facts on one line at the end."""
+    n = int(summary["n_seeds"])
+    names = [k[: -len("_n")] for k in summary if k.endswith("_n")]
+    facts = [k for k in summary if k != "n_seeds" and not k.endswith(("_n", "_mean", "_std"))]
     width = max(map(len, names), default=0)
-    lines = [f"over {summary['n_seeds']} seeds (mean ± std):"]
-    lines += [f"  {n:<{width}}  {summary[n + '_mean']:.4f} ± {summary[n + '_std']:.4f}"
-              for n in names]
+    lines = [f"over {n} seeds (mean ± std, n = {n}):"]
+    for name in names:
+        got = int(summary[f"{name}_n"])
+        if not got:
+            lines.append(f"  {name:<{width}}  not reached by any seed")
+            continue
+        line = f"  {name:<{width}}  {summary[name + '_mean']:.4f} ± {summary[name + '_std']:.4f}"
+        lines.append(line + (f"  ({got} of {n} seeds reached it: the mean is over those)"
+                             if got < n else ""))
+    if facts:
+        lines.append("  the same in every seed: " + ", ".join(
+            f"{k} {summary[k]:g}" for k in facts))
     return "\n".join(lines)

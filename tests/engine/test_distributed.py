@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from nnlab.data.cifar10 import Loader
@@ -33,7 +34,7 @@ def test_without_torchrun_everything_is_a_no_op(monkeypatch):
     assert distributed.wrap(model, d, device) is model
 
 
-def test_torchrun_two_cpu_processes_write_one_run(learnable_cifar, tmp_path):
+def test_torchrun_two_cpu_processes_write_one_run(learnable_cifar, nnlab_cache, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -43,5 +44,11 @@ def test_torchrun_two_cpu_processes_write_one_run(learnable_cifar, tmp_path):
         env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["world_size"] == 2 and 0 <= metrics["val_acc"] <= 1
+    assert metrics["world_size"] == 2 and metrics["n_val"] == 100
+    # what rank 0 wrote is the saved model's score, as one process finds it
+    from nnlab.cli import main
+
+    assert main(["eval", str(out), "--data", str(learnable_cifar)]) == 0
+    assert json.loads((out / "eval-val-flip.json").read_text())["val_acc"] == pytest.approx(
+        metrics["val_acc"], abs=0.011)  # bf16 vs bf16: at most one image in 100 flips
     assert proc.stdout.count("run folder:") == 1  # printed by rank 0 only

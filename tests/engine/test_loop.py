@@ -63,5 +63,6 @@ def test_train_epochs_steps_the_schedule_per_batch_and_saves_history(tmp_path):
     history = train_epochs(step, batches, 3, progress=False, history_path=tmp_path / "h.csv")
     assert sched.last_epoch == 12  # stepped once per batch: 4 batches x 3 epochs
     assert history.column("lr") == pytest.approx([0.1 / 5, 0.1 / 9, 0.1 / 13])
-    assert all(v > 0 for v in history.column("images_per_s"))
+    speeds = history.column("images_per_s")
+    assert len(speeds) == 3 and min(speeds) > 0
     assert (tmp_path / "h.csv").read_text().count("\n") == 4

@@ -21,8 +21,11 @@ def test_cnn_quick_both_optimizers_from_the_same_weights(learnable_cifar, nnlab_
             "history-adam.csv", "history-sgd.csv"} <= names
     metrics = json.loads((out / "metrics.json").read_text())
     for name in ("adam", "sgd"):
-        assert {"final_val_acc", "best_val_acc", "best_epoch", "wall_s",
-                "images_per_s"} <= set(metrics[name])
+        assert {"val_acc", "val_acc_no_tta", "best_val_acc", "best_epoch", "min_val_loss_epoch",
+                "train_acc", "wall_s", "images_per_s", "tta"} <= set(metrics[name])
+        assert metrics[name]["tta"] == "none"  # the study has no TTA: both equal
+        assert metrics[name]["val_acc"] == metrics[name]["val_acc_no_tta"]
+    assert {"n_params", "data_s", "n_train", "n_val"} <= set(metrics)
     rows = (out / "history.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 2 and "optimizer" in rows[0]
 
@@ -31,7 +34,7 @@ def test_cnn_learns_the_fake_classes(learnable_cifar, nnlab_cache, tmp_path):
     cfg = cifar_cnn.Config(optimizer="adam", epochs=3, batch_size=32, val_size=100,
                            data=str(learnable_cifar))
     metrics = launch(cifar_cnn, cfg, tmp_path, progress=False)
-    assert metrics["adam"]["final_val_acc"] >= 0.8  # chance is 0.1
+    assert metrics["adam"]["val_acc"] >= 0.8  # chance is 0.1
 
 
 def test_speedrun_quick_records_milestones(learnable_cifar, nnlab_cache, tmp_path):
@@ -39,8 +42,9 @@ def test_speedrun_quick_records_milestones(learnable_cifar, nnlab_cache, tmp_pat
     assert main(["run", "cifar-speedrun", "--quick", "--data", str(learnable_cifar),
                  "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"val_acc", "val_acc_no_tta", "wall_s", "time_to_90_s", "time_to_94_s"} <= set(
-        metrics)
+    assert {"val_acc", "val_acc_no_tta", "train_acc", "n_params", "data_s", "wall_s",
+            "time_to_90_s", "time_to_94_s"} <= set(metrics)
+    assert metrics["tta"] == "flip+translate"
     assert {"curves.png", "confusion.png", "model.pt"} <= {p.name for p in out.iterdir()}
 
 
@@ -77,15 +81,28 @@ def test_milestone_times_take_the_first_epoch_that_reaches_each():
     assert cifar_speedrun.milestone_times(exact, "test")["time_to_90_s"] == 5.0
 
 
-@pytest.mark.parametrize("name, argv", [
-    ("cifar-cnn", ["--momentum", "1.5"]), ("cifar-cnn", ["--translate", "-1"]),
-    ("cifar-speedrun", ["--widths", "0,4"]), ("cifar-speedrun", ["--epochs", "0"]),
-    ("cifar-speedrun", ["--train-limit", "-5"]),
+@pytest.mark.parametrize("name, argv, code, flag", [
+    ("cifar-cnn", ["--momentum", "1.5"], 1, "--momentum"),
+    ("cifar-cnn", ["--translate", "-1"], 1, "--translate"),
+    ("cifar-cnn", ["--lr", "inf"], 1, "--lr"),
+    ("cifar-speedrun", ["--widths", "0,4"], 2, "--widths"),  # not sizes: argparse's syntax
+    ("cifar-speedrun", ["--widths", "abc"], 2, "--widths"),
+    ("cifar-speedrun", ["--epochs", "0"], 1, "--epochs"),
+    ("cifar-speedrun", ["--train-limit", "-5"], 1, "--train-limit"),
+    ("cifar-mlp", ["--lr", "nan"], 1, "--lr"),
+    ("cifar-mlp", ["--tta", "on"], 2, "--tta"),  # the old on/off spelling is gone
 ])
-def test_bad_values_are_one_line(name, argv, tmp_path, capsys):
-    code = main(["run", name, "--quick", *argv, "--out", str(tmp_path / "run")])
+def test_bad_values_are_one_line(name, argv, code, flag, tmp_path, capsys):
+    assert main(["run", name, "--quick", *argv, "--out", str(tmp_path / "run")]) == code \
+        if code == 1 else _exit_code(["run", name, "--quick", *argv]) == code
     err = capsys.readouterr().err.strip()
-    assert code in (1, 2) and len(err.splitlines()) == 1 and not (tmp_path / "run").exists()
+    assert len(err.splitlines()) == 1 and flag in err and not (tmp_path / "run").exists()
+
+
+def _exit_code(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return e.value.code
 
 
 def test_tta_views_keep_shapes():

@@ -35,6 +35,8 @@ def test_final_trains_on_all_of_train_and_reports_test(learnable_cifar, nnlab_ca
                                        data=str(learnable_cifar)), tmp_path, progress=False)
     assert "test_acc" in metrics and "val_acc" not in metrics
     assert metrics["n_test"] == 100 and metrics["n_train"] == 300
+    # nothing is chosen on the test split: no best epoch, no minimum loss
+    assert not any(k.startswith(("best", "min")) for k in metrics)
 
 
 def test_final_without_a_test_split_is_one_line(tmp_path, nnlab_cache, capsys):
@@ -61,17 +63,21 @@ def test_each_recipe_learns_the_fake_classes(recipe, learnable_cifar, nnlab_cach
 
 
 def test_flags_override_the_recipe_and_sentinels_take_it():
-    cfg = Config(recipe="study", dropout=0.3, flip="on").resolved()
-    assert cfg.dropout == 0.3 and cfg.flip == "on"
-    assert cfg.optimizer == "adam" and cfg.widths == RECIPES["study"]["widths"]
-    assert Config().resolved().optimizer == "adamw"
+    cfg = Config(recipe="study", dropout=0.3, flip=True).resolved()
+    assert cfg.dropout == 0.3 and cfg.flip is True
+    assert cfg.optimizer == "adam" and cfg.widths == RECIPES["study"]["widths"] == (1024, 512,
+                                                                                   256)
+    assert Config().resolved().optimizer == "adamw" and Config().resolved().tta == "flip"
+    assert Config(recipe="study").resolved().tta == "none"
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
-    (["--widths", "64,x"], "sizes must be positive integers"),
-    (["--translate", "40"], "--translate must be at most 16"),
-    (["--device", "cuda"] if not torch.cuda.is_available() else ["--lr", "-2"], ""),
+    (["--dropout", "1.5"], "--dropout must be < 1, got 1.5"),
+    (["--translate", "40"], "--translate must be <= 16, got 40"),
+    (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "mps"],
+     "--device"),
+    (["--lr", "-2"], "--lr must be > 0, got -2.0"),
+    (["--seed", "-1"], "--seed must be between 0 and"),
 ])
 def test_bad_values_are_one_line_and_write_nothing(argv, message, tmp_path, capsys):
     out = tmp_path / "run"

@@ -39,7 +39,7 @@ def test_cli_run_writes_every_file(tmp_path, capsys):
     assert config["epochs"] == 5 and config["hidden"] == [20]
     assert (out / "history.csv").read_text().count("\n") == 1 + 2 * 5  # header + 2 impls x 5
     printed = capsys.readouterr().out
-    assert "numpy" in printed and "time ratio" in printed
+    assert "numpy" in printed and "times as long as PyTorch" in printed
 
 
 def test_quick_all_datasets_one_folder_each(tmp_path):

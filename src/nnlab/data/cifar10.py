@@ -192,7 +192,8 @@ def _read_tar(path: Path) -> Cifar:
                 images.setdefault(split, {}).setdefault(cls, []).append(
                     (name, _decode(blob, f"{path}:{member.name}")))
     except (tarfile.TarError, EOFError, OSError) as e:
-        raise DataError(f"{path}: not a readable .tar.gz ({e})") from None
+        first = str(e).splitlines()[0].rstrip(":") if str(e) else e.__class__.__name__
+        raise DataError(f"{path}: not a readable .tar.gz ({first})") from None
     return _assemble(images, str(path))
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nnlab.config import check_choice, check_positive, option
+from nnlab.config import LR_MAX, option
 from nnlab.data.cifar10 import Augment, Loader
 from nnlab.engine import History, Run, TorchStep, distributed, train_epochs
-from nnlab.errors import ConfigError
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
     CifarOptions,
+    cifar_summary,
     evaluate_saved,
     finish,
     loss_acc,
@@ -39,38 +39,25 @@ STUDY_LR = {"adam": 1e-3, "sgd": 1e-2}
 class Config(CifarOptions):
     optimizer: str = option("both", "adam, sgd, or both from the same initial weights",
                             choices=("adam", "sgd", "both"))
-    epochs: int = option(100, "passes over the training split (the study: 100)")
-    batch_size: int = option(64, "images per step (the study: 64)")
-    lr: float = option(-1.0, "learning rate; -1 = the study's (adam 1e-3, sgd 1e-2)")
-    momentum: float = option(0.0, "SGD momentum (the study: 0)")
-    weight_decay: float = option(0.0, "weight decay (L2, as torch.optim adds it)")
+    epochs: int = option(100, "passes over the training split (the study: 100)", gt=0)
+    batch_size: int = option(64, "images per step (the study: 64)", gt=0)
+    lr: float | None = option(None, "learning rate", gt=0, le=LR_MAX,
+                              shown="the study's: adam 0.001, sgd 0.01")
+    momentum: float = option(0.0, "SGD momentum (the study: 0)", ge=0, lt=1)
+    weight_decay: float = option(0.0, "weight decay (L2, as torch.optim adds it)", ge=0)
     schedule: str = option("constant", "learning-rate schedule, stepped every batch",
                            choices=("constant", "cosine"))
-    dropout: float = option(0.0, "dropout before each Linear (the study's listing: none)")
-    flip: bool = option(False, "random horizontal flips")
-    translate: int = option(0, "random translation up to this many pixels (reflect padding)")
-    tta: bool = option(False, "average logits over each image and its mirror image at eval")
+    dropout: float = option(0.0, "dropout before each Linear (the study's listing: none)",
+                            ge=0, lt=1)
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
     quick: bool = option(False, "smoke run in seconds: 400 images, 2 epochs (flags you give "
                                 "still win)")
 
+    RECIPES = {"study": {"flip": False, "translate": 0, "tta": "none"}}  # no augmentation
     QUICK = {**CifarOptions.QUICK, "epochs": 2}
 
     def __post_init__(self) -> None:
-        for name in ("optimizer", "schedule"):
-            check_choice(self, name)
         self.check_common()
-        check_positive(self, "epochs", "batch_size")
-        if self.lr != -1.0 and not self.lr > 0:
-            raise ConfigError(f"--lr must be > 0 (or -1 for the study's), got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.translate <= 16:
-            raise ConfigError(f"--translate must be between 0 and 16, got {self.translate}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
 
     def extendable(self) -> bool:
         """Whether --resume may raise --epochs: not when the schedule is tied to the length."""
@@ -82,6 +69,7 @@ def train(cfg: Config, run: Run) -> dict:
     history-<opt>.csv (every epoch while it trains), history.csv (a row per optimizer and
     epoch), model-<opt>.pt, curves-<opt>.png, confusion-<opt>.png and, for both,
     curves.png on shared axes. Metrics: one block per optimizer."""
+    cfg = cfg.resolved()
     splits = setup(cfg, run)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     augment = (Augment(flip=cfg.flip, translate=cfg.translate)
@@ -95,7 +83,7 @@ def train(cfg: Config, run: Run) -> dict:
     ev = splits.eval_name
     for name in names:
         model = copy.deepcopy(initial).to(run.device, memory_format=fmt)
-        lr = STUDY_LR[name] if cfg.lr == -1.0 else cfg.lr
+        lr = STUDY_LR[name] if cfg.lr is None else cfg.lr
         if name == "adam":
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         else:
@@ -122,16 +110,9 @@ def train(cfg: Config, run: Run) -> dict:
         history.extend(h)
         if run.main:
             history.to_csv(run.out / "history.csv")
-        end = finish(run, model, held, splits, h, "flip" if cfg.tta else "none",
-                     f"VGGReduced, {name} lr {lr:g}, batch {cfg.batch_size}, "
-                     f"{cfg.epochs} epochs", suffix=f"-{name}", group="optimizer")
-        accs = h.column(f"{ev}_acc")
-        best = max(range(len(accs)), key=accs.__getitem__)
-        metrics[name] = {
-            f"final_{ev}_acc": end[f"{ev}_acc"], f"final_{ev}_loss": end[f"{ev}_loss"],
-            f"best_{ev}_acc": accs[best], "best_epoch": best + 1,
-            "train_acc": end["train_acc"], "epochs": cfg.epochs, "wall_s": end["wall_s"],
-            "images_per_s": end["images_per_s"]}
+        metrics[name] = finish(run, model, held, splits, h, cfg.tta,
+                               f"VGGReduced, {name} lr {lr:g}, batch {cfg.batch_size}, "
+                               f"{cfg.epochs} epochs", suffix=f"-{name}", group="optimizer")
     metrics.update(run_facts(run, splits, initial))
     if run.main and len(names) > 1:
         plot_curves(history, run.out / "curves.png", group="optimizer", splits=("train", ev),
@@ -143,26 +124,19 @@ def train(cfg: Config, run: Run) -> dict:
 def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
              data: str | None) -> dict:
     """``nnlab eval``: each optimizer's saved model on ``split`` with ``tta`` (default: the
-    run's own), keyed like metrics.json (``final_<split>_acc``)."""
-    tta = tta or ("flip" if cfg.tta else "none")
+    run's own), keyed like metrics.json (``<optimizer>.<split>_acc``)."""
+    cfg = cfg.resolved()
+    tta = tta or cfg.tta
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     names = ("adam", "sgd") if cfg.optimizer == "both" else (cfg.optimizer,)
     out: dict = {"tta": tta}
     for name in names:
         loss, acc = evaluate_saved(run_dir, cfg, lambda: VGGReduced(3, 10, cfg.dropout),
                                    f"model-{name}", name, split, tta, data, fmt)
-        out[name] = {f"final_{split}_acc": acc, f"final_{split}_loss": loss}
+        out[name] = {f"{split}_acc": acc, f"{split}_loss": loss}
     return out
 
 
 def summarize(metrics: dict) -> str:
-    ev = "test" if "n_test" in metrics else "val"
-    lines = []
-    for name in ("adam", "sgd"):
-        if name in metrics:
-            m = metrics[name]
-            lines.append(f"{name}: final {ev}_acc {m[f'final_{ev}_acc']:.4f}, best "
-                         f"{m[f'best_{ev}_acc']:.4f} at epoch {m['best_epoch']}, "
-                         f"{m['epochs']} epochs in {m['wall_s']:.0f} s "
-                         f"({m['images_per_s']:.0f} images/s)")
-    return "\n".join(lines)
+    return "\n".join(f"{name}: {cifar_summary(metrics[name], metrics)}"
+                     for name in ("adam", "sgd") if name in metrics)

@@ -13,39 +13,52 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnlab.config import check_choice, check_positive, option
+from nnlab.config import option, resolve, validate
 from nnlab.data.cifar10 import Cifar, channel_stats, load_cifar10, stratified_split
 from nnlab.device import DEVICES, PRECISIONS, resolve_device
 from nnlab.engine import History
 from nnlab.errors import ConfigError
 from nnlab.plots import plot_confusion, plot_curves
 
+TTA = ("none", "flip", "flip+translate")
+EVAL_BATCH = 1000  # images per forward pass when evaluating (training runs and nnlab eval)
+
 
 @dataclass
 class CifarOptions:
-    """The flags every CIFAR experiment's Config has (its own fields come after these)."""
+    """The flags every CIFAR experiment's Config has (its own fields come after these).
+    ``flip``, ``translate`` and ``tta`` default to None: each experiment's ``RECIPES`` say
+    what runs (``--help`` prints it)."""
 
-    data: str = option("", "CIFAR-10 source: torchvision root, image folder or .tar.gz "
-                           "(default $NNLAB_DATA or ~/.cache/nnlab/cifar10)")
-    val_size: int = option(5000, "validation images carved from train (stratified, fixed)")
+    data: str = option("", "CIFAR-10: a torchvision root, an image folder or a .tar.gz of one",
+                       shown="$NNLAB_DATA, else ~/.cache/nnlab/cifar10, downloaded by "
+                             "torchvision on a machine that is online", metavar="PATH")
+    val_size: int = option(5000, "validation images carved from train (stratified, fixed)",
+                           gt=0, lt=50_000)
     final: bool = option(False, "train on all of train, evaluate on the source's test split")
     device: str = option("auto", "cuda, then mps, then cpu", choices=DEVICES)
     precision: str = option("auto", "bf16 autocast or fp32; auto = bf16 on CUDA and on CPUs "
                                     "with native bf16", choices=PRECISIONS)
     seed: int = option(0, "seeds the weights, batch order and augmentation (not the split)")
     train_limit: int = option(0, "train on a fixed class-balanced subset of this many images "
-                              "(0 = all); validation unchanged. For quick pilots")
+                              "(0 = all); validation unchanged. For quick pilots", ge=0)
+    flip: bool | None = option(None, "random horizontal flips of the training images")
+    translate: int | None = option(None, "random translation of the training images up to "
+                                         "this many pixels (reflect padding)", ge=0, le=16)
+    tta: str | None = option(None, "test-time augmentation of the final evaluation: none; "
+                                   "flip (each image and its mirror); flip+translate (six "
+                                   "views)", choices=TTA)
 
     # --quick: defaults every CIFAR experiment takes first (a flag you give still wins)
     QUICK = {"val_size": 100, "train_limit": 400}
 
     def check_common(self) -> None:
-        for name in ("device", "precision"):
-            check_choice(self, name)
-        check_positive(self, "val_size")
-        if self.train_limit < 0:
-            raise ConfigError(f"--train-limit must be 0 (all) or positive, got {self.train_limit}")
+        validate(self)
         resolve_device(self.device)  # an absent device is an error now, not after loading
+
+    def resolved(self):  # noqa: ANN201 - the subclass's Config
+        """A copy with every None replaced by the recipe's value (see RECIPES)."""
+        return resolve(self)
 
 
 def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -122,10 +135,6 @@ def setup(cfg: CifarOptions, run) -> Splits:
     return splits
 
 
-TTA = ("none", "flip", "flip+translate")
-EVAL_BATCH = 1000  # images per forward pass when evaluating (training runs and nnlab eval)
-
-
 @torch.no_grad()
 def predict(model: nn.Module, batches, autocast, tta: str = "none"
             ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,7 +190,14 @@ def finish(run, model: nn.Module, held, splits: Splits, history: History, tta: s
            title: str, suffix: str = "", group: str = "run") -> dict[str, Any]:
     """The end of a CIFAR run: the final evaluation with ``tta`` on the held-out split, the
     saved model ``model<suffix>.pt``, ``curves<suffix>.png`` and ``confusion<suffix>.png``.
-    Returns the numbers every CIFAR experiment reports."""
+
+    Returns the metrics every CIFAR experiment reports, under the same names:
+    ``train_acc``/``train_loss`` (the last epoch's), ``<split>_acc``/``<split>_loss`` (final
+    weights, with ``tta``), the same without TTA as ``<split>_acc_no_tta`` and
+    ``<split>_loss_no_tta``, ``tta``, ``epochs``, ``wall_s`` and ``images_per_s``; on the
+    validation split also ``best_val_acc`` with its ``best_epoch`` and ``min_val_loss`` with
+    its ``min_val_loss_epoch`` (where overfitting starts). Nothing is selected on the test
+    split."""
     t = time.perf_counter()
     logits, labels = predict(model, held, run.autocast, tta)
     loss, acc = loss_acc(logits, labels)
@@ -190,10 +206,21 @@ def finish(run, model: nn.Module, held, splits: Splits, history: History, tta: s
     if run.main:
         figures(history, logits, labels, splits, run.out, title,
                 group=group, suffix=suffix)
-    return {f"{ev}_acc": acc, f"{ev}_loss": loss,
-            "train_acc": history.last["train_acc"], "train_loss": history.last["train_loss"],
-            "wall_s": history.last["wall_s"] + time.perf_counter() - t,
-            "images_per_s": sum(history.column("images_per_s")) / len(history)}
+    last = history.last  # the last epoch's evaluation: the final weights, without TTA
+    metrics: dict[str, Any] = {
+        "train_acc": last["train_acc"], "train_loss": last["train_loss"],
+        f"{ev}_acc": acc, f"{ev}_loss": loss,
+        f"{ev}_acc_no_tta": last[f"{ev}_acc"], f"{ev}_loss_no_tta": last[f"{ev}_loss"],
+        "tta": tta, "epochs": len(history),
+        "wall_s": last["wall_s"] + time.perf_counter() - t,
+        "images_per_s": sum(history.column("images_per_s")) / len(history)}
+    if ev == "val":
+        accs, losses = history.column("val_acc"), history.column("val_loss")
+        best = max(range(len(accs)), key=accs.__getitem__)
+        low = min(range(len(losses)), key=losses.__getitem__)
+        metrics.update(best_val_acc=accs[best], best_epoch=best + 1,
+                       min_val_loss=losses[low], min_val_loss_epoch=low + 1)
+    return metrics
 
 
 def run_facts(run, splits: Splits, model: nn.Module) -> dict[str, Any]:
@@ -203,6 +230,34 @@ def run_facts(run, splits: Splits, model: nn.Module) -> dict[str, Any]:
             "n_train": len(splits.y_train), f"n_{ev}": len(splits.y_eval),
             "data_s": run.data["data_s"], "device": run.device.type,
             "precision": run.precision, "world_size": run.dist.world_size}
+
+
+def check_batches(loader, batch_size: int) -> None:
+    """A training loader that drops its last partial batch must still have one batch."""
+    if len(loader) == 0:
+        raise ConfigError(f"--batch-size {batch_size} is more than the {len(loader.y)} "
+                          "training images; lower it (or raise --train-limit)")
+
+
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '2 epochs'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def cifar_summary(m: dict[str, Any], facts: dict[str, Any] | None = None) -> str:
+    """One line from a CIFAR run's metrics (``facts``: where device and precision are, when
+    not in ``m``)."""
+    facts = facts or m
+    ev = "test" if "test_acc" in m else "val"
+    tta = m.get("tta", "none")
+    line = f"{ev}_acc {m[f'{ev}_acc']:.4f}"
+    if tta != "none":
+        line += f" with {tta} TTA ({m[f'{ev}_acc_no_tta']:.4f} without)"
+    if "best_val_acc" in m:
+        line += f", best {m['best_val_acc']:.4f} at epoch {m['best_epoch']}"
+    return (f"{line}, train_acc {m['train_acc']:.4f}, {plural(m['epochs'], 'epoch')} in "
+            f"{m['wall_s']:.0f} s ({m['images_per_s']:.0f} images/s, {facts['precision']} on "
+            f"{facts['device']})")
 
 
 # --------------------------------------------------------------------------- nnlab eval

@@ -18,14 +18,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nnlab.config import check_choice, check_positive, option, parse_sizes
+from nnlab.config import LR_MAX, option
 from nnlab.data.cifar10 import Loader, translate
 from nnlab.engine import Run, TorchStep, distributed, train_epochs
-from nnlab.errors import ConfigError
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
-    TTA,
     CifarOptions,
+    check_batches,
+    cifar_summary,
     evaluate_saved,
     finish,
     loss_acc,
@@ -43,49 +43,43 @@ MILESTONES = (0.80, 0.85, 0.90, 0.92, 0.93, 0.94)  # 80 and 85: for CPU-sized ru
 
 @dataclass
 class Config(CifarOptions):
-    widths: str = option("64,256,256", "channels of the three conv groups")
-    epochs: int = option(10, "passes over the training split")
-    batch_size: int = option(1024, "images per step")
-    lr: float = option(0.75, "peak learning rate for a batch of 512 (scaled linearly)")
+    widths: tuple[int, ...] = option((64, 256, 256), "channels of the three conv groups")
+    epochs: int = option(10, "passes over the training split", gt=0)
+    batch_size: int = option(1024, "images per step", gt=0)
+    lr: float = option(0.75, "peak learning rate for a batch of 512 (scaled linearly)",
+                       gt=0, le=LR_MAX)
     bias_lr_scale: float = option(64.0, "BatchNorm shifts learn this many times faster (their "
-                                  "weight decay divided by it, so all decay alike per step)")
-    momentum: float = option(0.85, "Nesterov momentum")
-    weight_decay: float = option(5e-5, "weight decay (L2, as SGD's weight_decay)")
-    warmup: float = option(0.2, "fraction of steps warming up linearly; then linear decay to 0")
-    label_smoothing: float = option(0.2, "label smoothing of the cross-entropy")
-    translate: int = option(2, "random translation up to this many pixels (reflect padding)")
-    whiten_eps: float = option(5e-4, "eigenvalue floor of the patch whitening")
-    ema: float = option(0.0, "decay of an EMA of the weights that is evaluated; 0 = off")
-    tta: str = option("flip+translate", "test-time augmentation",
-                      choices=TTA)
+                                  "weight decay divided by it, so all decay alike per step)",
+                                  gt=0)
+    momentum: float = option(0.85, "Nesterov momentum", ge=0, lt=1)
+    weight_decay: float = option(5e-5, "weight decay (L2, as SGD's weight_decay)", ge=0)
+    warmup: float = option(0.2, "fraction of steps warming up linearly; then linear decay to 0",
+                           ge=0, lt=1)
+    label_smoothing: float = option(0.2, "label smoothing of the cross-entropy", ge=0, lt=1)
+    whiten_eps: float = option(5e-4, "eigenvalue floor of the patch whitening", gt=0)
+    ema: float = option(0.0, "decay of an EMA of the weights that is evaluated; 0 = off",
+                        ge=0, lt=1)
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
     init: str = option("dirac", "conv init: dirac (identity filters first) or default "
                        "(PyTorch's)", choices=("dirac", "default"))
     quick: bool = option(False, "smoke run in seconds: 400 images, widths 16,32,32, 2 epochs, "
                                 "batch 128 (flags you give still win)")
 
-    QUICK = {**CifarOptions.QUICK, "widths": "16,32,32", "epochs": 2, "batch_size": 128}
+    # Flips alternate between epochs (each image is seen both ways in two epochs).
+    RECIPES = {"speedrun": {"flip": True, "translate": 2, "tta": "flip+translate"}}
+    QUICK = {**CifarOptions.QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128}
 
     def __post_init__(self) -> None:
-        for name in ("tta", "init"):
-            check_choice(self, name)
         self.check_common()
-        check_positive(self, "epochs", "batch_size", "lr", "bias_lr_scale", "whiten_eps")
-        parse_sizes(self.widths)
-        for name in ("momentum", "warmup", "label_smoothing", "ema"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1), "
-                                  f"got {getattr(self, name)}")
-        if not 0 <= self.translate <= 16:
-            raise ConfigError(f"--translate must be between 0 and 16, got {self.translate}")
 
     def extendable(self) -> bool:
         return False  # the lr warms up and decays to 0 over the planned steps
 
 
-def _batches(loader: Loader, flips: torch.Tensor, pixels: int, gen: torch.Generator):
+def _batches(loader: Loader, flips: torch.Tensor | None, pixels: int, gen: torch.Generator):
     """Epoch e's batches: image i mirrored when flips[i] xor (e odd), so every image is
-    seen both ways in two consecutive epochs; then translated up to ``pixels``."""
+    seen both ways in two consecutive epochs (``flips`` None: never); then translated up to
+    ``pixels``."""
     def epoch_batches(epoch: int):
         n = len(loader.y)
         order = torch.randperm(n, generator=gen).to(loader.y.device)
@@ -93,8 +87,9 @@ def _batches(loader: Loader, flips: torch.Tensor, pixels: int, gen: torch.Genera
             idx = order[i * loader.batch_size:(i + 1) * loader.batch_size]
             idx = idx[loader.rank::loader.world_size]  # this process's share under torchrun
             xb = (loader.x[idx].float() - loader.mean) / loader.std
-            mirror = flips[idx] ^ bool(epoch % 2)
-            xb = torch.where(mirror[:, None, None, None], xb.flip(3), xb)
+            if flips is not None:
+                mirror = flips[idx] ^ bool(epoch % 2)
+                xb = torch.where(mirror[:, None, None, None], xb.flip(3), xb)
             xb = translate(xb, pixels, loader.aug_gen)
             yield xb.contiguous(memory_format=loader.memory_format), loader.y[idx]
     return epoch_batches
@@ -114,12 +109,14 @@ def milestone_times(rows, split: str = "val") -> dict[str, float | None]:
 def train(cfg: Config, run: Run) -> dict:
     """Train once; write history.csv (every epoch), model.pt, curves.png, confusion.png and
     time_to_accuracy.png; return the metrics (accuracy, wall_s, time to each milestone)."""
+    cfg = cfg.resolved()
     splits = setup(cfg, run)
-    widths = parse_sizes(cfg.widths)
+    widths = cfg.widths
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean, splits.std,
                     shuffle=True, drop_last=True, seed=cfg.seed, device=run.device,
                     memory_format=fmt, rank=run.dist.rank, world_size=run.dist.world_size)
+    check_batches(loader, cfg.batch_size)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std,
                   device=run.device, memory_format=fmt)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -131,7 +128,8 @@ def train(cfg: Config, run: Run) -> dict:
                          cfg.whiten_eps)
     model = model.to(memory_format=fmt)
     setup_s = run.fitted("setup_s", lambda: time.perf_counter() - t)
-    flips = (torch.rand(len(loader.y), generator=gen) < 0.5).to(run.device)
+    flips = (torch.rand(len(loader.y), generator=gen) < 0.5).to(run.device)  # drawn always:
+    flips = flips if cfg.flip else None  # the same batch order with --no-flip
 
     steps = cfg.epochs * len(loader)
     lr = cfg.lr * cfg.batch_size / 512
@@ -165,19 +163,17 @@ def train(cfg: Config, run: Run) -> dict:
     if run.main:
         plot_time_to_accuracy([run.out / "history.csv"], run.out / "time_to_accuracy.png",
                               MILESTONES, title=title)
-    return {**{k: end[k] for k in (f"{ev}_acc", f"{ev}_loss")},
-            f"{ev}_acc_no_tta": history.last[f"{ev}_acc"], "wall_s": end["wall_s"],
-            "epochs": cfg.epochs, "images_per_s": end["images_per_s"],
-            **run_facts(run, splits, model), **milestone_times(history, ev)}
+    return {**end, **run_facts(run, splits, model), **milestone_times(history, ev)}
 
 
 def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
              data: str | None) -> dict:
     """``nnlab eval``: the saved model on ``split`` with ``tta`` (default: the run's)."""
+    cfg = cfg.resolved()
     tta = tta or cfg.tta
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     loss, acc = evaluate_saved(
-        run_dir, cfg, lambda: SpeedrunNet(parse_sizes(cfg.widths), 10, dirac=False),
+        run_dir, cfg, lambda: SpeedrunNet(cfg.widths, 10, dirac=False),
         "model", "train", split, tta, data, fmt)
     return {f"{split}_acc": acc, f"{split}_loss": loss, "tta": tta}
 
@@ -190,12 +186,8 @@ def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
 
 
 def summarize(metrics: dict) -> str:
-    ev = "test" if "test_acc" in metrics else "val"
     percents = [round(m * 100) for m in MILESTONES]
     times = ", ".join(f"{p}%: {metrics[f'time_to_{p}_s']:.0f} s"
                       if metrics.get(f"time_to_{p}_s") is not None else f"{p}%: not reached"
                       for p in percents)
-    return (f"{ev}_acc {metrics[f'{ev}_acc']:.4f} with TTA ({metrics[f'{ev}_acc_no_tta']:.4f} "
-            f"without), {metrics['epochs']} epochs in {metrics['wall_s']:.0f} s "
-            f"({metrics['images_per_s']:.0f} images/s, {metrics['precision']} on "
-            f"{metrics['device']}); time to {times}")
+    return f"{cifar_summary(metrics)}; time to {times}"

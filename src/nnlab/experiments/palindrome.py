@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from nnlab.config import check_choice, check_positive, option, parse_sizes
+from nnlab.config import LR_MAX, option, parse_sizes, validate
 from nnlab.data.palindrome import distinct_palindromes, held_out_set, palindromes, split
 from nnlab.engine import Run, TorchStep, evaluate, train_steps
 from nnlab.errors import ConfigError
@@ -20,38 +20,42 @@ from nnlab.plots import plot_accuracy_vs_length, plot_curves
 # the README. The study recipe is RMSprop lr 1e-3 with scalar input for every cell.
 LONG_LR = {"rnn": 3e-4, "lstm": 3e-3, "gru": 3e-3}
 VAL_SEED, TEST_SEED = 1_000_003, 2_000_003  # fixed held-out sets, disjoint seeds from training
+MAX_T = 10_000  # a sequence of this length already takes minutes per step on a CPU
 
 
 @dataclass
 class Config:
     cell: str = option("rnn", "rnn, lstm or gru; a comma list (rnn,lstm) runs each")
-    length: int = option(5, "palindrome length T (the network reads T-1 digits)")
+    length: int = option(5, "palindrome length T (the network reads T-1 digits)", ge=2)
     lengths: tuple[int, ...] = option((), "sweep over T, comma-separated (overrides --length); "
                                           "one run folder per cell and T, plus acc_vs_T.png")
     recipe: str = option("study", "study: scalar input, RMSprop, default init; long: one-hot "
                          "input, orthogonal (rnn) / chrono (lstm) init, Adam, a curriculum on T",
                          choices=("study", "long"))
-    input: str = option("recipe", "input encoding: scalar digits, onehot, or the recipe's "
-                        "(study: scalar; long: onehot)", choices=("recipe", "scalar", "onehot"))
-    init: str = option("recipe", "recurrent init: default (torch's uniform), orthogonal (rnn), "
-                       "chrono (lstm gate biases), or the recipe's (study: default; long: "
-                       "orthogonal for rnn, chrono for lstm)",
-                       choices=("recipe", "default", "orthogonal", "chrono"))
-    hidden: int = option(128, "hidden units")
-    batch_size: int = option(128, "fresh palindromes per step")
-    lr: float = option(0.0, "learning rate; 0 = the recipe's (study 1e-3; long rnn 3e-4, "
-                            "lstm/gru 3e-3)")
-    steps: int = option(10_000, "training steps at most")
-    clip: float = option(10.0, "clip the gradient's global L2 norm to this (0 = no clipping)")
-    eval_every: int = option(100, "steps between evaluations on the validation set")
-    eval_size: int = option(10_000, "palindromes in the final test set (validation: 2,000)")
+    input: str | None = option(None, "input encoding", choices=("scalar", "onehot"),
+                               shown="study: scalar; long: onehot")
+    init: str | None = option(None, "recurrent init: default (torch's uniform), orthogonal "
+                              "(rnn), chrono (lstm gate biases)",
+                              choices=("default", "orthogonal", "chrono"),
+                              shown="study: default; long: orthogonal for rnn, chrono for "
+                                    "lstm, default for gru")
+    hidden: int = option(128, "hidden units", gt=0)
+    batch_size: int = option(128, "fresh palindromes per step", gt=0)
+    lr: float | None = option(None, "learning rate", gt=0, le=LR_MAX,
+                              shown="study: 0.001; long: rnn 0.0003, lstm and gru 0.003")
+    steps: int = option(10_000, "training steps at most", gt=0)
+    clip: float = option(10.0, "clip the gradient's global L2 norm to this (0 = no clipping)",
+                         ge=0)
+    eval_every: int = option(100, "steps between evaluations on the validation set", gt=0)
+    eval_size: int = option(10_000, "palindromes in the final test set (validation: 2,000)",
+                            gt=0)
     patience: int = option(5, "stop once validation accuracy is 100% this many evaluations "
-                               "in a row")
+                               "in a row", gt=0)
     curriculum_start: int = option(10, "long recipe: first T of the curriculum (set it to T "
-                                       "for none)")
+                                       "for none)", ge=2)
     curriculum_growth: float = option(1.25, "long recipe: T is multiplied by this when "
-                                           "validation accuracy reaches 99%")
-    time_limit: float = option(0.0, "minutes of training at most per run (0 = no limit)")
+                                           "validation accuracy reaches 99%", gt=1)
+    time_limit: float = option(0.0, "minutes of training at most per run (0 = no limit)", ge=0)
     seed: int = option(0, "seeds the weights and the training palindromes")
     quick: bool = option(False, "smoke run in seconds: T=5, hidden 16, 60 steps (flags you "
                                 "give still win)")
@@ -60,37 +64,35 @@ class Config:
              "curriculum_start": 3}
 
     def __post_init__(self) -> None:
-        for name in ("recipe", "input", "init"):
-            check_choice(self, name)
-        owner = {"orthogonal": "rnn", "chrono": "lstm"}.get(self.init)
-        if owner and self.cells != [owner]:
-            raise ConfigError(f"--init {self.init} is for --cell {owner} alone")
+        if self.lengths == [] or self.lengths == "":
+            self.lengths = ()  # from a config.json, or an empty flag: no sweep
+        if self.lengths != ():
+            self.lengths = parse_sizes(self.lengths, "--lengths")
+        validate(self)
         for cell in self.cells:
             if cell not in CELLS:
-                raise ConfigError(f"--cell must be among {', '.join(CELLS)}; got {cell!r}")
-        check_positive(self, "length", "hidden", "batch_size", "steps", "eval_every",
-                       "eval_size", "patience", "curriculum_start")
-        if self.lengths:
-            self.lengths = parse_sizes(self.lengths)
+                raise ConfigError(f"--cell takes rnn, lstm or gru (or a comma list of them); "
+                                  f"got {self.cell!r}")
+        owner = {"orthogonal": "rnn", "chrono": "lstm"}.get(self.init or "")
+        if owner and self.cells != [owner]:
+            raise ConfigError(f"--init {self.init} is for --cell {owner} alone")
         if min(self.Ts) < 2:
-            raise ConfigError(f"palindrome length T must be >= 2, got {min(self.Ts)}")
-        if self.lr < 0 or self.clip < 0 or self.time_limit < 0:
-            raise ConfigError("--lr, --clip and --time-limit must be >= 0")
-        if self.curriculum_growth <= 1:
-            raise ConfigError(f"--curriculum-growth must be > 1, got {self.curriculum_growth}")
+            raise ConfigError(f"--lengths: palindrome length T must be >= 2, got {min(self.Ts)}")
+        if max(self.Ts) > MAX_T:
+            raise ConfigError(f"--length/--lengths: T must be at most {MAX_T}, "
+                              f"got {max(self.Ts)}")
 
     def resolved(self) -> Config:
-        """For one cell: every 'recipe' / 0 setting replaced by the recipe's value."""
+        """For one cell: every None replaced by the recipe's value."""
         if len(self.cells) != 1:
             return self  # a sweep's sub-runs resolve their own
         cell, long = self.cells[0], self.recipe == "long"
         init = self.init
-        if init == "recipe":
+        if init is None:
             init = {"rnn": "orthogonal", "lstm": "chrono"}.get(cell, "default") if long \
                 else "default"
         return replace(self, init=init,
-                       input=self.input if self.input != "recipe" else
-                       ("onehot" if long else "scalar"),
+                       input=self.input or ("onehot" if long else "scalar"),
                        lr=self.lr or (LONG_LR[cell] if long else 1e-3))
 
     @property
@@ -144,7 +146,7 @@ def train_one(config: Config, run: Run) -> dict:
     # Curriculum (long recipe): train at T_cur, raise it when validation accuracy passes 99%.
     state = {"T": min(config.curriculum_start, T) if long else T, "best_acc": -1.0,
              "best_state": None, "best_step": 0, "streak": 0, "reached_step": None,
-             "reached_wall_s": -1.0, "collapse_step": None}
+             "reached_wall_s": None, "collapse_step": None}
     run.track(palindromes=gen, search=state)  # the curriculum and the best state so far
     val: dict[int, tuple] = {}
 
@@ -193,11 +195,14 @@ def train_one(config: Config, run: Run) -> dict:
         "cell": cell, "T": T, "recipe": config.recipe, "test_acc": test_acc,
         "test_loss": test_loss, "steps": steps_run, "best_step": state["best_step"],
         "reached_T": history.last["T"],
-        "steps_to_99": state["reached_step"] or -1,
-        # seconds of training until validation accuracy at the target T first reached 99%
-        "wall_s_to_99": state["reached_wall_s"], "collapsed": int(bool(state["collapse_step"])),
-        "collapse_step": state["collapse_step"] or -1, "wall_s": history.last["wall_s"],
-        "distinct_palindromes": distinct_palindromes(T),
+        # the step and the seconds of training at which validation accuracy at the target
+        # T first reached 99%: null when it never did
+        "steps_to_99": state["reached_step"], "wall_s_to_99": _seconds(state["reached_wall_s"]),
+        "collapsed": int(bool(state["collapse_step"])), "collapse_step": state["collapse_step"],
+        "wall_s": history.last["wall_s"],
+        # 10^(T//2) palindromes: a 501-digit integer at T = 1000, too big for JSON readers
+        # that use floats, so its log10
+        "log10_distinct_palindromes": math.log10(distinct_palindromes(T)),
         # Chance that a test palindrome also occurred in training (fresh draws each step):
         # near 1 for small T, where "held-out" cannot mean unseen.
         "test_seen_in_training_frac": -math.expm1(-seen / distinct_palindromes(T)),
@@ -206,6 +211,10 @@ def train_one(config: Config, run: Run) -> dict:
                 x="step", twin="T" if long else None,
                 title=f"{cell}, T={T} ({config.recipe} recipe): test acc {test_acc:.3f}")
     return metrics
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None or value < 0 else value  # -1: a checkpoint of nnlab <= 0.1
 
 
 def eval_run(run_dir: Path, config: Config, split: str, tta: str | None,
@@ -244,5 +253,7 @@ def summarize(metrics: dict) -> str:
     lines = [f"{'cell':<5}{'T':>6}" + "".join(f"{c:>13}" for c in cols)]
     for m in rows:
         lines.append(f"{m['cell']:<5}{m['T']:>6}" + "".join(
-            f"{m[c]:>13.4f}" if isinstance(m[c], float) else f"{m[c]:>13}" for c in cols))
-    return "\n".join(lines)
+            f"{'-':>13}" if m[c] is None else f"{m[c]:>13.4f}" if isinstance(m[c], float)
+            else f"{m[c]:>13}" for c in cols))
+    return "\n".join(lines) + "\n(-: validation accuracy never reached 99%)" * any(
+        m["steps_to_99"] is None for m in rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from nnlab import numpy_nn
-from nnlab.config import check_choice, check_positive, option, parse_sizes
+from nnlab.config import LR_MAX, option, shown, validate
 from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
 from nnlab.engine import History, Run, evaluate, evaluate_numpy, fit, fit_numpy
 from nnlab.errors import ConfigError
@@ -19,22 +20,26 @@ from nnlab.plots import plot_curves, plot_dataset, plot_decision_boundaries
 
 IMPLS = ("numpy", "torch")
 CHECKPOINT_EVERY = 100  # epochs: a toy epoch takes a millisecond, a checkpoint several
+MAX_CLASSES = 3  # blobs
 
 
 @dataclass
 class Config:
     dataset: str = option("moons", "toy set; 'all' runs each in its own sub-folder",
                           choices=(*TOY_DATASETS, "all"))
-    n_samples: int = option(1000, "points drawn in all, train and test together")
-    noise: float = option(0.1, "std of the Gaussian noise of moons and circles")
-    test_size: float = option(0.2, "fraction held out as the test split (stratified)")
+    n_samples: int = option(1000, "points drawn in all, train and test together", gt=0,
+                            le=10_000_000)
+    noise: float = option(0.1, "std of the Gaussian noise of moons and circles", ge=0)
+    test_size: float = option(0.2, "fraction held out as the test split (stratified)",
+                              gt=0, lt=1)
     hidden: tuple[int, ...] = option((20,), "hidden layer widths, comma-separated (e.g. 512,512)")
     optimizer: str = option("sgd", "update rule, the same in both implementations",
                             choices=("sgd", "adam"))
-    lr: float = option(0.01, "learning rate")
-    momentum: float = option(0.0, "SGD momentum (ignored by adam)")
-    epochs: int = option(1000, "passes over the training set")
-    batch_size: int = option(1000, "examples per step; at least the train size = full batch")
+    lr: float = option(0.01, "learning rate", gt=0, le=LR_MAX)
+    momentum: float = option(0.0, "SGD momentum (ignored by adam)", ge=0, lt=1)
+    epochs: int = option(1000, "passes over the training set", gt=0)
+    batch_size: int = option(1000, "examples per step; at least the train size = full batch",
+                             gt=0)
     seed: int = option(0, "seeds the data, the shared initial weights and the batch order")
     quick: bool = option(False, "smoke run in seconds: 200 points, 20 epochs (flags you give "
                                 "still win)")
@@ -42,16 +47,13 @@ class Config:
     QUICK = {"n_samples": 200, "epochs": 20}
 
     def __post_init__(self) -> None:
-        check_choice(self, "dataset")
-        check_choice(self, "optimizer")
-        check_positive(self, "n_samples", "lr", "epochs", "batch_size")
-        self.hidden = parse_sizes(self.hidden)
-        if not 0 < self.test_size < 1:
-            raise ConfigError(f"--test-size must be between 0 and 1, got {self.test_size}")
-        if self.noise < 0:
-            raise ConfigError(f"--noise must be >= 0, got {self.noise}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
+        validate(self)
+        # A stratified split needs every class (blobs has 3) in both splits.
+        n_test = math.ceil(self.test_size * self.n_samples)
+        if min(n_test, self.n_samples - n_test) < MAX_CLASSES:
+            raise ConfigError(f"--n-samples {self.n_samples} with --test-size {self.test_size:g}"
+                              f" leaves {n_test} test and {self.n_samples - n_test} training "
+                              f"points; each split needs at least {MAX_CLASSES}")
 
 
 def train(config: Config, run: Run) -> dict:
@@ -125,7 +127,7 @@ def _figures(config: Config, data: ToyData, history: History, np_model, torch_mo
     plot_dataset(data.x_train, data.y_train, data.x_test, data.y_test, out_dir / "dataset.png",
                  title=f"{name}: {sizes}")
     plot_curves(history, out_dir / "curves.png",
-                title=f"{name}, hidden {config.hidden}, {config.optimizer} lr {config.lr}")
+                title=f"{name}, hidden {shown(config.hidden)}, {config.optimizer} lr {config.lr:g}")
     x = np.concatenate([data.x_train, data.x_test])
     y = np.concatenate([data.y_train, data.y_test])
     xx, yy = np.meshgrid(*(np.linspace(x[:, i].min() - 0.5, x[:, i].max() + 0.5, 200)
@@ -149,6 +151,7 @@ def summarize(metrics: dict) -> str:
     lines = [f"{'impl':<6}" + "".join(f"{c:>11}" for c in cols)]
     for impl in IMPLS:
         lines.append(f"{impl:<6}" + "".join(f"{metrics[impl][c]:>11.4f}" for c in cols))
-    lines.append(f"time ratio numpy/torch: {metrics['time_ratio_numpy_over_torch']:.2f}")
+    lines.append(f"NumPy took {metrics['time_ratio_numpy_over_torch']:.3g} times as long as "
+                 "PyTorch")
     return "\n".join(lines)
 
