@@ -204,7 +204,17 @@ def test_an_unreadable_tar_gz_is_one_line_and_leaves_no_folder(tmp_path, nnlab_c
     assert len(errors) == 1 and "not a readable .tar.gz" in errors[0] and not out.exists()
 
 
-def test_a_closed_pipe_is_no_traceback():
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_is_no_traceback(monkeypatch):
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())  # `nnlab list | head -1`, head gone
+    assert main(["list"]) == 141  # 128 + SIGPIPE, as a shell reports it; nothing raised
+
+
+def test_a_closed_pipe_in_a_real_shell():
     proc = subprocess.run(f"{sys.executable} -m nnlab list | head -1", shell=True,
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.startswith("toy") and proc.stderr == ""

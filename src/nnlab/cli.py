@@ -10,6 +10,7 @@ stopped by SIGINT/SIGTERM exits 130/143 with the command that resumes it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -562,7 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nnlab: error: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `nnlab list | head -2`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.suppress(OSError, ValueError):  # no error at exit's flush either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     except OSError as e:  # a disk or folder that fails mid-run: one line, not a traceback
         where = f": {e.filename}" if e.filename else ""
