@@ -308,3 +308,14 @@ def test_config_json_of_an_earlier_nnlab_still_loads(name, recorded, expected):
 
     cfg = _config_from(experiments.load(name), {"experiment": name, **recorded})
     assert {k: getattr(cfg, k) for k in expected} == expected
+
+
+def test_every_profile_part_makes_a_valid_config():
+    from nnlab.reproduce import PROFILE_PARTS
+
+    for parts in PROFILE_PARTS.values():
+        for name, argv, *_ in parts:
+            args = build_parser(["run", argv[0]]).parse_args(["run", *argv])
+            module = experiments.load(args.experiment)
+            cfg = new_config(module, given_flags(module, args))
+            assert cfg is not None, name
