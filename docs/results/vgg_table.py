@@ -25,13 +25,13 @@ def rows(run: Path) -> list[list[str]]:
         if not path.exists():
             continue
         h = History.load_csv(path)
-        acc, loss, wall = h.column("val_acc"), h.column("val_loss"), h.column("wall_s")
-        best = max(range(len(acc)), key=acc.__getitem__)
-        low = min(range(len(loss)), key=loss.__getitem__)
+        best_epoch, best_acc = h.best("val_acc")
+        low_epoch, low_loss = h.best("val_loss", lowest=True)
+        wall = h.column("wall_s")
         per_epoch = [b - a for a, b in zip([0.0, *wall], wall, strict=False)]
-        out.append([opt, str(len(h)), f"{100 * acc[best]:.1f}% ({best + 1})",
-                    f"{100 * acc[-1]:.1f}%", f"{100 * h.column('train_acc')[-1]:.1f}%",
-                    f"{low + 1} ({loss[low]:.3f})",
+        out.append([opt, str(len(h)), f"{100 * best_acc:.1f}% ({best_epoch})",
+                    f"{100 * h.last['val_acc']:.1f}%", f"{100 * h.last['train_acc']:.1f}%",
+                    f"{low_epoch} ({low_loss:.3f})",
                     f"{statistics.median(per_epoch) / 60:.2f}"])
     return out
 

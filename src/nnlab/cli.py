@@ -59,13 +59,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None
         kwargs: dict = {"default": argparse.SUPPRESS}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif kind is tuple:
-            kwargs["type"] = _sizes
-            kwargs["metavar"] = "N[,N...]"
         else:
-            kwargs["type"] = kind
-            kwargs["metavar"] = field.metadata.get(
-                "metavar", {int: "INT", float: "FLOAT"}.get(kind, "TEXT"))
+            kwargs["type"] = _sizes if kind is tuple else kind
+            kwargs["metavar"] = _metavar(field, kind)
         if "choices" in field.metadata:
             kwargs.pop("metavar", None)
             kwargs["choices"] = field.metadata["choices"]
@@ -73,6 +69,38 @@ def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None
             help_text += f" (default: {shown_default(config_cls, field.name)})"
         kwargs["help"] = help_text.replace("%", "%%")  # argparse formats help texts
         parser.add_argument(f"--{flag_name(field.name)}", dest=field.name, **kwargs)
+
+
+# The flags every `nnlab run NAME` has besides its Config's (and the README's reference).
+RUN_OPTIONS: list[tuple[str, dict[str, typing.Any]]] = [
+    ("--out", dict(type=Path, default=None, metavar="DIR",
+                   help="run folder (default: runs/NAME/<timestamp>)")),
+    ("--overwrite", dict(action="store_true",
+                         help="clear --out first if it holds an earlier run")),
+    ("--resume", dict(type=Path, default=None, metavar="RUN_DIR",
+                      help="continue an interrupted run from its newest good checkpoint, "
+                           "with the config it started with; a finished run can be "
+                           "extended by raising --epochs (or --steps)")),
+    ("--checkpoint-every", dict(type=int, default=None, metavar="N",
+                                help="checkpoint every N epochs (palindrome: evaluations); "
+                                     "the newest two are kept (default: 1; toy: 100)")),
+    ("--tensorboard", dict(action="store_true",
+                           help="log every history column and the final figures for "
+                                "TensorBoard in the run folder (pip install "
+                                "'nnlab[tensorboard]')")),
+    ("--seeds", dict(type=int, default=None, metavar="N",
+                     help="run seeds --seed .. --seed+N-1, each in --out/seed<k>, and "
+                          "report every metric as mean ± std (default: 1)")),
+    ("--jobs", dict(type=int, default=None, metavar="N",
+                    help="with --seeds: run N seeds at once in separate processes "
+                         "(default: 1)")),
+]
+
+
+def _metavar(field: dataclasses.Field, kind: type) -> str:
+    """How a field's value is shown in usage lines: INT, FLOAT, N[,N...], TEXT or its own."""
+    return field.metadata.get("metavar", {int: "INT", float: "FLOAT",
+                                          tuple: "N[,N...]"}.get(kind, "TEXT"))
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -138,26 +166,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
             continue
         _add_config_flags(p, experiments.load(name).Config)
         g = p.add_argument_group("run options (not part of the config)")
-        g.add_argument("--out", type=Path, default=None, metavar="DIR",
-                       help="run folder (default: runs/NAME/<timestamp>)")
-        g.add_argument("--overwrite", action="store_true",
-                       help="clear --out first if it holds an earlier run")
-        g.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                       help="continue an interrupted run from its newest good checkpoint, "
-                            "with the config it started with; a finished run can be "
-                            "extended by raising --epochs (or --steps)")
-        g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
-                       help="checkpoint every N epochs (palindrome: evaluations); the newest "
-                            "two are kept (default: 1; toy: 100)")
-        g.add_argument("--tensorboard", action="store_true",
-                       help="log every history column and the final figures for "
-                            "TensorBoard in the run folder (pip install 'nnlab[tensorboard]')")
-        g.add_argument("--seeds", type=int, default=None, metavar="N",
-                       help="run seeds --seed .. --seed+N-1, each in --out/seed<k>, and "
-                            "report every metric as mean ± std (default: 1)")
-        g.add_argument("--jobs", type=int, default=None, metavar="N",
-                       help="with --seeds: run N seeds at once in separate processes "
-                            "(default: 1)")
+        for flag, kwargs in RUN_OPTIONS:
+            g.add_argument(flag, **kwargs)
     return parser
 
 
@@ -486,57 +496,54 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _flag_cell(name: str, kind: type, choices: tuple | None, metavar: str | None) -> str:
-    flag = f"--{flag_name(name)}"
-    if name == "quick":
+def _flag_cell(field: dataclasses.Field, kind: type) -> str:
+    flag = f"--{flag_name(field.name)}"
+    if field.name == "quick":
         return f"`{flag}`"
     if kind is bool:
-        return f"`{flag}` / `--no-{flag_name(name)}`"
-    if choices:
-        return f"`{flag} {'|'.join(map(str, choices))}`".replace("|", "\\|")
-    metavar = metavar or {int: "INT", float: "FLOAT", tuple: "N[,N...]"}.get(kind, "TEXT")
-    return f"`{flag} {metavar}`"
+        return f"`{flag}` / `--no-{flag_name(field.name)}`"
+    if "choices" in field.metadata:
+        return _md(f"`{flag} {'|'.join(map(str, field.metadata['choices']))}`")
+    return f"`{flag} {_metavar(field, kind)}`"
 
 
 def reference_markdown() -> str:
-    """The README's flag reference, generated from the parsers: run options, then one
-    table per experiment (a test checks the README holds exactly this)."""
-    parser = build_parser(["run", "toy"])
-    run = next(a for a in parser._subparsers._group_actions[0].choices["run"]._actions
-               if isinstance(a, argparse._SubParsersAction)).choices["toy"]
-    group = next(g for g in run._action_groups if g.title.startswith("run options"))
+    """The README's flag reference, generated from what the parsers are built from: the run
+    options, then one table per experiment (a test checks the README holds exactly this)."""
     lines = ["**Run options** (every experiment; not part of the config):", "",
              "| flag | what it does |", "| --- | --- |"]
-    for action in group._group_actions:
-        metavar = f" {action.metavar}" if action.metavar else ""
-        lines.append(f"| `{action.option_strings[0]}{metavar}` | {_md(action.help)} |")
+    for flag, kwargs in RUN_OPTIONS:
+        metavar = f" {kwargs['metavar']}" if "metavar" in kwargs else ""
+        lines.append(f"| `{flag}{metavar}` | {_md(kwargs['help'])} |")
     for name in experiments.EXPERIMENTS:
         cls = experiments.load(name).Config
         lines += ["", f"**`nnlab run {name}`** — {_md(experiments.describe(name))}", "",
                   "| flag | default | what it sets |", "| --- | --- | --- |"]
         for field in dataclasses.fields(cls):
-            kind = field_kind(cls, field.name)
             default = "" if field.name == "quick" else _md(shown_default(cls, field.name))
-            flag = _flag_cell(field.name, kind, field.metadata.get("choices"),
-                              field.metadata.get("metavar"))
-            lines.append(f"| {flag} | {default} | "
+            lines.append(f"| {_flag_cell(field, field_kind(cls, field.name))} | {default} | "
                          f"{_md(field.metadata.get('help', ''))} |")
     return "\n".join(lines)
+
+
+def _reference_span(text: str) -> tuple[int, int]:
+    """Where the README's generated reference sits: between its two markers."""
+    return text.index(REFERENCE_START) + len(REFERENCE_START), text.index(REFERENCE_END)
 
 
 def readme_reference(readme: Path) -> tuple[str, str]:
     """(the README's reference block as it is, as it should be)."""
     text = readme.read_text()
-    start, end = text.index(REFERENCE_START), text.index(REFERENCE_END)
-    return text[start + len(REFERENCE_START):end].strip(), reference_markdown()
+    start, end = _reference_span(text)
+    return text[start:end].strip(), reference_markdown()
 
 
 def write_readme_reference(readme: str | Path) -> None:
     """``make readme``: replace the README's reference block with the generated one."""
     path = Path(readme)
     text = path.read_text()
-    start = text.index(REFERENCE_START) + len(REFERENCE_START)
-    path.write_text(f"{text[:start]}\n{reference_markdown()}\n{text[text.index(REFERENCE_END):]}")
+    start, end = _reference_span(text)
+    path.write_text(f"{text[:start]}\n{reference_markdown()}\n{text[end:]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -116,8 +116,11 @@ def validate(config: Any) -> None:
     cls = type(config)
     for field in dataclasses.fields(config):
         flag, value = f"--{flag_name(field.name)}", getattr(config, field.name)
-        if (value is None and field.default is None) or (value == () == field.default):
-            continue  # the recipe's value; an empty sweep
+        if value is None and field.default is None:
+            continue  # the recipe's value
+        if field.default == () and isinstance(value, tuple | list | str) and not value:
+            setattr(config, field.name, ())  # no sizes (a sweep not asked for): (), [] or ""
+            continue
         value = _check_type(flag, field_kind(cls, field.name), value)
         setattr(config, field.name, value)
         choices = field.metadata.get("choices")

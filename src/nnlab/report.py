@@ -120,7 +120,7 @@ def claim_mlp_overfits(history: History, split: str) -> Claim:
     last = history.last
     gap = last["train_acc"] - last[f"{split}_acc"]
     losses = history.column(f"{split}_loss")
-    best = losses.index(min(losses)) + 1
+    best, _ = history.best(f"{split}_loss", lowest=True)
     overfits = gap >= 0.05 or best < len(losses)
     return Claim("The MLP overfits CIFAR-10", _verdict(overfits),
                  f"after {len(losses)} epochs train accuracy {_pct(last['train_acc'])}, "
@@ -233,15 +233,13 @@ def _part_cnn(folder: Path) -> Section:
             continue
         h = History.load_csv(folder / f"history-{opt}.csv")
         histories[opt] = h
-        losses = h.column(f"{split}_loss")
         minutes = h.last["wall_s"] / len(h) / 60
-        accs = h.column(f"{split}_acc")
-        best = max(range(len(accs)), key=accs.__getitem__)
+        best_epoch, best_acc = h.best(f"{split}_acc")
         final = m[opt].get(f"{split}_acc", m[opt].get(f"final_{split}_acc"))  # nnlab <= 0.1
         # the best epoch is chosen on validation only: never on the test split
-        rows.append([opt, _pct(accs[best]) if split == "val" else "—",
-                     str(best + 1) if split == "val" else "—", _pct(final),
-                     str(losses.index(min(losses)) + 1), f"{minutes:.2f}"])
+        rows.append([opt, _pct(best_acc) if split == "val" else "—",
+                     str(best_epoch) if split == "val" else "—", _pct(final),
+                     str(h.best(f"{split}_loss", lowest=True)[0]), f"{minutes:.2f}"])
     s.table(["optimizer", "best val acc", "at epoch", f"final {split} acc",
              f"{split} loss lowest at epoch (overfitting after)", "minutes per epoch"], rows)
     s.figure(folder / "curves.png", "Adam and SGD from the same initial weights, shared axes "

@@ -39,6 +39,14 @@ class History:
             r[key] for r in self.rows if key in r and all(r.get(k) == v for k, v in where.items())
         ]
 
+    def best(self, key: str, lowest: bool = False) -> tuple[int, float]:
+        """(1-based row number, value) of the first row with the highest ``key`` (or lowest:
+        a loss); with one row per epoch the row number is the epoch."""
+        values = self.column(key)
+        pick = min if lowest else max
+        i = pick(range(len(values)), key=values.__getitem__)
+        return i + 1, values[i]
+
     def to_csv(self, path: str | Path) -> None:
         keys: list[str] = []
         for row in self.rows:

@@ -215,11 +215,10 @@ def finish(run, model: nn.Module, held, splits: Splits, history: History, tta: s
         "wall_s": last["wall_s"] + time.perf_counter() - t,
         "images_per_s": sum(history.column("images_per_s")) / len(history)}
     if ev == "val":
-        accs, losses = history.column("val_acc"), history.column("val_loss")
-        best = max(range(len(accs)), key=accs.__getitem__)
-        low = min(range(len(losses)), key=losses.__getitem__)
-        metrics.update(best_val_acc=accs[best], best_epoch=best + 1,
-                       min_val_loss=losses[low], min_val_loss_epoch=low + 1)
+        best_epoch, best_val_acc = history.best("val_acc")
+        low_epoch, min_val_loss = history.best("val_loss", lowest=True)
+        metrics.update(best_val_acc=best_val_acc, best_epoch=best_epoch,
+                       min_val_loss=min_val_loss, min_val_loss_epoch=low_epoch)
     return metrics
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from nnlab.config import LR_MAX, option, parse_sizes, validate
+from nnlab.config import LR_MAX, option, validate
 from nnlab.data.palindrome import distinct_palindromes, held_out_set, palindromes, split
 from nnlab.engine import Run, TorchStep, evaluate, train_steps
 from nnlab.errors import ConfigError
@@ -64,10 +64,6 @@ class Config:
              "curriculum_start": 3}
 
     def __post_init__(self) -> None:
-        if self.lengths == [] or self.lengths == "":
-            self.lengths = ()  # from a config.json, or an empty flag: no sweep
-        if self.lengths != ():
-            self.lengths = parse_sizes(self.lengths, "--lengths")
         validate(self)
         for cell in self.cells:
             if cell not in CELLS:
