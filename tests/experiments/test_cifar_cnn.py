@@ -117,3 +117,18 @@ def test_tta_views_keep_shapes():
                                                 contextlib.nullcontext,
                                                 "flip+translate")
     assert logits.shape == (20, 10) and torch.equal(labels, y)
+
+
+@pytest.mark.parametrize("epochs_trained", [0, 1])
+def test_the_whitening_bias_trains_only_in_the_first_epochs_when_asked(
+        epochs_trained, learnable_cifar, nnlab_cache, tmp_path):
+    cfg = cifar_speedrun.Config(**{**cifar_speedrun.Config.QUICK, "epochs": 3},
+                                whiten_bias_epochs=epochs_trained, data=str(learnable_cifar))
+    launch(cifar_speedrun, cfg, tmp_path, progress=False)
+    # the newest two checkpoints are kept: after epoch 2 and after epoch 3
+    after_2 = torch.load(sorted(tmp_path.glob("checkpoint-*.pt"))[0],
+                         weights_only=False)["state"]["train.model"]
+    final = torch.load(tmp_path / "model.pt", weights_only=False)["model"]
+    assert not torch.equal(after_2["groups.0.net.0.weight"], final["groups.0.net.0.weight"])
+    frozen = torch.equal(after_2["whiten.bias"], final["whiten.bias"])
+    assert frozen == (epochs_trained == 1)

@@ -104,3 +104,22 @@ def test_the_summary_says_what_tta_it_used():
     line = cifar_summary(m)
     assert "TTA" not in line and "1 epoch in" in line
     assert "with flip TTA (0.4000 without)" in cifar_summary({**m, "tta": "flip"})
+
+
+def test_translate_tta_weights_the_untranslated_views_as_asked():
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    loader = Loader(x, torch.randint(0, 10, (8,)), 8, torch.zeros(3), torch.ones(3))
+    model = _Mirrored(symmetric=False)
+    xb = next(iter(loader))[0]
+    pad = torch.nn.functional.pad(xb, (1,) * 4, mode="reflect")
+    views = [xb, xb.flip(3), pad[:, :, :-2, :-2], pad[:, :, 2:, 2:],
+             pad[:, :, :-2, :-2].flip(3), pad[:, :, 2:, 2:].flip(3)]
+    with torch.no_grad():
+        out = [model(v) for v in views]
+    alike, _ = predict(model, loader, contextlib.nullcontext, "flip+translate")
+    torch.testing.assert_close(alike, sum(out) / 6)
+    half, _ = predict(model, loader, contextlib.nullcontext, "flip+translate", 0.5)
+    torch.testing.assert_close(half, (out[0] + out[1]) / 4 + sum(out[2:]) / 8)
+    only, _ = predict(model, loader, contextlib.nullcontext, "flip+translate", 1.0)
+    torch.testing.assert_close(only, predict(model, loader, contextlib.nullcontext, "flip")[0])

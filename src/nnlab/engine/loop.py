@@ -38,7 +38,8 @@ class TorchStep:
 
     forward inside ``autocast()`` -> ``loss_fn(logits, y)`` (default cross-entropy) ->
     backward -> clip the gradients' global L2 norm to ``clip_norm`` (when given) ->
-    ``optimizer.step()`` -> ``scheduler.step()`` (a per-step schedule) -> EMA update.
+    ``optimizer.step()`` -> ``scheduler.step()`` (a per-step schedule) -> EMA update ->
+    lookahead (:class:`nnlab.engine.lookahead.Lookahead`).
     Returns (loss x batch size, correct count) as 0-d tensors on the device: the drivers add
     them up there and synchronise once per epoch or evaluation, not once per batch.
     """
@@ -48,11 +49,12 @@ class TorchStep:
                  scheduler: Any = None,
                  autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
                  clip_norm: float | None = None,
-                 ema: torch.optim.swa_utils.AveragedModel | None = None) -> None:
+                 ema: torch.optim.swa_utils.AveragedModel | None = None,
+                 lookahead: Any = None) -> None:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.loss_fn = loss_fn or nn.functional.cross_entropy
         self.autocast = autocast or contextlib.nullcontext
-        self.clip_norm, self.ema = clip_norm, ema
+        self.clip_norm, self.ema, self.lookahead = clip_norm, ema, lookahead
 
     def train(self) -> None:
         self.model.train()
@@ -72,6 +74,8 @@ class TorchStep:
             from nnlab.engine.distributed import unwrap
 
             self.ema.update_parameters(unwrap(self.model))
+        if self.lookahead is not None:
+            self.lookahead.step()
         return (loss.detach().float() * len(y),
                 (logits.detach().argmax(dim=1) == y).sum())
 
@@ -84,7 +88,7 @@ class TorchStep:
         from nnlab.engine.distributed import unwrap
 
         return {"model": unwrap(self.model), "optimizer": self.optimizer,
-                "scheduler": self.scheduler, "ema": self.ema}
+                "scheduler": self.scheduler, "ema": self.ema, "lookahead": self.lookahead}
 
 
 # --------------------------------------------------------------------------- drivers

@@ -136,26 +136,32 @@ def setup(cfg: CifarOptions, run) -> Splits:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches, autocast, tta: str = "none"
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: nn.Module, batches, autocast, tta: str = "none",
+            untranslated: float = 1 / 3) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (N, classes) in fp32 and labels (N,) of a model in eval mode over ``batches``
     (x, y), averaged over the views ``tta`` names: the image; and its mirror ('flip'); and
-    both shifted one pixel up-left and down-right ('flip+translate', six views in all)."""
+    both shifted one pixel up-left and down-right ('flip+translate', six views in all).
+    With 'flip+translate' the untranslated pair weighs ``untranslated`` and each shifted pair
+    half the rest (1/3: all six views alike)."""
     fmt = getattr(batches, "memory_format", torch.contiguous_format)
     was_training = model.training
     model.eval()
     logits, labels = [], []
+
+    def mean_logits(views: list[torch.Tensor]) -> torch.Tensor:
+        with autocast():
+            out = sum(model(v.contiguous(memory_format=fmt)).float() for v in views)
+        return out / len(views)
+
     for xb, yb in batches:
-        views = [xb]
-        if tta != "none":
-            views.append(xb.flip(3))
+        views = [xb, xb.flip(3)] if tta != "none" else [xb]
+        out = mean_logits(views)
         if tta == "flip+translate":
             pad = nn.functional.pad(xb, (1,) * 4, mode="reflect")
             shifted = [pad[:, :, :-2, :-2], pad[:, :, 2:, 2:]]
-            views += shifted + [v.flip(3) for v in shifted]
-        with autocast():
-            out = sum(model(v.contiguous(memory_format=fmt)).float() for v in views)
-        logits.append(out / len(views))
+            out = (untranslated * out
+                   + (1 - untranslated) * mean_logits(shifted + [v.flip(3) for v in shifted]))
+        logits.append(out)
         labels.append(yb)
     model.train(was_training)
     return torch.cat(logits), torch.cat(labels)
@@ -187,7 +193,8 @@ def figures(history: History, logits: torch.Tensor, labels: torch.Tensor, splits
 
 
 def finish(run, model: nn.Module, held, splits: Splits, history: History, tta: str,
-           title: str, suffix: str = "", group: str = "run") -> dict[str, Any]:
+           title: str, suffix: str = "", group: str = "run",
+           tta_untranslated: float = 1 / 3) -> dict[str, Any]:
     """The end of a CIFAR run: the final evaluation with ``tta`` on the held-out split, the
     saved model ``model<suffix>.pt``, ``curves<suffix>.png`` and ``confusion<suffix>.png``.
 
@@ -199,7 +206,7 @@ def finish(run, model: nn.Module, held, splits: Splits, history: History, tta: s
     its ``min_val_loss_epoch`` (where overfitting starts). Nothing is selected on the test
     split."""
     t = time.perf_counter()
-    logits, labels = predict(model, held, run.autocast, tta)
+    logits, labels = predict(model, held, run.autocast, tta, tta_untranslated)
     loss, acc = loss_acc(logits, labels)
     ev = splits.eval_name
     run.save_model(f"model{suffix}", model.state_dict())
@@ -284,5 +291,6 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Modu
     model.to(device, memory_format=memory_format)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, state["mean"], state["std"],
                   zca=state.get("zca"), device=device, memory_format=memory_format)
-    logits, labels = predict(model, held, lambda: autocast(device, precision), tta)
+    logits, labels = predict(model, held, lambda: autocast(device, precision), tta,
+                             getattr(cfg, "tta_untranslated", 1 / 3))
     return loss_acc(logits, labels)

@@ -21,6 +21,7 @@ from torch import nn
 from nnlab.config import LR_MAX, option
 from nnlab.data.cifar10 import Loader, translate
 from nnlab.engine import Run, TorchStep, distributed, train_epochs
+from nnlab.engine.lookahead import Lookahead
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
     CifarOptions,
@@ -59,6 +60,15 @@ class Config(CifarOptions):
     whiten_eps: float = option(5e-4, "eigenvalue floor of the patch whitening", gt=0)
     ema: float = option(0.0, "decay of an EMA of the weights that is evaluated; 0 = off",
                         ge=0, lt=1)
+    lookahead: float = option(0.0, "lookahead: every --lookahead-k steps the slow weights move "
+                              "this fraction towards the fast ones, which restart from them; "
+                              "0 = off", ge=0, le=1)
+    lookahead_k: int = option(5, "steps between lookahead updates", gt=0)
+    whiten_bias_epochs: int = option(0, "train the whitening conv's bias for the first N epochs "
+                                     "only, then freeze it; 0 = train it throughout", ge=0)
+    tta_untranslated: float = option(1 / 3, "weight of the untranslated views in flip+translate "
+                                     "TTA (the two shifted pairs share the rest); 1/3 = all six "
+                                     "views alike", gt=0, le=1, shown="1/3")
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
     init: str = option("dirac", "conv init: dirac (identity filters first) or default "
                        "(PyTorch's)", choices=("dirac", "default"))
@@ -76,11 +86,15 @@ class Config(CifarOptions):
         return False  # the lr warms up and decays to 0 over the planned steps
 
 
-def _batches(loader: Loader, flips: torch.Tensor | None, pixels: int, gen: torch.Generator):
+def _batches(loader: Loader, flips: torch.Tensor | None, pixels: int, gen: torch.Generator,
+             on_epoch=None):
     """Epoch e's batches: image i mirrored when flips[i] xor (e odd), so every image is
     seen both ways in two consecutive epochs (``flips`` None: never); then translated up to
-    ``pixels``."""
+    ``pixels``. ``on_epoch(e)`` runs first (a schedule that depends on the epoch alone, so
+    a resumed run sees the same)."""
     def epoch_batches(epoch: int):
+        if on_epoch is not None:
+            on_epoch(epoch)
         n = len(loader.y)
         order = torch.randperm(n, generator=gen).to(loader.y.device)
         for i in range(len(loader)):
@@ -140,9 +154,16 @@ def train(cfg: Config, run: Run) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / (steps - warm)))
     ema = make_ema(model, cfg.ema)
+    lookahead = Lookahead(model, cfg.lookahead_k, cfg.lookahead) if cfg.lookahead else None
     evaluated = ema.module if ema is not None else model
     run.track(batch_order=gen, augmentation=loader.aug_gen)
     ev = splits.eval_name
+
+    def whiten_bias(epoch: int) -> None:  # trained in the first epochs only, when asked
+        train = not cfg.whiten_bias_epochs or epoch < cfg.whiten_bias_epochs
+        model.whiten.bias.requires_grad_(train)
+        if not train:
+            model.whiten.bias.grad = None  # SGD skips a parameter without a gradient
 
     def evaluate_all() -> dict[str, float]:  # per epoch, without TTA: the milestone clock
         loss, acc = loss_acc(*predict(evaluated, held, run.autocast, "none"))
@@ -153,13 +174,17 @@ def train(cfg: Config, run: Run) -> dict:
                                            label_smoothing=cfg.label_smoothing)
 
     step = TorchStep(distributed.wrap(model, run.dist, run.device), opt, loss_fn, sched,
-                     run.autocast, ema=ema)
-    history = train_epochs(step, _batches(loader, flips, cfg.translate, gen), cfg.epochs,
+                     run.autocast, ema=ema, lookahead=lookahead)
+    history = train_epochs(step, _batches(loader, flips, cfg.translate, gen, whiten_bias),
+                           cfg.epochs,
                            evaluate_all, run=run, desc=f"cifar-speedrun seed {cfg.seed}",
                            history_path=run.out / "history.csv" if run.main else None,
                            wall_offset=setup_s)  # wall_s counts from before the whitening
+    if lookahead is not None:
+        lookahead.sync()  # the final weights: the slow ones, caught up with the last steps
     title = f"speedrun net {widths}, {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}"
-    end = finish(run, evaluated, held, splits, history, cfg.tta, title)
+    end = finish(run, evaluated, held, splits, history, cfg.tta, title,
+                 tta_untranslated=cfg.tta_untranslated)
     if run.main:
         plot_time_to_accuracy([run.out / "history.csv"], run.out / "time_to_accuracy.png",
                               MILESTONES, title=title)
