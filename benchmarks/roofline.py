@@ -168,8 +168,9 @@ def cifar_benches(device: torch.device, precision: str, budget_s: float) -> list
                                ema=make_ema(model, r["ema"])))
     for batch in (64, 256):
         x, y = fake_images(4 * batch, device)
-        loader = Loader(x, y, batch, mean, std, shuffle=True, drop_last=True, device=device)
-        model = VGGReduced().to(device)
+        loader = Loader(x, y, batch, mean, std, shuffle=True, drop_last=True, device=device,
+                        memory_format=torch.channels_last)  # cifar-cnn's default layout
+        model = VGGReduced().to(device, memory_format=torch.channels_last)
         out.append(torch_bench(f"VGGReduced, Adam (batch {batch})", model,
                                torch.optim.Adam(model.parameters(), lr=1e-4),
                                endless(lambda e, ld=loader: ld), batch, kind, ac))

@@ -64,3 +64,18 @@ def test_lookahead_refuses_bad_settings():
         Lookahead(nn.Linear(2, 2), k=0)
     with pytest.raises(ValueError):
         Lookahead(nn.Linear(2, 2), alpha=0.0)
+
+
+def test_the_ramped_alpha_starts_at_one_and_ends_at_alpha():
+    model = nn.Linear(2, 2)
+    la = Lookahead(model, k=1, alpha=0.2, total_steps=10, power=3.0)
+    assert la.current_alpha() == 1.0  # step 0: the slow copy simply follows
+    la.steps = 5
+    assert la.current_alpha() == pytest.approx(1 - 0.8 * 0.5 ** 3)
+    la.steps = 10
+    assert la.current_alpha() == pytest.approx(0.2)
+    slow = la.slow["weight"].clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    la.sync()  # at the end: 20% of the way
+    torch.testing.assert_close(model.weight.detach(), slow + 0.2)

@@ -61,8 +61,9 @@ class Config(CifarOptions):
     ema: float = option(0.0, "decay of an EMA of the weights that is evaluated; 0 = off",
                         ge=0, lt=1)
     lookahead: float = option(0.0, "lookahead: every --lookahead-k steps the slow weights move "
-                              "this fraction towards the fast ones, which restart from them; "
-                              "0 = off", ge=0, le=1)
+                              "towards the fast ones, which restart from them; the fraction "
+                              "moved falls from 1 to this value over the run (as 1 - (1 - "
+                              "value) x progress^3); 0 = off", ge=0, le=1)
     lookahead_k: int = option(5, "steps between lookahead updates", gt=0)
     whiten_bias_epochs: int = option(0, "train the whitening conv's bias for the first N epochs "
                                      "only, then freeze it; 0 = train it throughout", ge=0)
@@ -154,7 +155,8 @@ def train(cfg: Config, run: Run) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / (steps - warm)))
     ema = make_ema(model, cfg.ema)
-    lookahead = Lookahead(model, cfg.lookahead_k, cfg.lookahead) if cfg.lookahead else None
+    lookahead = (Lookahead(model, cfg.lookahead_k, cfg.lookahead, total_steps=steps)
+                 if cfg.lookahead else None)
     evaluated = ema.module if ema is not None else model
     run.track(batch_order=gen, augmentation=loader.aug_gen)
     ev = splits.eval_name
