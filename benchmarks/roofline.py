@@ -145,7 +145,7 @@ def torch_bench(name: str, model: nn.Module, opt: torch.optim.Optimizer, draw, i
     return Bench(name, full, net, items, count_flops(net), kind)
 
 
-def cifar_benches(device: torch.device, precision: str, budget_s: float) -> list[Bench]:
+def cifar_benches(device: torch.device, precision: str, fused: bool = True) -> list[Bench]:
     ac = lambda: autocast(device, precision)  # noqa: E731
     kind = f"torch {precision}"
     mean, std = torch.tensor([0.49, 0.48, 0.45]), torch.tensor([0.25, 0.24, 0.26])
@@ -161,8 +161,8 @@ def cifar_benches(device: torch.device, precision: str, budget_s: float) -> list
         model = ImageMLP(3072, r["widths"], 10, r["activation"], r["norm"], r["dropout"],
                          r["block"], r["expansion"]).to(device)
         groups = weight_decay_groups(model, r["weight_decay"])
-        opt = (torch.optim.AdamW(groups, lr=1e-4) if r["optimizer"] == "adamw"
-               else torch.optim.Adam(groups, lr=1e-4))
+        opt = (torch.optim.AdamW(groups, lr=1e-4, fused=fused) if r["optimizer"] == "adamw"
+               else torch.optim.Adam(groups, lr=1e-4, fused=fused))
         out.append(torch_bench(f"cifar-mlp {recipe} (batch {r['batch_size']})", model, opt,
                                endless(lambda e, ld=loader: ld), r["batch_size"], kind, ac,
                                ema=make_ema(model, r["ema"])))
@@ -259,6 +259,8 @@ def main() -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                    help="the CIFAR configurations' precision (auto: what the runs use)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--unfused", action="store_true",
+                   help="cifar-mlp with the unfused Adam/AdamW step it had before")
     args = p.parse_args()
 
     device = resolve_device(args.device)
@@ -282,7 +284,7 @@ def main() -> None:
         peaks[f"torch {precision}"] = matmul_peak(torch.bfloat16, device, args.budget_s, sync)
         print(f"| torch {precision} (emulated) | {peaks[f'torch {precision}']:,.0f} |")
 
-    benches = [numpy_bench()] + cifar_benches(device, precision, args.budget_s)
+    benches = [numpy_bench()] + cifar_benches(device, precision, not args.unfused)
     benches += rnn_benches(device)
     wanted = [s for s in args.only.split(",") if s]
     benches = [b for b in benches if not wanted or any(w in b.name for w in wanted)]
