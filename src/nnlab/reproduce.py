@@ -25,7 +25,7 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
     # The study's VGG at its full length: 100 epochs per optimizer (resumable: run it again).
     "cifar-cnn-study-100ep": (["cifar-cnn", "--optimizer", "both", "--precision", "fp32"],
                               "Part II at the study's length: Adam vs SGD, 100 epochs each",
-                              "4-7 h"),
+                              "220 min"),
     # 3,000 steps, not the study's 10,000: the same budget for both cells, within a 2-core hour.
     "palindrome-study": (["palindrome", "--cell", "rnn,lstm", "--lengths", "5,10,15,20,30,40",
                           "--steps", "3000", "--seeds", "3", "--jobs", "3"],
@@ -127,10 +127,10 @@ PROFILE_PARTS: dict[str, list[tuple[str, list[str], str, bool, float]]] = {
         ("cifar-mlp", ["cifar-mlp", "--recipe", "study"],
          "Part I.3: the study's MLP on CIFAR-10, 20 epochs", True, 6.0),
         ("cifar-cnn", ["cifar-cnn", "--optimizer", "both", "--precision", "fp32"],
-         "Part II: VGGReduced, Adam lr 1e-3 vs SGD lr 1e-2, 100 epochs, batch 64", True, 240.0),
+         "Part II: VGGReduced, Adam lr 1e-3 vs SGD lr 1e-2, 100 epochs, batch 64", True, 220.0),
         ("palindrome", ["palindrome", "--cell", "rnn,lstm", "--lengths",
                         "4,5,10,15,20,30,40", "--steps", "10000"],
-         "Part III: RNN and LSTM, RMSprop, accuracy vs T, 10,000 steps", False, 25.0),
+         "Part III: RNN and LSTM, RMSprop, accuracy vs T, 10,000 steps", False, 35.0),
     ],
 }
 
