@@ -94,6 +94,7 @@ def test_toy_killed_in_the_torch_phase_resumes_exactly(tmp_path, monkeypatch):
 def test_speedrun_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch):
     argv = ["--quick", "--epochs", "25", "--batch-size", "32", "--whiten-eps", "1",
             "--lookahead", "0.5", "--lookahead-k", "3", "--whiten-bias-epochs", "2",
+            "--muon-lr", "0.1",
             "--data", str(learnable_cifar)]
     _same_results(*_kill_then_resume("cifar-speedrun", argv, tmp_path, monkeypatch, at=3))
 

@@ -48,17 +48,39 @@ def test_speedrun_quick_records_milestones(learnable_cifar, nnlab_cache, tmp_pat
     assert {"curves.png", "confusion.png", "model.pt"} <= {p.name for p in out.iterdir()}
 
 
-def test_speedrun_learns(learnable_cifar, nnlab_cache, tmp_path):
+@pytest.mark.parametrize("muon_lr", [0.0, 0.1])
+def test_speedrun_learns(muon_lr, learnable_cifar, nnlab_cache, tmp_path):
     # whiten_eps 1: the fake images' noise is white, pixel by pixel, so full whitening
     # (eps 5e-4, right for real images) would blow it up to the size of the colour signal.
     cfg = cifar_speedrun.Config(widths="16,32,32", epochs=10, batch_size=50, val_size=100,
-                                whiten_eps=1.0, data=str(learnable_cifar))
+                                whiten_eps=1.0, muon_lr=muon_lr, data=str(learnable_cifar))
     metrics = launch(cifar_speedrun, cfg, tmp_path, progress=False)
     assert metrics["val_acc"] >= 0.8  # chance is 0.1; seeds 0-3 give 0.90-1.00
     rows = History.load_csv(tmp_path / "history.csv")
     assert {k: v for k, v in metrics.items() if k.startswith("time_to_")} == (
         cifar_speedrun.milestone_times(rows))
     assert (tmp_path / "time_to_accuracy.png").stat().st_size > 0
+
+
+def test_muon_takes_the_filters_and_sgd_the_rest():
+    from nnlab.engine.muon import Chain, MatrixMuon
+    from nnlab.models.cnn import SpeedrunNet
+
+    model = SpeedrunNet((8, 16, 16))
+    cfg = cifar_speedrun.Config(muon_lr=0.2)
+    opt = cifar_speedrun._optimizer(cfg, model, lr=0.5)
+    assert isinstance(opt, Chain)
+    sgd, muon = opt.optimizers
+    assert isinstance(muon, MatrixMuon) and muon.param_groups[0]["lr"] == 0.2
+    filters = [p for p, _ in muon.pairs]
+    rest = [p for g in sgd.param_groups for p in g["params"]]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(filters) == 6 and all(p.ndim == 4 for p in filters)  # two convs per group
+    assert sorted(map(id, filters + rest)) == sorted(map(id, trainable))  # each exactly once
+    assert id(model.head.weight) in map(id, rest)
+    assert id(model.whiten.weight) not in map(id, rest + filters)  # frozen
+    assert isinstance(cifar_speedrun._optimizer(cifar_speedrun.Config(), model, 0.5),
+                      torch.optim.SGD)
 
 
 def test_train_limit_keeps_the_validation_split(learnable_cifar, nnlab_cache):

@@ -1,0 +1,121 @@
+"""Muon for convolution filters, and several optimizers stepped as one.
+
+Muon (Jordan et al., 2024) replaces a weight matrix's momentum update by the nearest
+orthogonal matrix (a few Newton-Schulz iterations, no SVD). PyTorch ships it as
+``torch.optim.Muon``, for 2-D parameters only. :class:`MatrixMuon` gives it weights of any
+rank >= 2, a conv filter bank (out, in, kh, kw) included: each is optimised as the
+(out, in * kh * kw) matrix that shares its memory (for a channels-last tensor the columns are
+taken in memory order, (kh, kw, in); orthogonalisation does not depend on the columns' order).
+Fast CIFAR-10 recipes hand Muon the convolution filters only; the rest (biases, BatchNorm
+shifts, the head) stays on SGD or Adam. :class:`Chain` steps such a pair as one optimizer,
+so a single learning-rate scheduler, checkpoint and training step drive both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def as_matrix(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (out, ...) as an (out, rest) view of the same memory: flattened in the order
+    of its strides (channels-last 4-D tensors: (out, kh * kw * in))."""
+    if t.ndim == 4 and not t.is_contiguous() and t.is_contiguous(
+            memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).flatten(1)
+    if not t.is_contiguous():
+        raise ValueError(f"MatrixMuon needs contiguous or channels-last tensors, got strides "
+                         f"{t.stride()} for shape {tuple(t.shape)}")
+    return t.flatten(1)
+
+
+class MatrixMuon(torch.optim.Muon):
+    """``torch.optim.Muon`` for parameters of any rank >= 2 (see the module's docstring).
+
+    With ``normalize`` each parameter is rescaled before every update to Frobenius norm
+    sqrt(out) (rows of unit norm on average), as airbench does for filters that a BatchNorm
+    follows: the scale does not change what the network computes, and pinning it keeps
+    ``lr`` the fraction each row turns per step instead of letting the growing norm shrink it.
+    Other keyword arguments go to ``torch.optim.Muon``.
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], normalize: bool = False,
+                 **kwargs: Any) -> None:
+        params = list(params)
+        if not params or any(p.ndim < 2 for p in params):
+            raise ValueError("MatrixMuon needs one or more parameters of rank 2 or more")
+        # Leaf tensors that alias each parameter's memory: torch's Muon updates them in place.
+        self.pairs = [(p, nn.Parameter(as_matrix(p.detach()))) for p in params]
+        self.normalize = normalize
+        super().__init__([m for _, m in self.pairs], **kwargs)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        for p, m in self.pairs:
+            m.grad = None if p.grad is None else as_matrix(p.grad.contiguous(
+                memory_format=_format_of(p)))
+            if self.normalize and p.grad is not None:
+                p.mul_(math.sqrt(len(p)) / p.norm().clamp_min(1e-12))
+        return super().step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p, m in self.pairs:
+            m.grad = None
+            if p.grad is not None:
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.zero_()
+
+
+def _format_of(t: torch.Tensor) -> torch.memory_format:
+    if t.ndim == 4 and not t.is_contiguous() and t.is_contiguous(
+            memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+class Chain(torch.optim.Optimizer):
+    """Several optimizers over disjoint parameters, stepped as one.
+
+    ``param_groups`` are the optimizers' own group dicts, so a learning-rate scheduler on the
+    chain sets every group's ``lr`` (a group's ``initial_lr`` is its optimizer's ``lr``); the
+    state dict holds each optimizer's. :attr:`optimizers` are stepped in the order given.
+    """
+
+    def __init__(self, *optimizers: torch.optim.Optimizer) -> None:
+        if not optimizers:
+            raise ValueError("Chain needs at least one optimizer")
+        self.optimizers = list(optimizers)
+        super().__init__([g for o in self.optimizers for g in o.param_groups], {})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for o in self.optimizers:
+            o.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        states = state_dict["optimizers"]
+        if len(states) != len(self.optimizers):
+            raise ValueError(f"the state holds {len(states)} optimizers, this chain has "
+                             f"{len(self.optimizers)}")
+        for o, s in zip(self.optimizers, states, strict=True):
+            o.load_state_dict(s)
+        # load_state_dict replaces the inner group dicts: share them again.
+        self.param_groups = [g for o in self.optimizers for g in o.param_groups]
