@@ -177,19 +177,27 @@ def plot_seed_curves(paths: Sequence[str | Path], path: str | Path, title: str =
 
 
 def plot_time_to_accuracy(paths: Sequence[str | Path], path: str | Path,
-                          milestones: Sequence[float] = (), title: str = "") -> Path:
+                          milestones: Sequence[float] = (), title: str = "",
+                          labels: Sequence[str] | None = None,
+                          colors: Sequence[int] | None = None) -> Path:
     """Held-out accuracy (val_acc or test_acc) against minutes since the run's clock started
     (the ``wall_s`` column of each saved history), one line per run, with a dashed
-    line at each milestone accuracy up to 2 points above the best one plotted."""
+    line at each milestone accuracy up to 2 points above the best one plotted. Lines are
+    labelled ``labels`` (default: each history's folder name) in palette entries ``colors``
+    (default: one each); a label repeated is shown once in the legend."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     best = 0.0
+    shown: set[str] = set()
     for i, p in enumerate(paths):
         h = History.load_csv(p)
         split = "test" if h.column("test_acc") else "val"
         acc = h.column(f"{split}_acc")
         best = max(best, *acc)
+        label = labels[i] if labels is not None else Path(p).parent.name
         ax.plot([s / 60 for s in h.column("wall_s")], acc, "o-", ms=3,
-                color=COLORS[i % len(COLORS)], label=Path(p).parent.name)
+                color=COLORS[(colors[i] if colors is not None else i) % len(COLORS)],
+                label=None if label in shown else label)
+        shown.add(label)
     for m in (m for m in milestones if m <= best + 0.02):
         ax.axhline(m, ls="--", lw=0.8, color="gray")
         ax.text(ax.get_xlim()[0], m, f" {m:.0%}", va="bottom", fontsize=7, color="gray")
