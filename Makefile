@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cifar_cnn.py --net speedrun
 	$(BIN)/python benchmarks/checkpoint_cost.py
 	$(BIN)/python benchmarks/roofline.py
+	$(BIN)/python benchmarks/muon_cost.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
