@@ -4,9 +4,10 @@ Built from public descriptions of the fastest known CIFAR-10 trainings ("How to 
 ResNet", airbench): a frozen 2x2 patch-whitening first layer fitted to the training images'
 patch covariance, three conv groups (convs Dirac-initialised) with BatchNorm whose scales
 stay 1, Nesterov SGD with a linear warm-up and linear decay (lr scaled with the batch size,
-BatchNorm shifts at 64x), label smoothing, flips that
-alternate between epochs plus small translations, an optional EMA of the weights, and flip /
-translate test-time augmentation. Each run records the time to every validation milestone.
+BatchNorm shifts at 64x), label smoothing, flips that alternate between epochs plus small
+translations, an optional EMA of the weights, optional Muon for the conv filters
+(``--muon-lr``), and flip / translate test-time augmentation. Each run records the time to
+every validation milestone.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Config(CifarOptions):
                               "value) x progress^3); 0 = off", ge=0, le=1)
     lookahead_k: int = option(5, "steps between lookahead updates", gt=0)
     muon_lr: float = option(0.0, "train the conv filters with Muon (momentum orthogonalised; "
-                            "each filter bank kept at unit norm per output channel) at this "
+                            "each filter bank's norm pinned to sqrt(output channels)) at this "
                             "peak lr, on the same schedule; the rest stays on SGD. 0 = SGD "
                             "for all", ge=0, le=LR_MAX)
     muon_momentum: float = option(0.6, "Muon's Nesterov momentum", ge=0, lt=1)
