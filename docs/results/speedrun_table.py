@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 
 from nnlab.engine import History
+from nnlab.experiments.cifar_speedrun import milestone_times
 from nnlab.plots import plot_time_to_accuracy
 
 COLUMNS = [("val_acc", "val acc, TTA", 100, "%"), ("val_acc_no_tta", "no TTA", 100, "%"),
@@ -44,12 +45,9 @@ def main() -> None:
     def facts(metrics_path: Path) -> dict:
         """metrics.json, with the time to each milestone read from history.csv (the first
         epoch end at or above it, no TTA), so any milestone can be asked for."""
-        m = json.loads(metrics_path.read_text())
         rows = list(History.load_csv(metrics_path.parent / "history.csv"))
-        for p in percents:
-            hit = [r["wall_s"] for r in rows if r["val_acc"] >= p / 100]
-            m[f"time_to_{p}_s"] = hit[0] if hit else None
-        return m
+        return {**json.loads(metrics_path.read_text()),
+                **milestone_times(rows, "val", [p / 100 for p in percents])}
     print("| run | seeds | " + " | ".join(c[1] for c in columns) + " |")
     print("| --- | --- |" + " ---: |" * len(columns))
     histories, labels, colors = [], [], []

@@ -21,11 +21,16 @@ import torch
 from torch import nn
 
 
+def _channels_last(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a 4-D tensor laid out channels-last (and not also contiguous)."""
+    return t.ndim == 4 and not t.is_contiguous() and t.is_contiguous(
+        memory_format=torch.channels_last)
+
+
 def as_matrix(t: torch.Tensor) -> torch.Tensor:
     """``t`` (out, ...) as an (out, rest) view of the same memory: flattened in the order
     of its strides (channels-last 4-D tensors: (out, kh * kw * in))."""
-    if t.ndim == 4 and not t.is_contiguous() and t.is_contiguous(
-            memory_format=torch.channels_last):
+    if _channels_last(t):
         return t.permute(0, 2, 3, 1).flatten(1)
     if not t.is_contiguous():
         raise ValueError(f"MatrixMuon needs contiguous or channels-last tensors, got strides "
@@ -56,8 +61,10 @@ class MatrixMuon(torch.optim.Muon):
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
         for p, m in self.pairs:
+            # The gradient laid out as its parameter, so both flatten in the same order.
+            layout = torch.channels_last if _channels_last(p) else torch.contiguous_format
             m.grad = None if p.grad is None else as_matrix(p.grad.contiguous(
-                memory_format=_format_of(p)))
+                memory_format=layout))
             if self.normalize and p.grad is not None:
                 p.mul_(math.sqrt(len(p)) / p.norm().clamp_min(1e-12))
         return super().step(closure)
@@ -70,13 +77,6 @@ class MatrixMuon(torch.optim.Muon):
                     p.grad = None
                 else:
                     p.grad.zero_()
-
-
-def _format_of(t: torch.Tensor) -> torch.memory_format:
-    if t.ndim == 4 and not t.is_contiguous() and t.is_contiguous(
-            memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 class Chain(torch.optim.Optimizer):

@@ -13,6 +13,7 @@ every validation milestone.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +124,8 @@ def _optimizer(cfg: Config, model: SpeedrunNet, lr: float) -> torch.optim.Optimi
     weights, shifts = weight_decay_groups(model, cfg.weight_decay)
     shifts.update(lr=lr * cfg.bias_lr_scale, weight_decay=cfg.weight_decay / cfg.bias_lr_scale)
     filters = [p for p in weights["params"] if p.ndim == 4] if cfg.muon_lr else []
-    weights["params"] = [p for p in weights["params"] if p.ndim != 4 or not filters]
+    if filters:
+        weights["params"] = [p for p in weights["params"] if p.ndim != 4]
     sgd = torch.optim.SGD([weights, shifts], lr=lr, momentum=cfg.momentum, nesterov=True)
     if not filters:
         return sgd
@@ -133,12 +135,13 @@ def _optimizer(cfg: Config, model: SpeedrunNet, lr: float) -> torch.optim.Optimi
     return Chain(sgd, muon)
 
 
-def milestone_times(rows, split: str = "val") -> dict[str, float | None]:
+def milestone_times(rows, split: str = "val",
+                    milestones: Sequence[float] = MILESTONES) -> dict[str, float | None]:
     """{'time_to_90_s': ..., ...}: the ``wall_s`` (seconds since the run's clock started,
     whitening included) of the first row (epoch) whose ``<split>_acc`` reached each of
-    MILESTONES; None for a milestone never reached."""
+    ``milestones``; None for a milestone never reached."""
     times: dict[str, float | None] = {}
-    for m in MILESTONES:
+    for m in milestones:
         reached = [r["wall_s"] for r in rows if r[f"{split}_acc"] >= m]
         times[f"time_to_{round(m * 100)}_s"] = reached[0] if reached else None
     return times
