@@ -119,13 +119,24 @@ def test_tiny_profile_end_to_end_then_its_report(tiny_profile, nnlab_cache, tmp_
                  str(out)]) == 0
     printed = capsys.readouterr().out
     assert "4 parts into" in printed and "[4/4] palindrome: ran" in printed
-    assert all((out / p / "metrics.json").exists() for p in ("toy", "cifar-mlp", "cifar-cnn",
-                                                            "palindrome"))
+    parts = ("toy", "cifar-mlp", "cifar-cnn", "palindrome")
+    assert all((out / p / "metrics.json").exists() for p in parts)
+    seconds = json.loads((out / "profile.json").read_text())["seconds"]
+    assert sorted(seconds) == sorted(parts) and all(s > 0 for s in seconds.values())
+    assert f"measured: {sum(seconds.values()) / 60:.1f} min for 4 finished parts" in printed
     assert main(["reproduce", "--profile", "quick", "--out", str(out), "--data",
                  str(tiny_profile)]) == 0
     assert "[1/4] toy: done" in capsys.readouterr().out  # nothing run twice
+    assert json.loads((out / "profile.json").read_text())["seconds"] == seconds  # kept
+    assert main(["reproduce", "--profile", "quick", "--out", str(out), "--data",
+                 str(tiny_profile), "--only", "toy", "--force", "toy"]) == 0
+    assert "[1/1] toy: ran" in capsys.readouterr().out
+    again = json.loads((out / "profile.json").read_text())["seconds"]
+    assert again["toy"] != seconds["toy"] and again["palindrome"] == seconds["palindrome"]
+    assert len(json.loads((out / "profile.json").read_text())["parts"]) == 4
     assert main(["report", str(out)]) == 0
     md = (out / "report" / "index.md").read_text()
+    assert "The 4 parts took " in md and "palindrome " in md
     for title in ("Part I —", "Part I.3", "Part II", "Part III"):
         assert f"## {title}" in md
     assert md.count("**The study:") == 4 and "Profile **quick**" in md
@@ -167,6 +178,7 @@ def test_quick_profile_resumes_after_a_kill(tmp_path):
     assert done.returncode == 0, done.stderr[-800:]
     assert "[1/1] toy: resumed" in done.stdout
     assert (out / "toy" / "metrics.json").exists()
+    assert json.loads((out / "profile.json").read_text())["seconds"]["toy"] > 0
 
 
 # --------------------------------------------------------------------------- the page

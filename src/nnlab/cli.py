@@ -470,9 +470,19 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     from nnlab.engine.checkpoint import write_json_atomic
 
-    write_json_atomic(out / "profile.json", {
-        "profile": args.profile, "parts": [{"name": n, "argv": a, "what": w, "cifar": c}
-                                           for n, a, w, c, _ in chosen]})
+    # Wall seconds each part has cost, summed over every invocation that worked on it (time
+    # lost to an interruption included): the profile's measured time, however often resumed.
+    previous = _json_or_empty(out / "profile.json")
+    seconds = {n: s for n, s in previous.get("seconds", {}).items() if n not in force}
+    recorded = {p["name"] for p in previous.get("parts", [])} | {p[0] for p in chosen}
+
+    def record() -> None:  # parts run by an earlier --only stay in the record
+        write_json_atomic(out / "profile.json", {
+            "profile": args.profile, "parts": [{"name": n, "argv": a, "what": w, "cifar": c}
+                                               for n, a, w, c, _ in parts if n in recorded],
+            "seconds": seconds})
+
+    record()
     again = ["nnlab", "reproduce", *sys.argv[2:]] if sys.argv[1:2] == ["reproduce"] else [
         "nnlab", "reproduce", "--profile", args.profile]
     for i, (name, argv, _, cifar, _) in enumerate(chosen, 1):
@@ -480,11 +490,57 @@ def _cmd_profile(args: argparse.Namespace) -> None:
             print(f"[{i}/{len(chosen)}] {name}: skipped, no CIFAR-10 ({cifar_missing}); "
                   "pass --data PATH or set NNLAB_DATA", flush=True)
             continue
-        t = time.perf_counter()
-        did = _run_part(name, argv, out / name, name in force, args.data, again)
-        print(f"[{i}/{len(chosen)}] {name}: {did}"
-              + (f" in {time.perf_counter() - t:.0f} s" if did != "done" else ""), flush=True)
+        if (out / name / "metrics.json").exists() and name not in force:
+            print(f"[{i}/{len(chosen)}] {name}: done", flush=True)
+            continue
+        t, before = time.perf_counter(), seconds.get(name, 0.0)
+
+        def tick(name: str = name, t: float = t, before: float = before) -> None:
+            seconds[name] = before + time.perf_counter() - t
+            record()
+
+        # A heartbeat keeps the record within a minute of the truth even through a SIGKILL.
+        try:
+            with _every(60.0, tick):
+                did = _run_part(name, argv, out / name, name in force, args.data, again)
+        finally:
+            tick()
+        print(f"[{i}/{len(chosen)}] {name}: {did} in {time.perf_counter() - t:.0f} s",
+              flush=True)
+    finished = [p[0] for p in chosen if (out / p[0] / "metrics.json").exists()]
+    if finished and all(n in seconds for n in finished):
+        print(f"measured: {sum(seconds[n] for n in finished) / 60:.1f} min for "
+              f"{len(finished)} finished parts ("
+              + ", ".join(f"{n} {seconds[n] / 60:.1f}" for n in finished)
+              + "), every invocation's time summed", flush=True)
     print(f"report: nnlab report {out}")
+
+
+@contextlib.contextmanager
+def _every(period_s: float, fn):
+    """Call ``fn`` every ``period_s`` seconds from a daemon thread while the block runs."""
+    import threading
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(period_s):
+            fn()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _json_or_empty(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 # --------------------------------------------------------------------------- README reference

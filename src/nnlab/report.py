@@ -290,7 +290,8 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     if not runs.is_dir():
         raise NnlabError(f"{runs}: no such folder of runs")
     out = Path(out) if out is not None else runs / "report"
-    profile = _json(runs / "profile.json").get("profile")
+    profile_json = _json(runs / "profile.json")
+    profile = profile_json.get("profile")
     sections = [make(runs / name) for name, make in PARTS.items()]
     if not any(_finished(runs / name) for name in PARTS):
         raise NnlabError(f"{runs}: no finished part ({', '.join(PARTS)}); run "
@@ -299,6 +300,7 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     label = (f"Profile **{profile}**" + (": every part at a reduced size, a preview — not the "
              "study's settings, so its numbers are not the study's." if profile == "quick"
              else ".")) if profile else "Runs from " + str(runs)
+    label += _measured(runs, profile_json.get("seconds", {}))
     out.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"
     if figures.exists():
@@ -306,6 +308,26 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     figures.mkdir()
     _write_markdown(out / "index.md", title, label, sections, figures)
     return _write_html(out / "index.html", title, label, sections)
+
+
+def _measured(runs: Path, seconds: dict[str, float]) -> str:
+    """' It took 4 h 21 min: ...' when reproduce timed every finished part, else ''."""
+    done = [name for name in PARTS if _finished(runs / name)]
+    if not done or any(name not in seconds for name in done):
+        return ""
+    return (f" The {len(done)} parts took {_duration(sum(seconds[n] for n in done))} of wall "
+            "time (every invocation that worked on them summed): "
+            + ", ".join(f"{n} {_duration(seconds[n])}" for n in done) + ".")
+
+
+def _duration(s: float) -> str:
+    """4 -> '4 s', 294 -> '4 min 54 s', 15660 -> '4 h 21 min'."""
+    s = round(s)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
 
 
 def _claims(sections: list[Section]) -> list[tuple[str, str, str]]:
