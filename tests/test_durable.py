@@ -220,7 +220,8 @@ def test_tensorboard_scalars_equal_the_history(tmp_path):
 
     out = tmp_path / "run"
     assert main(["run", "palindrome", "--quick", "--tensorboard", "--out", str(out)]) == 0
-    events = EventAccumulator(str(out), size_guidance={"scalars": 0, "images": 0}).Reload()
+    events = EventAccumulator(str(out / "tensorboard"),
+                              size_guidance={"scalars": 0, "images": 0}).Reload()
     rows = _untimed_history(out / "history.csv")
     for column in ("train_loss", "train_acc", "val_loss", "val_acc", "T"):
         logged = events.Scalars(column)
@@ -228,6 +229,33 @@ def test_tensorboard_scalars_equal_the_history(tmp_path):
         assert [e.value for e in logged] == pytest.approx([float(r[column]) for r in rows],
                                                           rel=1e-6)  # stored as float32
     assert "curves" in events.Tags()["images"]
+
+
+def test_tensorboard_after_a_crash_holds_each_step_once(learnable_cifar, nnlab_cache,
+                                                       tmp_path):
+    """A run that died after its last checkpoint had logged steps past it; resumed from that
+    checkpoint, it logs them again. TensorBoard must show each step once, per phase."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    argv = ["run", "cifar-cnn", "--quick", "--epochs", "4", "--tensorboard",
+            "--data", str(learnable_cifar), "--out", str(out)]
+    assert main(argv) == 0
+    # The crash: every epoch logged, but the newest checkpoint (SGD's last epoch) lost, and
+    # no metrics.json yet: the resume runs SGD's last epoch again.
+    (out / "metrics.json").unlink()
+    Checkpoints(out).paths()[-1].unlink()
+    assert main(["run", "cifar-cnn", "--resume", str(out), "--data", str(learnable_cifar)]) == 0
+    # it kept logging without --tensorboard given again
+    assert len(list((out / "tensorboard" / "sgd").glob("events.out.tfevents.*"))) == 2
+    for phase in ("adam", "sgd"):
+        events = EventAccumulator(str(out / "tensorboard" / phase),
+                                  size_guidance={"scalars": 0}).Reload()
+        rows = [r for r in _untimed_history(out / "history.csv") if r["optimizer"] == phase]
+        assert [e.step for e in events.Scalars("val_acc")] == [int(r["epoch"]) for r in rows]
+        assert [e.value for e in events.Scalars("val_acc")] == pytest.approx(
+            [float(r["val_acc"]) for r in rows], rel=1e-6)
 
 
 def test_tensorboard_missing_is_one_line(tmp_path, capsys, monkeypatch):

@@ -86,7 +86,7 @@ RUN_OPTIONS: list[tuple[str, dict[str, typing.Any]]] = [
                                      "the newest two are kept (default: 1; toy: 100)")),
     ("--tensorboard", dict(action="store_true",
                            help="log every history column and the final figures for "
-                                "TensorBoard in the run folder (pip install "
+                                "TensorBoard in RUN/tensorboard, one run per phase (pip install "
                                 "'nnlab[tensorboard]')")),
     ("--seeds", dict(type=int, default=None, metavar="N",
                      help="run seeds --seed .. --seed+N-1, each in --out/seed<k>, and "
@@ -311,7 +311,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
         check_out(args.resume, "--resume")
     if seeds < 1 or jobs < 1:
         raise ConfigError(f"--seeds and --jobs must be >= 1, got {seeds} and {jobs}")
-    options = {"resume": args.resume is not None, "tensorboard": args.tensorboard,
+    options = {"resume": args.resume is not None,
+               "tensorboard": args.tensorboard or _logged_to_tensorboard(args.resume),
                "checkpoint_every": args.checkpoint_every}
     rank = int(os.environ.get("RANK", 0))  # under torchrun: only rank 0 checks and prints
     distributed = os.environ.get("WORLD_SIZE", "1") != "1"
@@ -405,6 +406,15 @@ def _run_part(name: str, argv: list[str], out: Path, fresh: bool, data: str | No
     except NnlabError as e:
         raise NnlabError(f"[{name}] {e}") from None
     return what
+
+
+def _logged_to_tensorboard(run_dir: Path | None) -> bool:
+    """A run that logged to TensorBoard keeps logging when resumed (if the package is here)."""
+    if run_dir is None or not any(run_dir.rglob("events.out.tfevents.*")):
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:

@@ -150,8 +150,7 @@ class _Driver:
         if self.history_path is not None:
             self.history.to_csv(self.history_path)
         if self.run is not None:
-            prefix = "".join(f"{v}/" for v in self.tags.values())
-            self.run.log_row(row, self.unit, prefix)
+            self.run.log_row(row, self.unit, "/".join(map(str, self.tags.values())))
         self.bar.update(row[self.unit], row)
 
     def signal(self) -> int | None:

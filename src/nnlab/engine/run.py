@@ -167,7 +167,7 @@ class Run:
         self._rng_restored = False
         self.phases: dict[str, dict] = {}  # name -> {"history", "position", "stopped"}
         self.data: dict[str, Any] = {}  # fitted data state (normalisation, ZCA, ...)
-        self._writer = None
+        self._writers: dict[str, Any] = {}  # TensorBoard, one writer per phase
         if self.options.tensorboard:
             self._writer_class()  # a missing package is one line, before any file is written
         if self.options.resume and (found := self._checkpoints.latest()) is not None:
@@ -317,6 +317,8 @@ class Run:
             "state": {n: self._state(o) for n, o in self._tracked.items()
                       if not _is_generator(o)},
         })
+        for writer in self._writers.values():  # what TensorBoard has now survives a kill
+            writer.flush()
 
     def generator_states(self) -> dict:
         return {n: ckpt.generator_state(g) for n, g in self._tracked.items() if _is_generator(g)}
@@ -354,15 +356,25 @@ class Run:
                               "pip install 'nnlab[tensorboard]'") from None
         return SummaryWriter
 
-    def log_row(self, row: dict, x: str, prefix: str = "") -> None:
-        """Every numeric column of a history row as a TensorBoard scalar at step ``row[x]``."""
+    def _writer(self, phase: str, first_step: int | None = None) -> Any:
+        """The writer of ``out/tensorboard/<phase>`` (a TensorBoard run per phase, so Adam and
+        SGD share a chart). In a resumed run it purges the steps from ``first_step`` on: those
+        logged after the checkpoint it resumes from are stale, and are logged again."""
+        if phase not in self._writers:
+            purge = first_step if self.options.resume else None
+            self._writers[phase] = self._writer_class()(
+                log_dir=str(self.out / "tensorboard" / phase), purge_step=purge)
+        return self._writers[phase]
+
+    def log_row(self, row: dict, x: str, phase: str = "") -> None:
+        """Every numeric column of a history row as a TensorBoard scalar at step ``row[x]``,
+        in the TensorBoard run of ``phase`` (a path such as 'adam' or 'numpy')."""
         if not (self.options.tensorboard and self.main):
             return
-        if self._writer is None:
-            self._writer = self._writer_class()(log_dir=str(self.out))
+        writer = self._writer(phase, int(row[x]))
         for key, value in row.items():
             if key != x and isinstance(value, int | float) and not isinstance(value, bool):
-                self._writer.add_scalar(f"{prefix}{key}", value, global_step=int(row[x]))
+                writer.add_scalar(key, value, global_step=int(row[x]))
 
     # -- children and the end -----------------------------------------------------------
 
@@ -383,12 +395,12 @@ class Run:
         if self.options.tensorboard:
             import matplotlib.image
 
-            if self._writer is None:
-                self._writer = self._writer_class()(log_dir=str(self.out))
+            writer = self._writer("")
             for png in sorted(self.out.glob("*.png")):
-                self._writer.add_image(png.stem, matplotlib.image.imread(png)[..., :3],
-                                       dataformats="HWC")
-            self._writer.close()
+                writer.add_image(png.stem, matplotlib.image.imread(png)[..., :3],
+                                 dataformats="HWC")
+            for writer in self._writers.values():
+                writer.close()
         ckpt.write_json_atomic(self.out / "metrics.json", metrics)
 
 
