@@ -123,9 +123,9 @@ PROFILE_PARTS: dict[str, list[tuple[str, list[str], str, bool, float]]] = {
     ],
     "study": [
         ("toy", ["toy", "--dataset", "all"],
-         "Part I: NumPy vs PyTorch MLP, study setting, moons/circles/blobs", False, 0.5),
+         "Part I: NumPy vs PyTorch MLP, study setting, moons/circles/blobs", False, 0.2),
         ("cifar-mlp", ["cifar-mlp", "--recipe", "study"],
-         "Part I.3: the study's MLP on CIFAR-10, 20 epochs", True, 6.0),
+         "Part I.3: the study's MLP on CIFAR-10, 20 epochs", True, 2.5),
         ("cifar-cnn", ["cifar-cnn", "--optimizer", "both", "--precision", "fp32"],
          "Part II: VGGReduced, Adam lr 1e-3 vs SGD lr 1e-2, 100 epochs, batch 64", True, 220.0),
         ("palindrome", ["palindrome", "--cell", "rnn,lstm", "--lengths",
