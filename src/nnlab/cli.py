@@ -478,11 +478,11 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     if args.list:
         return
     out.mkdir(parents=True, exist_ok=True)
-    from nnlab.engine.checkpoint import write_json_atomic
+    from nnlab.engine.checkpoint import read_json, write_json_atomic
 
     # Wall seconds each part has cost, summed over every invocation that worked on it (time
     # lost to an interruption included): the profile's measured time, however often resumed.
-    previous = _json_or_empty(out / "profile.json")
+    previous = read_json(out / "profile.json")
     seconds = {n: s for n, s in previous.get("seconds", {}).items() if n not in force}
     recorded = {p["name"] for p in previous.get("parts", [])} | {p[0] for p in chosen}
 
@@ -544,13 +544,6 @@ def _every(period_s: float, fn):
     finally:
         stop.set()
         thread.join()
-
-
-def _json_or_empty(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 # --------------------------------------------------------------------------- README reference

@@ -21,6 +21,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nnlab.engine.checkpoint import read_json
 from nnlab.engine.history import History
 from nnlab.errors import NnlabError
 
@@ -63,10 +64,6 @@ class Section:
 # --------------------------------------------------------------------------- reading runs
 
 
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def _finished(folder: Path) -> bool:
     return (folder / "metrics.json").exists()
 
@@ -75,8 +72,8 @@ def _source(folder: Path) -> str:
     """'`nnlab run ...` → folder; CPU X, torch V': where a section's numbers come from. The
     command is the part's own (from profile.json) when a profile ran it, else the one that
     started the run."""
-    prov = _json(folder / "config.json").get("provenance", {})
-    parts = _json(folder.parent / "profile.json").get("parts", [])
+    prov = read_json(folder / "config.json").get("provenance", {})
+    parts = read_json(folder.parent / "profile.json").get("parts", [])
     argv = next((p["argv"] for p in parts if p["name"] == folder.name), None)
     command = "nnlab run " + " ".join(argv) if argv else prov.get("command", "?")
     machine = prov.get("gpu") or prov.get("cpu", "unknown machine")
@@ -178,9 +175,9 @@ def _part_toy(folder: Path) -> Section:
     s = Section("part-1", "Part I — an MLP from scratch in NumPy and in PyTorch")
     if not _opened(s, folder):
         return s
-    metrics = _json(folder / "metrics.json")
+    metrics = read_json(folder / "metrics.json")
     datasets = [d for d in ("moons", "circles", "blobs") if d in metrics]
-    cfg = _json(folder / "config.json")
+    cfg = read_json(folder / "config.json")
     s.text(f"The same MLP (hidden {cfg.get('hidden')}) written from scratch in NumPy and in "
            f"PyTorch, trained from the same initial weights with {cfg.get('optimizer')} "
            f"lr {cfg.get('lr')}, {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}. "
@@ -209,7 +206,7 @@ def _part_mlp(folder: Path) -> Section:
     s = Section("part-1-3", "Part I.3 — an MLP on CIFAR-10")
     if not _opened(s, folder, ": it needs CIFAR-10"):
         return s
-    m = _json(folder / "metrics.json")
+    m = read_json(folder / "metrics.json")
     split = "test" if "test_acc" in m else "val"
     s.table(["train acc", f"{split} acc", f"{split} acc, no TTA", "epochs", "wall s"],
             [[_pct(m["train_acc"]), _pct(m[f"{split}_acc"]), _pct(m[f"{split}_acc_no_tta"]),
@@ -225,7 +222,7 @@ def _part_cnn(folder: Path) -> Section:
     if not _opened(s, folder, ": it needs CIFAR-10, and at the study's length it resumes "
                               "when `nnlab reproduce` runs again"):
         return s
-    m = _json(folder / "metrics.json")
+    m = read_json(folder / "metrics.json")
     split = "test" if "n_test" in m else "val"
     rows, histories = [], {}
     for opt in ("adam", "sgd"):
@@ -258,7 +255,7 @@ def _part_palindrome(folder: Path) -> Section:
     results: dict[str, dict[int, list[float]]] = {}
     runs = sorted(p.parent for p in folder.glob("**/metrics.json") if p.parent != folder)
     for run in runs:
-        m = _json(run / "metrics.json")
+        m = read_json(run / "metrics.json")
         if "cell" in m:
             results.setdefault(m["cell"], {}).setdefault(m["T"], []).append(m["test_acc"])
     rows = [[cell, str(T), " / ".join(_pct(a) for a in accs)]
@@ -290,7 +287,7 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     if not runs.is_dir():
         raise NnlabError(f"{runs}: no such folder of runs")
     out = Path(out) if out is not None else runs / "report"
-    profile_json = _json(runs / "profile.json")
+    profile_json = read_json(runs / "profile.json")
     profile = profile_json.get("profile")
     sections = [make(runs / name) for name, make in PARTS.items()]
     if not any(_finished(runs / name) for name in PARTS):

@@ -49,6 +49,12 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def read_json(path: str | Path) -> dict:
+    """What :func:`write_json_atomic` wrote to ``path``, or {} where there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Indented JSON to ``path`` through a temporary file and a rename."""
     path = Path(path)
