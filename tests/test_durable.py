@@ -122,6 +122,14 @@ def test_ctrl_c_checkpoints_exits_130_and_says_how_to_resume(tmp_path, monkeypat
     assert f"resume with: nnlab run toy --resume {out}" in err
     assert Checkpoints(out).paths()[-1].name > "checkpoint-000002.pt"  # written on the stop
     assert main(["run", "toy", "--resume", str(out)]) == 0
+    # the resume kept --checkpoint-every 25 (toy's own default is 100): the checkpoint
+    # before the last is at the torch phase's epoch 125
+    import torch
+
+    before_last = torch.load(Checkpoints(out).paths()[-2], weights_only=False)
+    assert (before_last["progress"]["phase"], before_last["progress"]["position"]) == \
+        ("torch", 125)
+    assert json.loads((out / "config.json").read_text())["checkpoint_every"] == 25
     assert main(["run", "toy", *argv, "--out", str(tmp_path / "reference")]) == 0
     _same_results(out, tmp_path / "reference")
 

@@ -311,9 +311,13 @@ def _cmd_run(args: argparse.Namespace) -> None:
         check_out(args.resume, "--resume")
     if seeds < 1 or jobs < 1:
         raise ConfigError(f"--seeds and --jobs must be >= 1, got {seeds} and {jobs}")
+    # A resumed run keeps the options it was started with unless they are given again.
+    every = args.checkpoint_every
+    if every is None and args.resume is not None:
+        every = _recorded(args.resume).get("checkpoint_every")
     options = {"resume": args.resume is not None,
                "tensorboard": args.tensorboard or _logged_to_tensorboard(args.resume),
-               "checkpoint_every": args.checkpoint_every}
+               "checkpoint_every": every}
     rank = int(os.environ.get("RANK", 0))  # under torchrun: only rank 0 checks and prints
     distributed = os.environ.get("WORLD_SIZE", "1") != "1"
     if distributed and (seeds > 1 or (args.out is None and out is None)):

@@ -217,7 +217,8 @@ class Run:
 
     def _write_config(self, extra: dict) -> None:
         path = self.out / "config.json"
-        record = {"experiment": self.experiment, **dataclasses.asdict(self.config), **extra}
+        record = {"experiment": self.experiment, **dataclasses.asdict(self.config),
+                  "checkpoint_every": self.options.checkpoint_every, **extra}
         info = provenance(self.device, self.precision)
         if self.options.resume and path.exists():
             old = json.loads(path.read_text())
