@@ -71,7 +71,7 @@ def _crafted_cnn(folder, adam: list[float], sgd: list[float]) -> None:
                   "val_loss": 1 - a, "wall_s": 60.0 * (i + 1)} for i, a in enumerate(accs)]
                 ).to_csv(folder / f"history-{name}.csv")
         metrics[name] = {"best_val_acc": max(accs), "best_epoch": accs.index(max(accs)) + 1,
-                         "val_acc": accs[-1]}
+                         "val_acc": accs[-1], "lr": {"adam": 1e-3, "sgd": 1e-2}[name]}
     (folder / "metrics.json").write_text(json.dumps({**metrics, "n_val": 10}))
 
 
@@ -84,7 +84,7 @@ def test_report_of_crafted_runs_says_whether_they_agree(tmp_path, adam, sgd, ver
     page = report.build(tmp_path / "runs")
     md = (page.parent / "index.md").read_text()
     assert f'"Adam converges faster than SGD"** — this run **{verdict}**' in md
-    assert "| adam | 80.0% | 3 | 80.0% | 3 | 1.00 |" in md  # minutes per epoch from wall_s
+    assert "| adam | 0.001 | 80.0% | 3 | 80.0% | 3 | 1.00 |" in md  # min/epoch from wall_s
     assert "crafted CPU" in md and "Not run yet" in md  # provenance; the missing parts said
     html = page.read_text()
     assert f"this run <strong>{verdict}</strong>" in html

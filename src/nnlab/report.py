@@ -234,10 +234,12 @@ def _part_cnn(folder: Path) -> Section:
         best_epoch, best_acc = h.best(f"{split}_acc")
         final = m[opt].get(f"{split}_acc", m[opt].get(f"final_{split}_acc"))  # nnlab <= 0.1
         # the best epoch is chosen on validation only: never on the test split
-        rows.append([opt, _pct(best_acc) if split == "val" else "—",
+        lr = m[opt].get("lr", h.rows[0].get("lr"))  # older runs: the history's
+        rows.append([opt, f"{lr:g}" if isinstance(lr, float) else "—",
+                     _pct(best_acc) if split == "val" else "—",
                      str(best_epoch) if split == "val" else "—", _pct(final),
                      str(h.best(f"{split}_loss", lowest=True)[0]), f"{minutes:.2f}"])
-    s.table(["optimizer", "best val acc", "at epoch", f"final {split} acc",
+    s.table(["optimizer", "lr", "best val acc", "at epoch", f"final {split} acc",
              f"{split} loss lowest at epoch (overfitting after)", "minutes per epoch"], rows)
     s.figure(folder / "curves.png", "Adam and SGD from the same initial weights, shared axes "
                                     "(the study's Figures 9–10)")

@@ -25,6 +25,7 @@ def test_cnn_quick_both_optimizers_from_the_same_weights(learnable_cifar, nnlab_
                 "train_acc", "wall_s", "images_per_s", "tta"} <= set(metrics[name])
         assert metrics[name]["tta"] == "none"  # the study has no TTA: both equal
         assert metrics[name]["val_acc"] == metrics[name]["val_acc_no_tta"]
+    assert (metrics["adam"]["lr"], metrics["sgd"]["lr"]) == (1e-3, 1e-2)  # the study's own
     assert {"n_params", "data_s", "n_train", "n_val"} <= set(metrics)
     rows = (out / "history.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 2 and "optimizer" in rows[0]

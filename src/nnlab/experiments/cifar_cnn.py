@@ -113,6 +113,7 @@ def train(cfg: Config, run: Run) -> dict:
         metrics[name] = finish(run, model, held, splits, h, cfg.tta,
                                f"VGGReduced, {name} lr {lr:g}, batch {cfg.batch_size}, "
                                f"{cfg.epochs} epochs", suffix=f"-{name}", group="optimizer")
+        metrics[name]["lr"] = lr  # config.json's lr is null when each takes the study's own
     metrics.update(run_facts(run, splits, initial))
     if run.main and len(names) > 1:
         plot_curves(history, run.out / "curves.png", group="optimizer", splits=("train", ev),
