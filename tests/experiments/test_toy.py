@@ -40,6 +40,29 @@ def test_cli_run_writes_every_file(tmp_path, capsys):
     assert (out / "history.csv").read_text().count("\n") == 1 + 2 * 5  # header + 2 impls x 5
     printed = capsys.readouterr().out
     assert "numpy" in printed and "times as long as PyTorch" in printed
+    # the hand-written gradients, checked at the initial weights, are exact
+    check = metrics["gradient_check"]
+    assert set(check["params"]) == {"net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"}
+    assert check["max_vs_differences"] < 1e-5 and check["max_vs_autograd"] < 1e-10
+    assert "against centred differences" in printed
+
+
+def test_gradient_check_catches_a_wrong_backward(monkeypatch):
+    """The check has teeth: a ReLU whose backward lets every gradient through fails it."""
+    import numpy as np
+
+    from nnlab.numpy_nn import MLP as NumpyMLP
+    from nnlab.numpy_nn.modules import ReLU
+
+    model = NumpyMLP(2, (16,), 3, seed=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 2)), rng.integers(0, 3, size=16)
+    good = toy.gradient_check(model.state_dict(), 2, (16,), 3, x, y)
+    monkeypatch.setattr(ReLU, "backward", lambda self, dout: dout)
+    bad = toy.gradient_check(model.state_dict(), 2, (16,), 3, x, y)
+    assert good["max_vs_differences"] < 1e-5 and good["max_vs_autograd"] < 1e-10
+    assert bad["max_vs_differences"] > 1e-2 and bad["max_vs_autograd"] > 1e-2
+    assert bad["params"]["net.2.weight"]["vs_autograd"] < 1e-10  # the layer after it is right
 
 
 def test_quick_all_datasets_one_folder_each(tmp_path):

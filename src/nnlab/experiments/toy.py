@@ -16,11 +16,14 @@ from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
 from nnlab.engine import History, Run, evaluate, evaluate_numpy, fit, fit_numpy
 from nnlab.errors import ConfigError
 from nnlab.models.mlp import MLP
+from nnlab.numpy_nn.gradcheck import numeric_gradient_at, rel_error
 from nnlab.plots import plot_curves, plot_dataset, plot_decision_boundaries
 
 IMPLS = ("numpy", "torch")
 CHECKPOINT_EVERY = 100  # epochs: a toy epoch takes a millisecond, a checkpoint several
 MAX_CLASSES = 3  # blobs
+GRADCHECK_POINTS = 16  # training points the gradient check's loss is taken over
+GRADCHECK_ELEMENTS = 32  # elements of each parameter checked by centred differences
 
 
 @dataclass
@@ -74,6 +77,9 @@ def train(config: Config, run: Run) -> dict:
     np_model = numpy_nn.MLP(n_in, config.hidden, n_classes, seed=config.seed)
     torch_model = MLP(n_in, config.hidden, n_classes)
     torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in np_model.state_dict().items()})
+    grad_check = gradient_check(np_model.state_dict(), n_in, config.hidden, n_classes,
+                                data.x_train[:GRADCHECK_POINTS], data.y_train[:GRADCHECK_POINTS],
+                                seed=config.seed)
 
     if config.optimizer == "sgd":
         kwargs = dict(lr=config.lr, momentum=config.momentum)
@@ -110,8 +116,51 @@ def train(config: Config, run: Run) -> dict:
         m["wall_s"] = history.column("wall_s", impl=impl)[-1]
         metrics[impl] = m
     metrics["time_ratio_numpy_over_torch"] = metrics["numpy"]["wall_s"] / metrics["torch"]["wall_s"]
+    metrics["gradient_check"] = grad_check
     _figures(config, data, history, np_model, torch_model, run.out)
     return metrics
+
+
+def gradient_check(state: dict[str, np.ndarray], n_in: int, hidden: tuple[int, ...],
+                   n_classes: int, x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
+    """The NumPy MLP's hand-written backward, checked in float64 at the weights ``state``
+    on the batch x (N, n_in), y (N,) of class indices: against centred differences of its own
+    loss (on up to GRADCHECK_ELEMENTS elements of each parameter, drawn with ``seed``) and
+    against torch autograd's gradient of the same loss (every element).
+
+    Returns ``{"params": {"net.0.weight": {"vs_differences": e, "vs_autograd": e}, ...},
+    "max_vs_differences": e, "max_vs_autograd": e, "points": N, "elements": k}`` with e the
+    relative error of :func:`~nnlab.numpy_nn.gradcheck.rel_error`: ~1e-7 or less when the
+    backward is right, 1e-2 or more when it is wrong."""
+    model = numpy_nn.MLP(n_in, hidden, n_classes, dtype=np.float64)
+    model.load_state_dict(state)
+    x = x.astype(np.float64)
+    ce = numpy_nn.CrossEntropy()
+
+    def loss() -> float:
+        return ce.forward(model.forward(x), y)
+
+    loss()
+    model.backward(ce.backward())
+    twin = MLP(n_in, hidden, n_classes).double()
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)),
+                                      torch.from_numpy(y.astype(np.int64))).backward()
+    autograd = dict(twin.named_parameters())
+    rng = np.random.default_rng(seed)
+    params = {}
+    for i, layer in enumerate(model.layers):
+        if not isinstance(layer, numpy_nn.Linear):
+            continue
+        for name, value in layer.params.items():
+            grad = layer.grads[name].copy()  # the differences below call forward, not backward
+            at = rng.choice(value.size, min(value.size, GRADCHECK_ELEMENTS), replace=False)
+            params[f"net.{i}.{name}"] = {
+                "vs_differences": rel_error(grad.ravel()[at], numeric_gradient_at(loss, value, at)),
+                "vs_autograd": rel_error(grad, autograd[f"net.{i}.{name}"].grad.numpy())}
+    return {"params": params, **{f"max_{k}": max(p[k] for p in params.values())
+                                 for k in ("vs_differences", "vs_autograd")},
+            "points": len(y), "elements": GRADCHECK_ELEMENTS}
 
 
 def _warm_up(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -153,5 +202,10 @@ def summarize(metrics: dict) -> str:
         lines.append(f"{impl:<6}" + "".join(f"{metrics[impl][c]:>11.4f}" for c in cols))
     lines.append(f"NumPy took {metrics['time_ratio_numpy_over_torch']:.3g} times as long as "
                  "PyTorch")
+    if "gradient_check" in metrics:
+        g = metrics["gradient_check"]
+        lines.append(f"hand-written gradients at the initial weights: largest relative error "
+                     f"{g['max_vs_differences']:.1e} against centred differences, "
+                     f"{g['max_vs_autograd']:.1e} against autograd")
     return "\n".join(lines)
 

@@ -15,17 +15,26 @@ def numeric_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> 
     rounding error of f swamps the difference.
     """
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        f_plus = f()
-        x[i] = old - h
-        f_minus = f()
-        x[i] = old
-        grad[i] = (f_plus - f_minus) / (2 * h)
+    for i in np.ndindex(x.shape):
+        grad[i] = _centred(f, x, i, h)
     return grad
+
+
+def numeric_gradient_at(f: Callable[[], float], x: np.ndarray, at: np.ndarray,
+                        h: float = 1e-6) -> np.ndarray:
+    """:func:`numeric_gradient` at the flat indices ``at`` of ``x`` only: (len(at),). For a
+    check of a large parameter on a sample of its elements."""
+    return np.array([_centred(f, x, np.unravel_index(i, x.shape), h) for i in at])
+
+
+def _centred(f: Callable[[], float], x: np.ndarray, i: tuple, h: float) -> float:
+    old = x[i]
+    x[i] = old + h
+    f_plus = f()
+    x[i] = old - h
+    f_minus = f()
+    x[i] = old
+    return (f_plus - f_minus) / (2 * h)
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
