@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -141,6 +142,39 @@ def test_tiny_profile_end_to_end_then_its_report(tiny_profile, nnlab_cache, tmp_
         assert f"## {title}" in md
     assert md.count("**The study:") == 4 and "Profile **quick**" in md
     assert "`nnlab run palindrome --quick --cell rnn,lstm --lengths 4,5`" in md
+    # nnlab's additions: the toy runs' gradient checks, and a line for the full profile's parts
+    additions = md.split("## nnlab's additions")[1]
+    errors = re.findall(r"\| (moons|circles|blobs) \| (\S+) \| (\S+) \|", additions)
+    assert [e[0] for e in errors] == ["moons", "circles", "blobs"]
+    assert all(float(d) < 1e-5 and float(a) < 1e-10 for _, d, a in errors)
+    assert "figures/toy-moons-boundary.png" in additions
+    assert "Not in this profile: `cifar-speedrun-cpu`, `palindrome-long-rnn`" in additions
+
+
+def test_report_shows_the_full_profiles_additions(tmp_path):
+    """The speedrun's seeds summary (a milestone two of three seeds reached) and a long-memory
+    run, crafted, in the additions' tables."""
+    runs = tmp_path / "runs"
+    speedrun, lstm = runs / "cifar-speedrun-cpu", runs / "palindrome-long-lstm"
+    for folder, metrics in (
+            (speedrun, {"n_seeds": 3, "val_acc_n": 3, "val_acc_mean": 0.845,
+                        "val_acc_std": 0.003, "wall_s_n": 3, "wall_s_mean": 338.0,
+                        "wall_s_std": 46.0, "time_to_80_s_n": 3, "time_to_80_s_mean": 242.0,
+                        "time_to_80_s_std": 40.0, "time_to_84_s_n": 2,
+                        "time_to_84_s_mean": 300.0, "time_to_84_s_std": 10.0}),
+            (lstm, {"cell": "lstm", "T": 1000, "test_acc": 0.995, "steps": 4000,
+                    "wall_s_to_99": 512.4, "wall_s": 900.0})):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"provenance": {"cpu": "crafted CPU"}}))
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    _crafted_cnn(runs / "cifar-cnn", [0.6, 0.8], [0.5, 0.8])  # a study part: the report's need
+    page = report.build(runs)
+    additions = (page.parent / "index.md").read_text().split("## nnlab's additions")[1]
+    assert "| 3 | 84.5% ± 0.3% | 338 ± 46 | 242 ± 40 | 300 ± 10 (2 of 3 seeds) |" in additions
+    assert "| palindrome-long-lstm | lstm | 1000 | 99.5% | 4000 | 512 | 900 |" in additions
+    assert "Gradients proven exact" not in additions  # no toy run here
+    assert "Not in this profile: `palindrome-long-rnn`, `palindrome-push-rnn`" in additions
+    assert "additions" in page.read_text()
 
 
 def test_without_cifar_the_cifar_parts_are_skipped_with_a_line(tiny_profile, nnlab_cache,

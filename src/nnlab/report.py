@@ -8,7 +8,9 @@ by a small function below, which says whether this run agrees, with the numbers.
 
 Expected layout (what ``nnlab reproduce --profile P`` writes): ``RUNS/toy`` (a toy run with
 ``--dataset all``), ``RUNS/cifar-mlp``, ``RUNS/cifar-cnn``, ``RUNS/palindrome`` (a sweep);
-any may be missing, and a missing part is said to be missing.
+any may be missing, and a missing part is said to be missing. After them, nnlab's additions:
+the toy runs' gradient checks and decision boundaries, and, where the ``full`` profile ran
+them, ``RUNS/cifar-speedrun-cpu`` (time to accuracy) and the long-memory palindrome runs.
 """
 
 from __future__ import annotations
@@ -197,7 +199,6 @@ def _part_toy(folder: Path) -> Section:
                                             "(the study's Figures 1–2 for moons, 3–6 for "
                                             "circles and blobs)")
         s.figure(folder / d / "dataset.png", f"{d}: the data")
-        s.figure(folder / d / "boundary.png", f"{d}: decision boundaries (nnlab's addition)")
     s.claim(claim_pytorch_faster_and_stabler({d: metrics[d] for d in datasets}, histories))
     return s
 
@@ -278,6 +279,95 @@ def _part_palindrome(folder: Path) -> Section:
 PARTS = {"toy": _part_toy, "cifar-mlp": _part_mlp, "cifar-cnn": _part_cnn,
          "palindrome": _part_palindrome}
 
+# nnlab's results beyond the study that the report shows when the `full` profile ran them:
+# (part, what it shows). The long-memory parts are one palindrome run each.
+SPEEDRUN = "cifar-speedrun-cpu"
+LONG_MEMORY = ("palindrome-long-rnn", "palindrome-long-lstm", "palindrome-push-rnn",
+               "palindrome-push-lstm")
+
+
+def _additions(runs: Path) -> Section:
+    """What nnlab adds to the study: its gradients proven exact, decision boundaries, the
+    fast CNN recipe's time to accuracy and recurrent cells that remember across hundreds of
+    steps: each from its part's folder, and a line for each part this profile did not run."""
+    s = Section("additions", "nnlab's additions")
+    missing = []
+    toy = runs / "toy"
+    if _finished(toy):
+        m = read_json(toy / "metrics.json")
+        checks = {d: m[d]["gradient_check"] for d in ("moons", "circles", "blobs")
+                  if "gradient_check" in m.get(d, {})}
+        if checks:
+            g = next(iter(checks.values()))
+            s.text("**Gradients proven exact.** Each toy run checks the NumPy MLP's hand-written "
+                   "backward at its initial weights, in float64, on "
+                   f"{g['points']} training points: against centred differences of its own "
+                   f"loss (on up to {g['elements']} elements of each parameter) and against "
+                   "torch autograd (every element). The largest relative error over all "
+                   "parameters (about 1e-7 or less: right; 1e-2 or more: wrong):")
+            s.table(["dataset", "vs centred differences", "vs autograd"],
+                    [[d, f"{g['max_vs_differences']:.1e}", f"{g['max_vs_autograd']:.1e}"]
+                     for d, g in checks.items()])
+        s.text("**Decision boundaries** of both implementations, on all points (train and "
+               "test), from the runs of Part I:")
+        for d in ("moons", "circles", "blobs"):
+            s.figure(toy / d / "boundary.png", f"{d}: decision boundaries")
+    speedrun = runs / SPEEDRUN
+    if _finished(speedrun):
+        m = read_json(speedrun / "metrics.json")
+        s.text(f"**A fast CNN recipe: time to accuracy.** Source: {_source(speedrun)}")
+        n = int(m.get("n_seeds", 1))
+        row = [str(n), _mean_sd(m, "val_acc", _pct), _mean_sd(m, "wall_s", lambda x: f"{x:.0f}")]
+        row += [_time_to(m, p) for p in (80, 84)]
+        s.table(["seeds", "val acc (TTA)", "wall s", "s to 80% (no TTA)", "s to 84% (no TTA)"],
+                [row])
+        s.figure(speedrun / "time_to_accuracy.png", "validation accuracy against minutes "
+                                                    "since the start, every seed")
+    else:
+        missing.append(SPEEDRUN)
+    rows, figures = [], []
+    for name in LONG_MEMORY:
+        folder = runs / name
+        if not _finished(folder):
+            missing.append(name)
+            continue
+        m = read_json(folder / "metrics.json")
+        to_99 = m.get("wall_s_to_99")
+        rows.append([name, m["cell"], str(m["T"]), _pct(m["test_acc"]), str(m["steps"]),
+                     "never" if to_99 is None else f"{to_99:.0f}", f"{m['wall_s']:.0f}"])
+        figures.append((folder / "curves.png", f"{name}: {m['cell']} at T = {m['T']}"))
+    if rows:
+        s.text("**Memory across hundreds of steps** (the long recipe: one-hot digits, a "
+               "curriculum on T, recurrent init and lr per cell; test accuracy on held-out "
+               "palindromes):")
+        s.table(["part", "cell", "T", "test acc", "steps", "s to 99% (val)", "wall s"], rows)
+        for path, caption in figures:
+            s.figure(path, caption)
+    if missing:
+        s.text("Not in this profile: " + ", ".join(f"`{n}`" for n in missing)
+               + " (`nnlab reproduce --profile full` runs them).")
+    return s
+
+
+def _time_to(m: dict, percent: int) -> str:
+    """Seconds to a milestone: over the seeds that reached it (saying how many when not all),
+    or 'not reached'."""
+    key = f"time_to_{percent}_s"
+    if f"{key}_n" in m:  # a seeds summary
+        n, seeds = int(m[f"{key}_n"]), int(m.get("n_seeds", 1))
+        if n == 0:
+            return "not reached"
+        text = _mean_sd(m, key, lambda x: f"{x:.0f}")
+        return text if n == seeds else f"{text} ({n} of {seeds} seeds)"
+    return "not reached" if m.get(key) is None else f"{m[key]:.0f}"
+
+
+def _mean_sd(m: dict, key: str, fmt) -> str:
+    """'84.5% ± 0.3%' from a seeds summary's key_mean/key_std, or the one run's value."""
+    if f"{key}_mean" in m:
+        return f"{fmt(m[f'{key}_mean'])} ± {fmt(m.get(f'{key}_std', 0.0))}"
+    return fmt(m[key])
+
 
 # --------------------------------------------------------------------------- writing
 
@@ -291,7 +381,7 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out is not None else runs / "report"
     profile_json = read_json(runs / "profile.json")
     profile = profile_json.get("profile")
-    sections = [make(runs / name) for name, make in PARTS.items()]
+    sections = [make(runs / name) for name, make in PARTS.items()] + [_additions(runs)]
     if not any(_finished(runs / name) for name in PARTS):
         raise NnlabError(f"{runs}: no finished part ({', '.join(PARTS)}); run "
                          "nnlab reproduce --profile quick first")
