@@ -83,7 +83,8 @@ RUN_OPTIONS: list[tuple[str, dict[str, typing.Any]]] = [
                            "extended by raising --epochs (or --steps)")),
     ("--checkpoint-every", dict(type=int, default=None, metavar="N",
                                 help="checkpoint every N epochs (palindrome: evaluations); "
-                                     "the newest two are kept (default: 1; toy: 100)")),
+                                     "the newest two are kept; a resume keeps the run's own "
+                                     "unless given again (default: 1; toy: 100)")),
     ("--tensorboard", dict(action="store_true",
                            help="log every history column and the final figures for "
                                 "TensorBoard in RUN/tensorboard, one run per phase (pip install "
