@@ -127,7 +127,9 @@ def test_tiny_profile_end_to_end_then_its_report(tiny_profile, nnlab_cache, tmp_
     assert f"measured: {sum(seconds.values()) / 60:.1f} min for 4 finished parts" in printed
     assert main(["reproduce", "--profile", "quick", "--out", str(out), "--data",
                  str(tiny_profile)]) == 0
-    assert "[1/4] toy: done" in capsys.readouterr().out  # nothing run twice
+    printed = capsys.readouterr().out
+    assert "[1/4] toy: done" in printed  # nothing run twice
+    assert "about 0 min of it still to run" in printed  # the plan knows what is done
     assert json.loads((out / "profile.json").read_text())["seconds"] == seconds  # kept
     assert main(["reproduce", "--profile", "quick", "--out", str(out), "--data",
                  str(tiny_profile), "--only", "toy", "--force", "toy"]) == 0

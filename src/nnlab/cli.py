@@ -471,9 +471,13 @@ def _cmd_profile(args: argparse.Namespace) -> None:
             load_cifar10(args.data)
         except NnlabError as e:
             cifar_missing = str(e)
-    total = sum(p[4] for p in chosen if not (p[3] and cifar_missing))
+    runnable = [p for p in chosen if not (p[3] and cifar_missing)]
+    total = sum(p[4] for p in runnable)
+    left = sum(p[4] for p in runnable
+               if p[0] in force or not (out / p[0] / "metrics.json").exists())
     print(f"nnlab reproduce --profile {args.profile}: {len(chosen)} parts into {out}, about "
-          f"{total:.0f} min on a 2-core CPU (measured on this project's machines)")
+          f"{total:.0f} min on a 2-core CPU (measured on this project's machines)"
+          + (f", about {left:.0f} min of it still to run" if left < total else ""))
     for i, (name, argv, what, cifar, minutes) in enumerate(chosen, 1):
         state = ("skipped: no CIFAR-10" if cifar and cifar_missing else
                  "done" if (out / name / "metrics.json").exists() and name not in force else
