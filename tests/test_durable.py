@@ -3,6 +3,7 @@ resumed ends with the numbers of a run that never stopped; Ctrl-C checkpoints an
 to resume; a changed flag is refused on resume; --quick yields to given flags; progress lines
 in a log; TensorBoard scalars; nnlab eval reproduces metrics.json."""
 
+import contextlib
 import csv
 import json
 import os
@@ -132,6 +133,31 @@ def test_ctrl_c_checkpoints_exits_130_and_says_how_to_resume(tmp_path, monkeypat
     assert json.loads((out / "config.json").read_text())["checkpoint_every"] == 25
     assert main(["run", "toy", *argv, "--out", str(tmp_path / "reference")]) == 0
     _same_results(out, tmp_path / "reference")
+
+
+def test_a_signal_to_the_parent_alone_stops_its_seed_workers(tmp_path):
+    """`kill PID` (a job scheduler's SIGTERM) reaches only the parent of a --jobs run, not
+    its worker processes: it passes the stop on, and starts no further seed, so the run stops
+    in seconds instead of training every seed to its end (about 15 min here)."""
+    out = tmp_path / "run"
+    argv = ["--quick", "--steps", "1000000", "--eval-every", "20", "--patience", "1000000",
+            "--seeds", "3", "--jobs", "2", "--out", str(out)]
+    env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "nnlab", "run", "palindrome", *argv],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own group: cleared whatever happens
+    try:
+        for seed in ("seed0", "seed1"):
+            _wait_for_checkpoint(proc, out / seed, 2)
+        proc.send_signal(signal.SIGTERM)  # to the parent only
+        _, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err[-1500:]
+    assert "Traceback" not in err and "resume with: nnlab run palindrome --resume" in err
+    assert not (out / "seed2").exists()  # the third seed never started
+    assert not any((out / s / "metrics.json").exists() for s in ("seed0", "seed1"))
 
 
 def test_sigterm_exits_143(tmp_path):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import importlib
 import multiprocessing
 import os
+import signal
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from nnlab.errors import Interrupted
 
 # Facts of a run, the same for every seed, not measurements: reported once, never averaged.
 FACTS = ("n_params", "n_train", "n_val", "n_test", "world_size", "epochs", "T",
@@ -54,6 +59,8 @@ def aggregate(runs: list[dict]) -> dict[str, float]:
 
 
 def _run_in_process(module_name: str, config, folder: Path, threads: int, options) -> dict:
+    if _STOP is not None and _STOP.is_set():  # queued before the stop: never started
+        raise Interrupted(signal.SIGTERM, "before this seed started")
     import torch  # here, not at the top: `nnlab list` should not pay for importing torch
 
     from nnlab.engine.run import run_child, signals_handled
@@ -62,6 +69,33 @@ def _run_in_process(module_name: str, config, folder: Path, threads: int, option
     module = importlib.import_module(module_name)
     with signals_handled():
         return run_child(folder, module, config, options)
+
+
+_STOP = None  # in a worker process: the parent's stop event
+
+
+def _worker_started(stop) -> None:  # noqa: ANN001 - a multiprocessing Event
+    """A worker ignores signals between seeds (a seed's run installs its own handlers) and
+    keeps the parent's stop event, which it checks before each seed."""
+    global _STOP
+    _STOP = stop
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, futures: list, signum: int,
+                  grace_s: float = 10.0) -> None:
+    """A signal stopped the parent: start no further seed, and stop the running ones as one
+    run stops (their step finished, a checkpoint written). Ctrl-C reaches the workers too
+    (the terminal signals the whole process group) and they stop within ``grace_s``; a
+    signal sent to the parent alone (``kill PID``, a job scheduler) is passed on to them.
+    (A seed already queued to a worker cannot be cancelled: it sees the stop event.)"""
+    pool.shutdown(wait=False, cancel_futures=True)
+    running = [f for f in futures if not f.done()]
+    if running and concurrent.futures.wait(running, timeout=grace_s).not_done:
+        for child in multiprocessing.active_children():  # the pool's workers
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signum)
 
 
 def run_seeds(module: ModuleType, config, out_dir: Path, n_seeds: int, jobs: int = 1,
@@ -85,10 +119,18 @@ def run_seeds(module: ModuleType, config, out_dir: Path, n_seeds: int, jobs: int
             runs = [run_child(d, module, c, opts) for c, d in zip(configs, dirs, strict=True)]
         else:
             threads = max(1, (os.cpu_count() or 1) // jobs)
-            with ProcessPoolExecutor(jobs,
-                                     mp_context=multiprocessing.get_context("spawn")) as pool:
-                runs = list(pool.map(_run_in_process, [module.__name__] * n_seeds, configs,
-                                     dirs, [threads] * n_seeds, [opts] * n_seeds))
+            context = multiprocessing.get_context("spawn")
+            stop = context.Event()  # set by a signal: no worker starts another seed
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_started,
+                                     initargs=(stop,)) as pool:
+                futures = [pool.submit(_run_in_process, module.__name__, c, d, threads, opts)
+                           for c, d in zip(configs, dirs, strict=True)]
+                try:
+                    runs = [f.result() for f in futures]
+                except Interrupted as e:
+                    stop.set()
+                    _stop_workers(pool, futures, e.signum)
+                    raise
         if hasattr(module, "plot_seeds"):  # an experiment's figure across seeds
             module.plot_seeds(Path(out_dir), runs)
         summary = aggregate(runs)
