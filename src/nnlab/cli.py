@@ -295,6 +295,9 @@ def _cmd_run(args: argparse.Namespace) -> None:
         recorded = _recorded(args.resume)
         seeds, out = recorded.get("seeds", 1), args.resume
         jobs = args.jobs or recorded.get("jobs", 1)  # how many at once: results do not change
+        # the options it was started with, unless given again
+        every = recorded.get("checkpoint_every") if args.checkpoint_every is None \
+            else args.checkpoint_every
         if (out / "metrics.json").exists() and not any(
                 getattr(config, k, None) != recorded.get(k) for k in EXTENDS):
             print(f"nnlab: {out} is a finished run (it holds metrics.json); raise "
@@ -305,6 +308,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         out = None
         seeds = 1 if args.seeds is None else args.seeds
         jobs = 1 if args.jobs is None else args.jobs
+        every = args.checkpoint_every
     if hasattr(config, "resolved"):
         config = config.resolved()  # config.json records what runs, not the sentinels
     check_data(getattr(config, "data", None))
@@ -312,10 +316,6 @@ def _cmd_run(args: argparse.Namespace) -> None:
         check_out(args.resume, "--resume")
     if seeds < 1 or jobs < 1:
         raise ConfigError(f"--seeds and --jobs must be >= 1, got {seeds} and {jobs}")
-    # A resumed run keeps the options it was started with unless they are given again.
-    every = args.checkpoint_every
-    if every is None and args.resume is not None:
-        every = _recorded(args.resume).get("checkpoint_every")
     options = {"resume": args.resume is not None,
                "tensorboard": args.tensorboard or _logged_to_tensorboard(args.resume),
                "checkpoint_every": every}
@@ -471,16 +471,18 @@ def _cmd_profile(args: argparse.Namespace) -> None:
             load_cifar10(args.data)
         except NnlabError as e:
             cifar_missing = str(e)
+    def done(name: str) -> bool:  # finished, and not to be redone
+        return name not in force and (out / name / "metrics.json").exists()
+
     runnable = [p for p in chosen if not (p[3] and cifar_missing)]
     total = sum(p[4] for p in runnable)
-    left = sum(p[4] for p in runnable
-               if p[0] in force or not (out / p[0] / "metrics.json").exists())
+    left = sum(p[4] for p in runnable if not done(p[0]))
     print(f"nnlab reproduce --profile {args.profile}: {len(chosen)} parts into {out}, about "
           f"{total:.0f} min on a 2-core CPU (measured on this project's machines)"
           + (f", about {left:.0f} min of it still to run" if left < total else ""))
     for i, (name, argv, what, cifar, minutes) in enumerate(chosen, 1):
         state = ("skipped: no CIFAR-10" if cifar and cifar_missing else
-                 "done" if (out / name / "metrics.json").exists() and name not in force else
+                 "done" if done(name) else
                  "to resume" if (out / name / "config.json").exists() and name not in force
                  else f"~{minutes:g} min")
         print(f"  {i}. {name:<24} {what} [{state}]\n     nnlab {shlex.join(['run', *argv])}")
@@ -509,7 +511,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
             print(f"[{i}/{len(chosen)}] {name}: skipped, no CIFAR-10 ({cifar_missing}); "
                   "pass --data PATH or set NNLAB_DATA", flush=True)
             continue
-        if (out / name / "metrics.json").exists() and name not in force:
+        if done(name):
             print(f"[{i}/{len(chosen)}] {name}: done", flush=True)
             continue
         t, before = time.perf_counter(), seconds.get(name, 0.0)

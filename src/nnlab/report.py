@@ -279,8 +279,8 @@ def _part_palindrome(folder: Path) -> Section:
 PARTS = {"toy": _part_toy, "cifar-mlp": _part_mlp, "cifar-cnn": _part_cnn,
          "palindrome": _part_palindrome}
 
-# nnlab's results beyond the study that the report shows when the `full` profile ran them:
-# (part, what it shows). The long-memory parts are one palindrome run each.
+# nnlab's results beyond the study that the report shows when the `full` profile ran them
+# (part folders; the long-memory parts are one palindrome run each).
 SPEEDRUN = "cifar-speedrun-cpu"
 LONG_MEMORY = ("palindrome-long-rnn", "palindrome-long-lstm", "palindrome-push-rnn",
                "palindrome-push-lstm")

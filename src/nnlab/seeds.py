@@ -58,6 +58,9 @@ def aggregate(runs: list[dict]) -> dict[str, float]:
     return out
 
 
+_STOP = None  # in a worker process: the parent's stop event (see _worker_started)
+
+
 def _run_in_process(module_name: str, config, folder: Path, threads: int, options) -> dict:
     if _STOP is not None and _STOP.is_set():  # queued before the stop: never started
         raise Interrupted(signal.SIGTERM, "before this seed started")
@@ -71,9 +74,6 @@ def _run_in_process(module_name: str, config, folder: Path, threads: int, option
         return run_child(folder, module, config, options)
 
 
-_STOP = None  # in a worker process: the parent's stop event
-
-
 def _worker_started(stop) -> None:  # noqa: ANN001 - a multiprocessing Event
     """A worker ignores signals between seeds (a seed's run installs its own handlers) and
     keeps the parent's stop event, which it checks before each seed."""
@@ -83,13 +83,14 @@ def _worker_started(stop) -> None:  # noqa: ANN001 - a multiprocessing Event
         signal.signal(s, signal.SIG_IGN)
 
 
-def _stop_workers(pool: ProcessPoolExecutor, futures: list, signum: int,
+def _stop_workers(pool: ProcessPoolExecutor, futures: list, stop, signum: int,  # noqa: ANN001
                   grace_s: float = 10.0) -> None:
     """A signal stopped the parent: start no further seed, and stop the running ones as one
     run stops (their step finished, a checkpoint written). Ctrl-C reaches the workers too
     (the terminal signals the whole process group) and they stop within ``grace_s``; a
     signal sent to the parent alone (``kill PID``, a job scheduler) is passed on to them.
-    (A seed already queued to a worker cannot be cancelled: it sees the stop event.)"""
+    (A seed already queued to a worker cannot be cancelled: it sees the ``stop`` event.)"""
+    stop.set()
     pool.shutdown(wait=False, cancel_futures=True)
     running = [f for f in futures if not f.done()]
     if running and concurrent.futures.wait(running, timeout=grace_s).not_done:
@@ -128,8 +129,7 @@ def run_seeds(module: ModuleType, config, out_dir: Path, n_seeds: int, jobs: int
                 try:
                     runs = [f.result() for f in futures]
                 except Interrupted as e:
-                    stop.set()
-                    _stop_workers(pool, futures, e.signum)
+                    _stop_workers(pool, futures, stop, e.signum)
                     raise
         if hasattr(module, "plot_seeds"):  # an experiment's figure across seeds
             module.plot_seeds(Path(out_dir), runs)
