@@ -179,6 +179,17 @@ def test_report_shows_the_full_profiles_additions(tmp_path):
     assert "additions" in page.read_text()
 
 
+def test_a_toy_run_without_a_gradient_check_says_how_to_get_one(tmp_path):
+    """A toy run older than the recorded gradient check gets a line, not a silent gap."""
+    toy = tmp_path / "toy"
+    toy.mkdir()
+    (toy / "metrics.json").write_text(json.dumps({"moons": {"numpy": {}, "torch": {}}}))
+    texts = [b for kind, b in report._additions(tmp_path).blocks if kind == "text"]
+    assert any("made before nnlab recorded its gradient check" in t and "--force toy" in t
+               for t in texts)
+    assert not any(kind == "table" for kind, _ in report._additions(tmp_path).blocks)
+
+
 def test_without_cifar_the_cifar_parts_are_skipped_with_a_line(tiny_profile, nnlab_cache,
                                                                tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "no-cifar-here"))

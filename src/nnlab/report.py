@@ -308,6 +308,10 @@ def _additions(runs: Path) -> Section:
             s.table(["dataset", "vs centred differences", "vs autograd"],
                     [[d, f"{g['max_vs_differences']:.1e}", f"{g['max_vs_autograd']:.1e}"]
                      for d, g in checks.items()])
+        else:
+            s.text("**Gradients proven exact:** this toy run was made before nnlab recorded "
+                   "its gradient check; run it again (`nnlab reproduce --profile ... --force "
+                   "toy`, seconds) for the table.")
         s.text("**Decision boundaries** of both implementations, on all points (train and "
                "test), from the runs of Part I:")
         for d in ("moons", "circles", "blobs"):
