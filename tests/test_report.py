@@ -179,6 +179,68 @@ def test_report_shows_the_full_profiles_additions(tmp_path):
     assert "additions" in page.read_text()
 
 
+def test_report_shows_the_full_profiles_other_results(tmp_path):
+    """Every other README result the full profile ran gets a row (seeds summaries, one-run
+    nesting, ablations against their whole recipe, a sweep's T table) and its source."""
+    runs = tmp_path / "runs"
+    crafted = {
+        "toy-sgd": {"n_seeds": 3, "moons.numpy.test_acc_mean": 0.892,
+                    "moons.numpy.test_acc_std": 0.006, "moons.torch.test_acc_mean": 0.891,
+                    "moons.torch.test_acc_std": 0.005,
+                    "moons.time_ratio_numpy_over_torch_mean": 0.44,
+                    "moons.time_ratio_numpy_over_torch_std": 0.02},
+        "cifar-mlp-best": {"n_seeds": 3, "val_acc_mean": 0.7295, "val_acc_std": 0.0028,
+                           "val_acc_no_tta_mean": 0.712, "val_acc_no_tta_std": 0.003,
+                           "train_acc_mean": 0.8735, "train_acc_std": 0.0003, "epochs": 38.0,
+                           "wall_s_mean": 395.6, "wall_s_std": 46.5},
+        "cifar-cnn-study-10ep": {"adam": {"val_acc": 0.741, "best_val_acc": 0.752,
+                                          "best_epoch": 8, "wall_s": 1200.0},
+                                 "sgd": {"val_acc": 0.655, "best_val_acc": 0.655,
+                                         "best_epoch": 10, "wall_s": 1100.0}},
+        "speedrun-ablation-full": {"val_acc": 0.791, "val_acc_no_tta": 0.78, "wall_s": 150.0},
+        "speedrun-ablation-default-init": {"val_acc": 0.760, "val_acc_no_tta": 0.75,
+                                           "wall_s": 151.0},
+        "palindrome-ablation-full": {"cell": "rnn", "T": 60, "test_acc": 1.0,
+                                     "steps_to_99": 650, "wall_s": 80.0},
+        "palindrome-ablation-none": {"cell": "rnn", "T": 60, "test_acc": 0.102,
+                                     "steps_to_99": None, "wall_s": 70.0},
+        "palindrome-study": {"n_seeds": 3, "rnn-T5.test_acc_mean": 1.0,
+                             "rnn-T5.test_acc_std": 0.0, "rnn-T40.test_acc_mean": 0.31,
+                             "rnn-T40.test_acc_std": 0.04, "lstm-T5.test_acc_mean": 1.0,
+                             "lstm-T5.test_acc_std": 0.0, "lstm-T40.test_acc_mean": 0.1,
+                             "lstm-T40.test_acc_std": 0.01},
+    }
+    for name, metrics in crafted.items():
+        (runs / name).mkdir(parents=True)
+        (runs / name / "config.json").write_text(
+            json.dumps({"provenance": {"cpu": "crafted CPU", "threads": 2}}))
+        (runs / name / "metrics.json").write_text(json.dumps(metrics))
+    (runs / "profile.json").write_text(json.dumps({"profile": "full"}))
+    _crafted_cnn(runs / "cifar-cnn", [0.6, 0.8], [0.5, 0.8])  # a study part: the report's need
+    md = (report.build(runs).parent / "index.md").read_text()
+    assert "- [The full profile's other results](#rest)" in md
+    rest = md.split("## The full profile's other results")[1]
+    for row in (
+            "| toy-sgd | moons | 3 | 89.2% ± 0.6% | 89.1% ± 0.5% | 0.44 ± 0.02 |",
+            "| cifar-mlp-best | the strongest pure MLP, validation accuracy over 3 seeds | 3 | "
+            "73.0% ± 0.3% | 71.2% ± 0.3% | 87.4% ± 0.0% | 38 | 396 ± 46 |",
+            "| cifar-cnn-study-10ep | adam | 74.1% | 75.2% | 8 | 1200 |",
+            "| cifar-cnn-study-10ep | sgd | 65.5% | 65.5% | 10 | 1100 |",
+            "| speedrun-ablation-full | the whole recipe | 79.1% | — | 78.0% | 150 |",
+            "| speedrun-ablation-default-init | PyTorch's default conv init, not Dirac | 76.0% "
+            "| -3.1 points | 75.0% | 151 |",
+            "| palindrome-ablation-none | none of it: the study's cell with Adam lr 1e-3 | "
+            "10.2% | -89.8 points | never | 70 |",
+            "| cell | T = 5 | T = 40 |", "| tanh RNN | 100.0% ± 0.0% | 31.0% ± 4.0% |",
+            "| LSTM | 100.0% ± 0.0% | 10.0% ± 1.0% |",
+            "| palindrome-study | nnlab run palindrome --cell rnn,lstm --lengths "
+            "5,10,15,20,30,40 --steps 3000 --seeds 3 --jobs 3 | "):
+        assert row in rest, row
+    assert rest.count("crafted CPU, 2 threads") == len(crafted)
+    additions = md.split("## nnlab's additions")[1].split("## The full")[0]
+    assert "Not finished yet: `cifar-speedrun-cpu`" in additions  # a full profile under way
+
+
 def test_a_toy_run_without_a_gradient_check_says_how_to_get_one(tmp_path):
     """A toy run older than the recorded gradient check gets a line, not a silent gap."""
     toy = tmp_path / "toy"

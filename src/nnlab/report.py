@@ -10,7 +10,8 @@ Expected layout (what ``nnlab reproduce --profile P`` writes): ``RUNS/toy`` (a t
 ``--dataset all``), ``RUNS/cifar-mlp``, ``RUNS/cifar-cnn``, ``RUNS/palindrome`` (a sweep);
 any may be missing, and a missing part is said to be missing. After them, nnlab's additions:
 the toy runs' gradient checks and decision boundaries, and, where the ``full`` profile ran
-them, ``RUNS/cifar-speedrun-cpu`` (time to accuracy) and the long-memory palindrome runs.
+them, ``RUNS/cifar-speedrun-cpu`` (time to accuracy) and the long-memory palindrome runs;
+then a table for each kind of the full profile's other parts (``RUNS/<README result>``).
 """
 
 from __future__ import annotations
@@ -78,11 +79,16 @@ def _source(folder: Path) -> str:
     parts = read_json(folder.parent / "profile.json").get("parts", [])
     argv = next((p["argv"] for p in parts if p["name"] == folder.name), None)
     command = "nnlab run " + " ".join(argv) if argv else prov.get("command", "?")
+    return f"`{command}` → `{folder}`; {_machine(folder)}"
+
+
+def _machine(folder: Path) -> str:
+    """'CPU X, 2 threads, cpu fp32, torch V, nnlab V (commit)', from config.json."""
+    prov = read_json(folder / "config.json").get("provenance", {})
     machine = prov.get("gpu") or prov.get("cpu", "unknown machine")
-    return (f"`{command}` → `{folder}`; {machine}, {prov.get('threads', '?')} threads, "
-            f"{prov.get('device', '?')} {prov.get('precision', '')}, torch "
-            f"{prov.get('torch', '?')}, nnlab {prov.get('nnlab', '?')} "
-            f"({(prov.get('git_commit') or 'no git')[:12]})")
+    return (f"{machine}, {prov.get('threads', '?')} threads, {prov.get('device', '?')} "
+            f"{prov.get('precision', '')}, torch {prov.get('torch', '?')}, nnlab "
+            f"{prov.get('nnlab', '?')} ({(prov.get('git_commit') or 'no git')[:12]})")
 
 
 def _pct(x: float) -> str:
@@ -321,7 +327,7 @@ def _additions(runs: Path) -> Section:
         m = read_json(speedrun / "metrics.json")
         s.text(f"**A fast CNN recipe: time to accuracy.** Source: {_source(speedrun)}")
         n = int(m.get("n_seeds", 1))
-        row = [str(n), _mean_sd(m, "val_acc", _pct), _mean_sd(m, "wall_s", lambda x: f"{x:.0f}")]
+        row = [str(n), _mean_sd(m, "val_acc", _pct), _mean_sd(m, "wall_s", _seconds)]
         row += [_time_to(m, p) for p in (80, 84)]
         s.table(["seeds", "val acc (TTA)", "wall s", "s to 80% (no TTA)", "s to 84% (no TTA)"],
                 [row])
@@ -348,9 +354,109 @@ def _additions(runs: Path) -> Section:
         for path, caption in figures:
             s.figure(path, caption)
     if missing:
-        s.text("Not in this profile: " + ", ".join(f"`{n}`" for n in missing)
-               + " (`nnlab reproduce --profile full` runs them).")
+        names = ", ".join(f"`{n}`" for n in missing)
+        s.text(f"Not finished yet: {names} (`nnlab reproduce --profile full` again continues)."
+               if read_json(runs / "profile.json").get("profile") == "full" else
+               f"Not in this profile: {names} (`nnlab reproduce --profile full` runs them).")
     return s
+
+
+def _rest(runs: Path) -> Section | None:
+    """The full profile's other parts (every README result beyond the study and the
+    additions), grouped by experiment, one table each from their metrics.json, and a table of
+    where each came from; None when none of them is finished."""
+    from nnlab.reproduce import RESULTS
+
+    names = [n for n in RESULTS if n not in (SPEEDRUN, *LONG_MEMORY) and _finished(runs / n)]
+    if not names:
+        return None
+    s = Section("rest", "The full profile's other results")
+    s.text("The README's other results, each from its part's `metrics.json`: accuracy on the "
+           "validation split carved from CIFAR-10's train, or on held-out points and "
+           "palindromes, as mean ± standard deviation over the seeds where a part ran several. "
+           "Where each came from: the table at the end.")
+    metrics = {n: read_json(runs / n / "metrics.json") for n in names}
+    what = {n: RESULTS[n][1].split(": ", 1)[-1] for n in names}
+    kind = {n: RESULTS[n][0][0] for n in names}
+    group = [n for n in names if kind[n] == "toy"]
+    if group:
+        rows = [[n, d, str(metrics[n].get("n_seeds", 1)),
+                 _mean_sd(metrics[n], f"{d}.numpy.test_acc", _pct),
+                 _mean_sd(metrics[n], f"{d}.torch.test_acc", _pct),
+                 _mean_sd(metrics[n], f"{d}.time_ratio_numpy_over_torch", lambda x: f"{x:.2f}")]
+                for n in group for d in ("moons", "circles", "blobs")
+                if d in metrics[n] or f"{d}.numpy.test_acc_mean" in metrics[n]]
+        s.text("**Part I over seeds** (NumPy and PyTorch from the same weights; test points):")
+        s.table(["part", "dataset", "seeds", "NumPy test acc", "PyTorch test acc",
+                 "time NumPy / PyTorch"], rows)
+    group = [n for n in names if kind[n] == "cifar-mlp"]
+    if group:
+        s.text("**Part I.3: MLPs on CIFAR-10** (validation):")
+        s.table(["part", "what", "seeds", "val acc", "val acc, no TTA", "train acc", "epochs",
+                 "wall s per seed"],
+                [[n, what[n], str(metrics[n].get("n_seeds", 1)),
+                  _mean_sd(metrics[n], "val_acc", _pct),
+                  _mean_sd(metrics[n], "val_acc_no_tta", _pct),
+                  _mean_sd(metrics[n], "train_acc", _pct),
+                  _mean_sd(metrics[n], "epochs", lambda x: f"{x:.0f}"),
+                  _mean_sd(metrics[n], "wall_s", _seconds)] for n in group])
+    group = [n for n in names if kind[n] == "cifar-cnn"]
+    if group:
+        s.text("**Part II: the study's VGG at 10 epochs** (validation; best epoch chosen on it, "
+               "without TTA):")
+        s.table(["part", "optimizer", "val acc at the end", "best val acc", "at epoch",
+                 "wall s"],
+                [[n, opt, _mean_sd(metrics[n], f"{opt}.val_acc", _pct),
+                  _mean_sd(metrics[n], f"{opt}.best_val_acc", _pct),
+                  _mean_sd(metrics[n], f"{opt}.best_epoch", lambda x: f"{x:.0f}"),
+                  _mean_sd(metrics[n], f"{opt}.wall_s", _seconds)]
+                 for n in group for opt in ("adam", "sgd")
+                 if opt in metrics[n] or f"{opt}.val_acc_mean" in metrics[n]])
+    group = [n for n in names if kind[n] == "cifar-speedrun"]
+    if group:
+        s.text("**Part II: what each part of the speedrun recipe buys** (10,000 training "
+               "images, 4 epochs, one change at a time; validation):")
+        s.table(["part", "what", "val acc (TTA)", "against the whole recipe", "val acc, no TTA",
+                 "wall s"],
+                [[n, what[n], _mean_sd(metrics[n], "val_acc", _pct),
+                  _against(metrics, n, "speedrun-ablation-full", "val_acc"),
+                  _mean_sd(metrics[n], "val_acc_no_tta", _pct),
+                  _mean_sd(metrics[n], "wall_s", _seconds)] for n in group])
+    group = [n for n in names if kind[n] == "palindrome" and "cell" in metrics[n]]
+    if group:
+        s.text("**Part III: what each choice of the long recipe buys** (the tanh RNN at T = 60, "
+               "2,000 steps; test accuracy on held-out palindromes):")
+        s.table(["part", "what", "test acc", "against the whole recipe", "steps to 99% (val)",
+                 "wall s"],
+                [[n, what[n], _pct(metrics[n]["test_acc"]),
+                  _against(metrics, n, "palindrome-ablation-full", "test_acc"),
+                  "never" if metrics[n].get("steps_to_99") is None
+                  else str(metrics[n]["steps_to_99"]), _seconds(metrics[n]["wall_s"])]
+                 for n in group])
+    for n in (n for n in names if kind[n] == "palindrome" and "cell" not in metrics[n]):
+        m = metrics[n]
+        runs_in = sorted({k.split(".")[0] for k in m if "." in k}
+                         | {k for k, v in m.items() if isinstance(v, dict)})
+        cells = sorted({r.split("-T")[0] for r in runs_in}, key=lambda c: c != "rnn")
+        lengths = sorted({int(r.split("-T")[1]) for r in runs_in})
+        s.text(f"**`{n}`: {what[n]}** (test accuracy; {m.get('n_seeds', 1)} seed(s)):")
+        s.table(["cell"] + [f"T = {t}" for t in lengths],
+                [["tanh RNN" if c == "rnn" else c.upper()]
+                 + [_mean_sd(m, f"{c}-T{t}.test_acc", _pct) for t in lengths] for c in cells])
+        s.figure(runs / n / "acc_vs_T.png", f"{n}: test accuracy against T")
+    s.text("**Where each came from:**")
+    s.table(["part", "command", "folder", "machine"],
+            [[n, f"nnlab run {' '.join(RESULTS[n][0])}", str(runs / n), _machine(runs / n)]
+             for n in names])
+    return s
+
+
+def _against(metrics: dict[str, dict], name: str, base: str, key: str) -> str:
+    """'−3.1 points' from ``base``'s mean ``key``; '—' for the base itself or without it."""
+    if name == base or base not in metrics:
+        return "—"
+    mean = lambda m: m.get(f"{key}_mean", m.get(key))  # noqa: E731
+    return f"{100 * (mean(metrics[name]) - mean(metrics[base])):+.1f} points"
 
 
 def _time_to(m: dict, percent: int) -> str:
@@ -361,16 +467,26 @@ def _time_to(m: dict, percent: int) -> str:
         n, seeds = int(m[f"{key}_n"]), int(m.get("n_seeds", 1))
         if n == 0:
             return "not reached"
-        text = _mean_sd(m, key, lambda x: f"{x:.0f}")
+        text = _mean_sd(m, key, _seconds)
         return text if n == seeds else f"{text} ({n} of {seeds} seeds)"
     return "not reached" if m.get(key) is None else f"{m[key]:.0f}"
 
 
 def _mean_sd(m: dict, key: str, fmt) -> str:
-    """'84.5% ± 0.3%' from a seeds summary's key_mean/key_std, or the one run's value."""
+    """'84.5% ± 0.3%' from a seeds summary's key_mean/key_std, or the one run's value (a
+    dotted key walks a one-run metrics.json's nesting: 'adam.val_acc'); '—' if it has none."""
     if f"{key}_mean" in m:
         return f"{fmt(m[f'{key}_mean'])} ± {fmt(m.get(f'{key}_std', 0.0))}"
-    return fmt(m[key])
+    value = m.get(key)
+    if value is None and "." in key:
+        value = m
+        for k in key.split("."):
+            value = value.get(k) if isinstance(value, dict) else None
+    return "—" if value is None else fmt(value)
+
+
+def _seconds(x: float) -> str:
+    return f"{x:.0f}"
 
 
 # --------------------------------------------------------------------------- writing
@@ -386,6 +502,7 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     profile_json = read_json(runs / "profile.json")
     profile = profile_json.get("profile")
     sections = [make(runs / name) for name, make in PARTS.items()] + [_additions(runs)]
+    sections += [rest] if (rest := _rest(runs)) is not None else []
     if not any(_finished(runs / name) for name in PARTS):
         raise NnlabError(f"{runs}: no finished part ({', '.join(PARTS)}); run "
                          "nnlab reproduce --profile quick first")
@@ -393,7 +510,7 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     label = (f"Profile **{profile}**" + (": every part at a reduced size, a preview — not the "
              "study's settings, so its numbers are not the study's." if profile == "quick"
              else ".")) if profile else "Runs from " + str(runs)
-    label += _measured(runs, profile_json.get("seconds", {}))
+    label += _measured(runs, profile_json)
     out.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"
     if figures.exists():
@@ -403,9 +520,12 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     return _write_html(out / "index.html", title, label, sections)
 
 
-def _measured(runs: Path, seconds: dict[str, float]) -> str:
-    """' It took 4 h 21 min: ...' when reproduce timed every finished part, else ''."""
-    done = [name for name in PARTS if _finished(runs / name)]
+def _measured(runs: Path, profile_json: dict) -> str:
+    """' The 4 parts took 4 h 21 min: ...' when reproduce timed every finished part of its
+    profile (the study's four, or all of them), else ''."""
+    seconds = profile_json.get("seconds", {})
+    names = [p["name"] for p in profile_json.get("parts", [])] or list(PARTS)
+    done = [name for name in names if _finished(runs / name)]
     if not done or any(name not in seconds for name in done):
         return ""
     return (f" The {len(done)} parts took {_duration(sum(seconds[n] for n in done))} of wall "
