@@ -327,7 +327,7 @@ def _additions(runs: Path) -> Section:
         m = read_json(speedrun / "metrics.json")
         s.text(f"**A fast CNN recipe: time to accuracy.** Source: {_source(speedrun)}")
         n = int(m.get("n_seeds", 1))
-        row = [str(n), _mean_sd(m, "val_acc", _pct), _mean_sd(m, "wall_s", _seconds)]
+        row = [str(n), _mean_sd(m, "val_acc", _pct), _mean_sd(m, "wall_s", _whole)]
         row += [_time_to(m, p) for p in (80, 84)]
         s.table(["seeds", "val acc (TTA)", "wall s", "s to 80% (no TTA)", "s to 84% (no TTA)"],
                 [row])
@@ -398,8 +398,8 @@ def _rest(runs: Path) -> Section | None:
                   _mean_sd(metrics[n], "val_acc", _pct),
                   _mean_sd(metrics[n], "val_acc_no_tta", _pct),
                   _mean_sd(metrics[n], "train_acc", _pct),
-                  _mean_sd(metrics[n], "epochs", lambda x: f"{x:.0f}"),
-                  _mean_sd(metrics[n], "wall_s", _seconds)] for n in group])
+                  _mean_sd(metrics[n], "epochs", _whole),
+                  _mean_sd(metrics[n], "wall_s", _whole)] for n in group])
     group = [n for n in names if kind[n] == "cifar-cnn"]
     if group:
         s.text("**Part II: the study's VGG at 10 epochs** (validation; best epoch chosen on it, "
@@ -408,8 +408,8 @@ def _rest(runs: Path) -> Section | None:
                  "wall s"],
                 [[n, opt, _mean_sd(metrics[n], f"{opt}.val_acc", _pct),
                   _mean_sd(metrics[n], f"{opt}.best_val_acc", _pct),
-                  _mean_sd(metrics[n], f"{opt}.best_epoch", lambda x: f"{x:.0f}"),
-                  _mean_sd(metrics[n], f"{opt}.wall_s", _seconds)]
+                  _mean_sd(metrics[n], f"{opt}.best_epoch", _whole),
+                  _mean_sd(metrics[n], f"{opt}.wall_s", _whole)]
                  for n in group for opt in ("adam", "sgd")
                  if opt in metrics[n] or f"{opt}.val_acc_mean" in metrics[n]])
     group = [n for n in names if kind[n] == "cifar-speedrun"]
@@ -421,7 +421,7 @@ def _rest(runs: Path) -> Section | None:
                 [[n, what[n], _mean_sd(metrics[n], "val_acc", _pct),
                   _against(metrics, n, "speedrun-ablation-full", "val_acc"),
                   _mean_sd(metrics[n], "val_acc_no_tta", _pct),
-                  _mean_sd(metrics[n], "wall_s", _seconds)] for n in group])
+                  _mean_sd(metrics[n], "wall_s", _whole)] for n in group])
     group = [n for n in names if kind[n] == "palindrome" and "cell" in metrics[n]]
     if group:
         s.text("**Part III: what each choice of the long recipe buys** (the tanh RNN at T = 60, "
@@ -431,7 +431,7 @@ def _rest(runs: Path) -> Section | None:
                 [[n, what[n], _pct(metrics[n]["test_acc"]),
                   _against(metrics, n, "palindrome-ablation-full", "test_acc"),
                   "never" if metrics[n].get("steps_to_99") is None
-                  else str(metrics[n]["steps_to_99"]), _seconds(metrics[n]["wall_s"])]
+                  else str(metrics[n]["steps_to_99"]), _whole(metrics[n]["wall_s"])]
                  for n in group])
     for n in (n for n in names if kind[n] == "palindrome" and "cell" not in metrics[n]):
         m = metrics[n]
@@ -467,7 +467,7 @@ def _time_to(m: dict, percent: int) -> str:
         n, seeds = int(m[f"{key}_n"]), int(m.get("n_seeds", 1))
         if n == 0:
             return "not reached"
-        text = _mean_sd(m, key, _seconds)
+        text = _mean_sd(m, key, _whole)
         return text if n == seeds else f"{text} ({n} of {seeds} seeds)"
     return "not reached" if m.get(key) is None else f"{m[key]:.0f}"
 
@@ -485,7 +485,7 @@ def _mean_sd(m: dict, key: str, fmt) -> str:
     return "—" if value is None else fmt(value)
 
 
-def _seconds(x: float) -> str:
+def _whole(x: float) -> str:
     return f"{x:.0f}"
 
 
