@@ -252,6 +252,32 @@ def test_a_toy_run_without_a_gradient_check_says_how_to_get_one(tmp_path):
     assert not any(kind == "table" for kind, _ in report._additions(tmp_path).blocks)
 
 
+def test_a_part_another_profile_made_is_not_taken_for_this_ones(tiny_profile, tmp_path,
+                                                                 capsys, monkeypatch):
+    """quick's preview run in a folder is never counted as the study's: one line, exit 1,
+    the folder untouched; --force replaces it and the record follows."""
+    import nnlab.cli
+
+    out = tmp_path / "study"
+    assert main(["reproduce", "--profile", "quick", "--only", "toy", "--out", str(out)]) == 0
+    metrics = (out / "toy" / "metrics.json").read_text()
+    capsys.readouterr()
+    longer = ["toy", "--quick", "--dataset", "moons", "--epochs", "3"]
+    monkeypatch.setitem(nnlab.cli.PROFILE_PARTS, "quick",
+                        [("toy", longer, "toy", False, 0.1)])
+    assert main(["reproduce", "--profile", "quick", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "made by another command, nnlab run toy --quick --dataset all" in captured.out
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "--force toy" in err and "holds a run of" in err
+    assert (out / "toy" / "metrics.json").read_text() == metrics  # nothing lost
+    assert main(["reproduce", "--profile", "quick", "--out", str(out), "--force", "toy"]) == 0
+    assert json.loads((out / "profile.json").read_text())["made_by"] == {"toy": longer}
+    assert json.loads((out / "toy" / "config.json").read_text())["epochs"] == 3
+    assert main(["reproduce", "--profile", "quick", "--out", str(out)]) == 0  # now its own
+    assert "[1/1] toy: done" in capsys.readouterr().out
+
+
 def test_without_cifar_the_cifar_parts_are_skipped_with_a_line(tiny_profile, nnlab_cache,
                                                                tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "no-cifar-here"))

@@ -474,6 +474,15 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     def done(name: str) -> bool:  # finished, and not to be redone
         return name not in force and (out / name / "metrics.json").exists()
 
+    from nnlab.engine.checkpoint import read_json, write_json_atomic
+
+    # The command that made each part's folder (older records: the parts' list), so that a
+    # folder another profile made (quick's preview MLP, say) is never taken for this one's.
+    previous = read_json(out / "profile.json")
+    made_by = previous.get("made_by") or {p["name"]: p["argv"] for p in previous.get("parts", [])}
+    clash = {p[0]: made_by[p[0]] for p in chosen if p[0] not in force and (out / p[0]).exists()
+             and made_by.get(p[0], p[1]) != p[1]}
+
     runnable = [p for p in chosen if not (p[3] and cifar_missing)]
     total = sum(p[4] for p in runnable)
     left = sum(p[4] for p in runnable if not done(p[0]))
@@ -482,18 +491,21 @@ def _cmd_profile(args: argparse.Namespace) -> None:
           + (f", about {left:.0f} min of it still to run" if left < total else ""))
     for i, (name, argv, what, cifar, minutes) in enumerate(chosen, 1):
         state = ("skipped: no CIFAR-10" if cifar and cifar_missing else
+                 f"made by another command, nnlab {shlex.join(['run', *clash[name]])}"
+                 if name in clash else
                  "done" if done(name) else
                  "to resume" if (out / name / "config.json").exists() and name not in force
                  else f"~{minutes:g} min")
         print(f"  {i}. {name:<24} {what} [{state}]\n     nnlab {shlex.join(['run', *argv])}")
     if args.list:
         return
+    if clash:
+        name, argv = next(iter(clash.items()))
+        raise NnlabError(f"{out / name} holds a run of `nnlab {shlex.join(['run', *argv])}`, not "
+                         f"this profile's: pick another --out, or --force {name} to replace it")
     out.mkdir(parents=True, exist_ok=True)
-    from nnlab.engine.checkpoint import read_json, write_json_atomic
-
     # Wall seconds each part has cost, summed over every invocation that worked on it (time
     # lost to an interruption included): the profile's measured time, however often resumed.
-    previous = read_json(out / "profile.json")
     seconds = {n: s for n, s in previous.get("seconds", {}).items() if n not in force}
     recorded = {p["name"] for p in previous.get("parts", [])} | {p[0] for p in chosen}
 
@@ -501,7 +513,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
         write_json_atomic(out / "profile.json", {
             "profile": args.profile, "parts": [{"name": n, "argv": a, "what": w, "cifar": c}
                                                for n, a, w, c, _ in parts if n in recorded],
-            "seconds": seconds})
+            "seconds": seconds, "made_by": made_by})
 
     record()
     again = ["nnlab", "reproduce", *sys.argv[2:]] if sys.argv[1:2] == ["reproduce"] else [
@@ -515,6 +527,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
             print(f"[{i}/{len(chosen)}] {name}: done", flush=True)
             continue
         t, before = time.perf_counter(), seconds.get(name, 0.0)
+        made_by[name] = argv
 
         def tick(name: str = name, t: float = t, before: float = before) -> None:
             seconds[name] = before + time.perf_counter() - t
