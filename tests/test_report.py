@@ -179,10 +179,8 @@ def test_report_shows_the_full_profiles_additions(tmp_path):
     assert "additions" in page.read_text()
 
 
-def test_report_shows_the_full_profiles_other_results(tmp_path):
-    """Every other README result the full profile ran gets a row (seeds summaries, one-run
-    nesting, ablations against their whole recipe, a sweep's T table) and its source."""
-    runs = tmp_path / "runs"
+def _crafted_rest(runs) -> dict[str, dict]:
+    """Some of the full profile's other parts, crafted: one of each kind the report shows."""
     crafted = {
         "toy-sgd": {"n_seeds": 3, "moons.numpy.test_acc_mean": 0.892,
                     "moons.numpy.test_acc_std": 0.006, "moons.torch.test_acc_mean": 0.891,
@@ -215,6 +213,14 @@ def test_report_shows_the_full_profiles_other_results(tmp_path):
         (runs / name / "config.json").write_text(
             json.dumps({"provenance": {"cpu": "crafted CPU", "threads": 2}}))
         (runs / name / "metrics.json").write_text(json.dumps(metrics))
+    return crafted
+
+
+def test_report_shows_the_full_profiles_other_results(tmp_path):
+    """Every other README result the full profile ran gets a row (seeds summaries, one-run
+    nesting, ablations against their whole recipe, a sweep's T table) and its source."""
+    runs = tmp_path / "runs"
+    crafted = _crafted_rest(runs)
     (runs / "profile.json").write_text(json.dumps({"profile": "full"}))
     _crafted_cnn(runs / "cifar-cnn", [0.6, 0.8], [0.5, 0.8])  # a study part: the report's need
     md = (report.build(runs).parent / "index.md").read_text()
@@ -360,7 +366,9 @@ def test_report_page_in_a_headless_browser_at_phone_width(tmp_path, capsys):
     assert main(["run", "palindrome", "--quick", "--lengths", "4,5", "--cell", "rnn,lstm",
                  "--out", str(out / "palindrome")]) == 0
     _crafted_cnn(out / "cifar-cnn", [0.6, 0.78, 0.80], [0.3, 0.5, 0.80])
+    _crafted_rest(out)  # the full profile's wide tables (commands, machines) must scroll too
     page = report.build(out)
+    assert '<section id="rest">' in page.read_text()
     checked = page.with_name("checked.html")
     checked.write_text(page.read_text().replace("<head>", "<head>" + CHECK, 1))
     harness = page.with_name("harness.html")
