@@ -247,6 +247,24 @@ def test_report_shows_the_full_profiles_other_results(tmp_path):
     assert "Not finished yet: `cifar-speedrun-cpu`" in additions  # a full profile under way
 
 
+def test_report_never_clears_a_folder_that_is_not_its_own(tmp_path, capsys):
+    """--out at a folder of the user's (one with figures/ of its own) is refused in one line
+    and nothing in it is touched; the report's own folder is rebuilt in place."""
+    runs = tmp_path / "runs"
+    _crafted_cnn(runs / "cifar-cnn", [0.6, 0.8], [0.5, 0.8])
+    theirs = tmp_path / "docs"
+    (theirs / "figures").mkdir(parents=True)
+    (theirs / "figures" / "keep.png").write_bytes(b"mine")
+    assert main(["report", str(runs), "--out", str(theirs)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds no nnlab report" in err
+    assert (theirs / "figures" / "keep.png").read_bytes() == b"mine"
+    assert sorted(p.name for p in theirs.iterdir()) == ["figures"]
+    for _ in range(2):  # the second build replaces the first
+        assert main(["report", str(runs), "--out", str(tmp_path / "new")]) == 0
+    assert (tmp_path / "new" / "index.html").exists()
+
+
 def test_a_toy_run_without_a_gradient_check_says_how_to_get_one(tmp_path):
     """A toy run older than the recorded gradient check gets a line, not a silent gap."""
     toy = tmp_path / "toy"

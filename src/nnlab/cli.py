@@ -156,7 +156,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                          "against the data.")
     rpt.add_argument("runs_dir", type=Path, metavar="RUNS_DIR")
     rpt.add_argument("--out", type=Path, default=None, metavar="DIR",
-                     help="where the report goes (default: RUNS_DIR/report)")
+                     help="where the report goes: a new or empty folder, or an earlier report's "
+                     "(default: RUNS_DIR/report)")
     run = sub.add_parser("run", help="run one experiment: nnlab run NAME [flags]")
     names = run.add_subparsers(dest="experiment", required=True, metavar="NAME",
                                parser_class=_Parser)

@@ -499,6 +499,9 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     if not runs.is_dir():
         raise NnlabError(f"{runs}: no such folder of runs")
     out = Path(out) if out is not None else runs / "report"
+    if out.is_dir() and any(out.iterdir()) and TITLE not in _text(out / "index.html"):
+        raise NnlabError(f"{out}: a folder that holds no nnlab report, and the report would "
+                         "replace its figures/; pick a new or empty --out")
     profile_json = read_json(runs / "profile.json")
     profile = profile_json.get("profile")
     sections = [make(runs / name) for name, make in PARTS.items()] + [_additions(runs)]
@@ -506,7 +509,7 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     if not any(_finished(runs / name) for name in PARTS):
         raise NnlabError(f"{runs}: no finished part ({', '.join(PARTS)}); run "
                          "nnlab reproduce --profile quick first")
-    title = "nnlab: the study, reproduced"
+    title = TITLE
     label = (f"Profile **{profile}**" + (": every part at a reduced size, a preview — not the "
              "study's settings, so its numbers are not the study's." if profile == "quick"
              else ".")) if profile else "Runs from " + str(runs)
@@ -518,6 +521,16 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     figures.mkdir()
     _write_markdown(out / "index.md", title, label, sections, figures)
     return _write_html(out / "index.html", title, label, sections)
+
+
+TITLE = "nnlab: the study, reproduced"  # also how a folder shows it holds one of our reports
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _measured(runs: Path, profile_json: dict) -> str:
