@@ -44,6 +44,15 @@ def test_sweep_one_folder_per_cell_and_T_plus_figure(tmp_path):
     assert (tmp_path / "acc_vs_T.png").exists()
 
 
+def test_lengths_with_one_T_runs_that_T(tmp_path):
+    """--lengths 3 is T = 3 (it once ran the default T = 5 and recorded lengths [3])."""
+    out = tmp_path / "r"
+    assert main(["run", "palindrome", "--quick", "--lengths", "3", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["T"] == 3
+    config = json.loads((out / "config.json").read_text())
+    assert config["length"] == 3 and not config["lengths"]
+
+
 def test_seeds_draw_the_accuracy_vs_T_figure(tmp_path):
     out = tmp_path / "r"
     assert main(["run", "palindrome", "--quick", "--lengths", "3,4", "--seeds", "2",

@@ -65,6 +65,8 @@ class Config:
 
     def __post_init__(self) -> None:
         validate(self)
+        if len(self.lengths) == 1:  # a sweep of one length is that length (it was ignored)
+            self.length, self.lengths = self.lengths[0], ()
         for cell in self.cells:
             if cell not in CELLS:
                 raise ConfigError(f"--cell takes rnn, lstm or gru (or a comma list of them); "
