@@ -174,6 +174,7 @@ def test_report_shows_the_full_profiles_additions(tmp_path):
     additions = (page.parent / "index.md").read_text().split("## nnlab's additions")[1]
     assert "| 3 | 84.5% ± 0.3% | 338 ± 46 | 242 ± 40 | 300 ± 10 (2 of 3 seeds) |" in additions
     assert "| palindrome-long-lstm | lstm | 1000 | 99.5% | 4000 | 512 | 900 |" in additions
+    assert "| palindrome-long-lstm | nnlab run palindrome --recipe long --cell lstm" in additions
     assert "Gradients proven exact" not in additions  # no toy run here
     assert "Not in this profile: `palindrome-long-rnn`, `palindrome-push-rnn`" in additions
     assert "additions" in page.read_text()

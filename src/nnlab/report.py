@@ -353,6 +353,7 @@ def _additions(runs: Path) -> Section:
         s.table(["part", "cell", "T", "test acc", "steps", "s to 99% (val)", "wall s"], rows)
         for path, caption in figures:
             s.figure(path, caption)
+        _where_from(s, runs, [r[0] for r in rows])
     if missing:
         names = ", ".join(f"`{n}`" for n in missing)
         s.text(f"Not finished yet: {names} (`nnlab reproduce --profile full` again continues)."
@@ -444,11 +445,18 @@ def _rest(runs: Path) -> Section | None:
                 [["tanh RNN" if c == "rnn" else c.upper()]
                  + [_mean_sd(m, f"{c}-T{t}.test_acc", _pct) for t in lengths] for c in cells])
         s.figure(runs / n / "acc_vs_T.png", f"{n}: test accuracy against T")
+    _where_from(s, runs, names)
+    return s
+
+
+def _where_from(s: Section, runs: Path, names: list[str]) -> None:
+    """A table of each part's command, folder and machine."""
+    from nnlab.reproduce import RESULTS
+
     s.text("**Where each came from:**")
     s.table(["part", "command", "folder", "machine"],
             [[n, f"nnlab run {' '.join(RESULTS[n][0])}", str(runs / n), _machine(runs / n)]
              for n in names])
-    return s
 
 
 def _against(metrics: dict[str, dict], name: str, base: str, key: str) -> str:
