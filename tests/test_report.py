@@ -144,6 +144,7 @@ def test_tiny_profile_end_to_end_then_its_report(tiny_profile, nnlab_cache, tmp_
         assert f"## {title}" in md
     assert md.count("**The study:") == 4 and "Profile **quick**" in md
     assert "`nnlab run palindrome --quick --cell rnn,lstm --lengths 4,5`" in md
+    assert md.index("| tanh RNN | 5 |") < md.index("| LSTM | 4 |")  # the study's cell first
     # nnlab's additions: the toy runs' gradient checks, and a line for the full profile's parts
     additions = md.split("## nnlab's additions")[1]
     errors = re.findall(r"\| (moons|circles|blobs) \| (\S+) \| (\S+) \|", additions)

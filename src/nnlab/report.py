@@ -267,8 +267,9 @@ def _part_palindrome(folder: Path) -> Section:
         m = read_json(run / "metrics.json")
         if "cell" in m:
             results.setdefault(m["cell"], {}).setdefault(m["T"], []).append(m["test_acc"])
-    rows = [[cell, str(T), " / ".join(_pct(a) for a in accs)]
-            for cell, by_T in results.items() for T, accs in sorted(by_T.items())]
+    rows = [[_cell_name(cell), str(T), " / ".join(_pct(a) for a in accs)]
+            for cell, by_T in sorted(results.items(), key=lambda kv: kv[0] != "rnn")
+            for T, accs in sorted(by_T.items())]
     s.table(["cell", "T", "test accuracy (each seed)"], rows)
     s.figure(folder / "acc_vs_T.png", "test accuracy against palindrome length T (the study's "
                                       "Figure 14)")
@@ -442,7 +443,7 @@ def _rest(runs: Path) -> Section | None:
         lengths = sorted({int(r.split("-T")[1]) for r in runs_in})
         s.text(f"**`{n}`: {what[n]}** (test accuracy; {m.get('n_seeds', 1)} seed(s)):")
         s.table(["cell"] + [f"T = {t}" for t in lengths],
-                [["tanh RNN" if c == "rnn" else c.upper()]
+                [[_cell_name(c)]
                  + [_mean_sd(m, f"{c}-T{t}.test_acc", _pct) for t in lengths] for c in cells])
         s.figure(runs / n / "acc_vs_T.png", f"{n}: test accuracy against T")
     _where_from(s, runs, names)
@@ -457,6 +458,10 @@ def _where_from(s: Section, runs: Path, names: list[str]) -> None:
     s.table(["part", "command", "folder", "machine"],
             [[n, f"nnlab run {' '.join(RESULTS[n][0])}", str(runs / n), _machine(runs / n)]
              for n in names])
+
+
+def _cell_name(cell: str) -> str:
+    return "tanh RNN" if cell == "rnn" else cell.upper()
 
 
 def _against(metrics: dict[str, dict], name: str, base: str, key: str) -> str:
