@@ -232,8 +232,9 @@ def test_report_shows_the_full_profiles_other_results(tmp_path):
             "| toy-sgd | moons | 3 | 89.2% ± 0.6% | 89.1% ± 0.5% | 0.44 ± 0.02 |",
             "| cifar-mlp-best | the strongest pure MLP, validation accuracy over 3 seeds | 3 | "
             "73.0% ± 0.3% | 71.2% ± 0.3% | 87.4% ± 0.0% | 38 | 396 ± 46 |",
-            "| cifar-cnn-study-10ep | adam | 74.1% | 75.2% | 8 | 1200 |",
-            "| cifar-cnn-study-10ep | sgd | 65.5% | 65.5% | 10 | 1100 |",
+            "| cifar-cnn-study-10ep | the study's VGG, Adam vs SGD from the same weights, 10 "
+            "epochs | adam | 74.1% | 75.2% | 8 | 1200 |",
+            "10 epochs | sgd | 65.5% | 65.5% | 10 | 1100 |",
             "| speedrun-ablation-full | the whole recipe | 79.1% | — | 78.0% | 150 |",
             "| speedrun-ablation-default-init | PyTorch's default conv init, not Dirac | 76.0% "
             "| -3.1 points | 75.0% | 151 |",
