@@ -305,6 +305,23 @@ def test_a_part_another_profile_made_is_not_taken_for_this_ones(tiny_profile, tm
     assert "[1/1] toy: done" in capsys.readouterr().out
 
 
+def test_the_plan_counts_what_a_started_part_has_already_cost(tmp_path, capsys, monkeypatch):
+    import nnlab.cli
+
+    monkeypatch.setitem(nnlab.cli.PROFILE_PARTS, "quick", [
+        ("toy", ["toy", "--quick"], "toy", False, 10.0),
+        ("palindrome", ["palindrome", "--quick"], "palindromes", False, 20.0)])
+    out = tmp_path / "study"
+    (out / "toy").mkdir(parents=True)
+    (out / "toy" / "config.json").write_text("{}")  # started, 4 of its 10 minutes spent
+    (out / "profile.json").write_text(json.dumps({"profile": "quick", "seconds": {"toy": 240}}))
+    assert main(["reproduce", "--profile", "quick", "--out", str(out), "--list"]) == 0
+    printed = capsys.readouterr().out
+    assert "about 30 min on a 2-core CPU" in printed
+    assert "about 26 min of it still to run" in printed
+    assert "toy                      toy [to resume]" in printed
+
+
 def test_without_cifar_the_cifar_parts_are_skipped_with_a_line(tiny_profile, nnlab_cache,
                                                                tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "no-cifar-here"))

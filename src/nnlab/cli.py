@@ -486,7 +486,8 @@ def _cmd_profile(args: argparse.Namespace) -> None:
 
     runnable = [p for p in chosen if not (p[3] and cifar_missing)]
     total = sum(p[4] for p in runnable)
-    left = sum(p[4] for p in runnable if not done(p[0]))
+    spent = {n: s / 60 for n, s in previous.get("seconds", {}).items() if n not in force}
+    left = sum(max(p[4] - spent.get(p[0], 0.0), 0.0) for p in runnable if not done(p[0]))
     print(f"nnlab reproduce --profile {args.profile}: {len(chosen)} parts into {out}, about "
           f"{total:.0f} min on a 2-core CPU (measured on this project's machines)"
           + (f", about {left:.0f} min of it still to run" if left < total else ""))
