@@ -223,7 +223,10 @@ def test_report_shows_the_full_profiles_other_results(tmp_path):
     nesting, ablations against their whole recipe, a sweep's T table) and its source."""
     runs = tmp_path / "runs"
     crafted = _crafted_rest(runs)
-    (runs / "profile.json").write_text(json.dumps({"profile": "full"}))
+    timed = ["cifar-cnn", *crafted]
+    (runs / "profile.json").write_text(json.dumps({
+        "profile": "full", "parts": [{"name": n, "argv": [n]} for n in timed],
+        "seconds": {n: 60.0 for n in timed}}))
     _crafted_cnn(runs / "cifar-cnn", [0.6, 0.8], [0.5, 0.8])  # a study part: the report's need
     md = (report.build(runs).parent / "index.md").read_text()
     assert "- [The full profile's other results](#rest)" in md
@@ -246,6 +249,9 @@ def test_report_shows_the_full_profiles_other_results(tmp_path):
             "5,10,15,20,30,40 --steps 3000 --seeds 3 --jobs 3 | "):
         assert row in rest, row
     assert rest.count("crafted CPU, 2 threads") == len(crafted)
+    assert rest.count(" | 1 min 0 s |") == len(crafted)  # each part's measured time
+    assert ("The 9 parts took 9 min 0 s of wall time (every invocation that worked on them "
+            "summed): cifar-cnn 1 min 0 s, and the 8 others 8 min 0 s") in md
     additions = md.split("## nnlab's additions")[1].split("## The full")[0]
     assert "Not finished yet: `cifar-speedrun-cpu`" in additions  # a full profile under way
 

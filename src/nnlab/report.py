@@ -442,7 +442,8 @@ def _rest(runs: Path) -> Section | None:
                          | {k for k, v in m.items() if isinstance(v, dict)})
         cells = sorted({r.split("-T")[0] for r in runs_in}, key=lambda c: c != "rnn")
         lengths = sorted({int(r.split("-T")[1]) for r in runs_in})
-        s.text(f"**`{n}`: {what[n]}** (test accuracy; {m.get('n_seeds', 1)} seed(s)):")
+        s.text(f"**`{n}`: {what[n]}** (test accuracy on held-out palindromes"
+               + (", mean ± sd over the seeds):" if "n_seeds" in m else "):"))
         s.table(["cell"] + [f"T = {t}" for t in lengths],
                 [[_cell_name(c)]
                  + [_mean_sd(m, f"{c}-T{t}.test_acc", _pct) for t in lengths] for c in cells])
@@ -452,13 +453,15 @@ def _rest(runs: Path) -> Section | None:
 
 
 def _where_from(s: Section, runs: Path, names: list[str]) -> None:
-    """A table of each part's command, folder and machine."""
+    """A table of each part's command, folder, machine and, when a profile timed it, the
+    wall time it took (every invocation summed)."""
     from nnlab.reproduce import RESULTS
 
+    seconds = read_json(runs / "profile.json").get("seconds", {})
     s.text("**Where each came from:**")
-    s.table(["part", "command", "folder", "machine"],
-            [[n, f"nnlab run {' '.join(RESULTS[n][0])}", str(runs / n), _machine(runs / n)]
-             for n in names])
+    s.table(["part", "command", "folder", "machine", "wall time"],
+            [[n, f"nnlab run {' '.join(RESULTS[n][0])}", str(runs / n), _machine(runs / n),
+              _duration(seconds[n]) if n in seconds else "—"] for n in names])
 
 
 def _cell_name(cell: str) -> str:
@@ -555,9 +558,14 @@ def _measured(runs: Path, profile_json: dict) -> str:
     done = [name for name in names if _finished(runs / name)]
     if not done or any(name not in seconds for name in done):
         return ""
+    listed = [n for n in done if n in PARTS]  # the study's own; the rest in their tables
+    others = [n for n in done if n not in PARTS]
     return (f" The {len(done)} parts took {_duration(sum(seconds[n] for n in done))} of wall "
             "time (every invocation that worked on them summed): "
-            + ", ".join(f"{n} {_duration(seconds[n])}" for n in done) + ".")
+            + ", ".join(f"{n} {_duration(seconds[n])}" for n in listed)
+            + (f"{', and' if listed else ''} the {len(others)} others "
+               f"{_duration(sum(seconds[n] for n in others))} (each in the tables of where its "
+               "results came from)" if others else "") + ".")
 
 
 def _duration(s: float) -> str:
