@@ -151,7 +151,8 @@ def test_tiny_profile_end_to_end_then_its_report(tiny_profile, nnlab_cache, tmp_
     assert [e[0] for e in errors] == ["moons", "circles", "blobs"]
     assert all(float(d) < 1e-5 and float(a) < 1e-10 for _, d, a in errors)
     assert "figures/toy-moons-boundary.png" in additions
-    assert "Not in this profile: `cifar-speedrun-cpu`, `palindrome-long-rnn`" in additions
+    assert ("Not in this profile: `cifar-speedrun-cpu`, `cifar-speedrun-cpu-muon`, "
+            "`palindrome-long-rnn`") in additions
 
 
 def test_report_shows_the_full_profiles_additions(tmp_path):
@@ -173,11 +174,14 @@ def test_report_shows_the_full_profiles_additions(tmp_path):
     _crafted_cnn(runs / "cifar-cnn", [0.6, 0.8], [0.5, 0.8])  # a study part: the report's need
     page = report.build(runs)
     additions = (page.parent / "index.md").read_text().split("## nnlab's additions")[1]
-    assert "| 3 | 84.5% ± 0.3% | 338 ± 46 | 242 ± 40 | 300 ± 10 (2 of 3 seeds) |" in additions
+    assert ("| cifar-speedrun-cpu | 3 | 84.5% ± 0.3% | 338 ± 46 | 242 ± 40 | 300 ± 10 (2 of 3 "
+            "seeds) |") in additions
+    assert "| cifar-speedrun-cpu | nnlab run cifar-speedrun --widths 32,64,64" in additions
     assert "| palindrome-long-lstm | lstm | 1000 | 99.5% | 4000 | 512 | 900 |" in additions
     assert "| palindrome-long-lstm | nnlab run palindrome --recipe long --cell lstm" in additions
     assert "Gradients proven exact" not in additions  # no toy run here
-    assert "Not in this profile: `palindrome-long-rnn`, `palindrome-push-rnn`" in additions
+    assert ("Not in this profile: `cifar-speedrun-cpu-muon`, `palindrome-long-rnn`, "
+            "`palindrome-push-rnn`") in additions
     assert "additions" in page.read_text()
 
 

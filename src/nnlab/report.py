@@ -289,6 +289,7 @@ PARTS = {"toy": _part_toy, "cifar-mlp": _part_mlp, "cifar-cnn": _part_cnn,
 # nnlab's results beyond the study that the report shows when the `full` profile ran them
 # (part folders; the long-memory parts are one palindrome run each).
 SPEEDRUN = "cifar-speedrun-cpu"
+SPEEDRUN_MUON = "cifar-speedrun-cpu-muon"
 LONG_MEMORY = ("palindrome-long-rnn", "palindrome-long-lstm", "palindrome-push-rnn",
                "palindrome-push-lstm")
 
@@ -323,19 +324,23 @@ def _additions(runs: Path) -> Section:
                "test), from the runs of Part I:")
         for d in ("moons", "circles", "blobs"):
             s.figure(toy / d / "boundary.png", f"{d}: decision boundaries")
-    speedrun = runs / SPEEDRUN
-    if _finished(speedrun):
-        m = read_json(speedrun / "metrics.json")
-        s.text(f"**A fast CNN recipe: time to accuracy.** Source: {_source(speedrun)}")
-        n = int(m.get("n_seeds", 1))
-        row = [str(n), _mean_sd(m, "val_acc", _pct), _mean_sd(m, "wall_s", _whole)]
-        row += [_time_to(m, p) for p in (80, 84)]
-        s.table(["seeds", "val acc (TTA)", "wall s", "s to 80% (no TTA)", "s to 84% (no TTA)"],
-                [row])
-        s.figure(speedrun / "time_to_accuracy.png", "validation accuracy against minutes "
-                                                    "since the start, every seed")
-    else:
-        missing.append(SPEEDRUN)
+    speedruns = [runs / n for n in (SPEEDRUN, SPEEDRUN_MUON) if _finished(runs / n)]
+    if speedruns:
+        s.text("**A fast CNN recipe: time to accuracy** (validation):")
+        rows = []
+        for folder in speedruns:
+            m = read_json(folder / "metrics.json")
+            rows.append([folder.name, str(int(m.get("n_seeds", 1))),
+                         _mean_sd(m, "val_acc", _pct), _mean_sd(m, "wall_s", _whole)]
+                        + [_time_to(m, p) for p in (80, 84)])
+        s.table(["part", "seeds", "val acc (TTA)", "wall s", "s to 80% (no TTA)",
+                 "s to 84% (no TTA)"], rows)
+        for folder in speedruns:
+            s.figure(folder / "time_to_accuracy.png", f"{folder.name}: validation accuracy "
+                                                      "against minutes since the start, every "
+                                                      "seed")
+        _where_from(s, runs, [f.name for f in speedruns])
+    missing += [n for n in (SPEEDRUN, SPEEDRUN_MUON) if not _finished(runs / n)]
     rows, figures = [], []
     for name in LONG_MEMORY:
         folder = runs / name
@@ -369,7 +374,8 @@ def _rest(runs: Path) -> Section | None:
     where each came from; None when none of them is finished."""
     from nnlab.reproduce import RESULTS
 
-    names = [n for n in RESULTS if n not in (SPEEDRUN, *LONG_MEMORY) and _finished(runs / n)]
+    names = [n for n in RESULTS if n not in (SPEEDRUN, SPEEDRUN_MUON, *LONG_MEMORY)
+             and _finished(runs / n)]
     if not names:
         return None
     s = Section("rest", "The full profile's other results")
