@@ -283,10 +283,10 @@ def test_a_toy_run_without_a_gradient_check_says_how_to_get_one(tmp_path):
     toy = tmp_path / "toy"
     toy.mkdir()
     (toy / "metrics.json").write_text(json.dumps({"moons": {"numpy": {}, "torch": {}}}))
-    texts = [b for kind, b in report._additions(tmp_path).blocks if kind == "text"]
+    texts = [b for kind, b in report._additions(tmp_path, {}).blocks if kind == "text"]
     assert any("made before nnlab recorded its gradient check" in t and "--force toy" in t
                for t in texts)
-    assert not any(kind == "table" for kind, _ in report._additions(tmp_path).blocks)
+    assert not any(kind == "table" for kind, _ in report._additions(tmp_path, {}).blocks)
 
 
 def test_a_part_another_profile_made_is_not_taken_for_this_ones(tiny_profile, tmp_path,

@@ -484,10 +484,12 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     clash = {p[0]: made_by[p[0]] for p in chosen if p[0] not in force and (out / p[0]).exists()
              and made_by.get(p[0], p[1]) != p[1]}
 
+    # Wall seconds each part has cost, summed over every invocation that worked on it (time
+    # lost to an interruption included): the profile's measured time, however often resumed.
+    seconds = {n: s for n, s in previous.get("seconds", {}).items() if n not in force}
     runnable = [p for p in chosen if not (p[3] and cifar_missing)]
     total = sum(p[4] for p in runnable)
-    spent = {n: s / 60 for n, s in previous.get("seconds", {}).items() if n not in force}
-    left = sum(max(p[4] - spent.get(p[0], 0.0), 0.0) for p in runnable if not done(p[0]))
+    left = sum(max(p[4] - seconds.get(p[0], 0.0) / 60, 0.0) for p in runnable if not done(p[0]))
     print(f"nnlab reproduce --profile {args.profile}: {len(chosen)} parts into {out}, about "
           f"{total:.0f} min on a 2-core CPU (measured on this project's machines)"
           + (f", about {left:.0f} min of it still to run" if left < total else ""))
@@ -506,9 +508,6 @@ def _cmd_profile(args: argparse.Namespace) -> None:
         raise NnlabError(f"{out / name} holds a run of `nnlab {shlex.join(['run', *argv])}`, not "
                          f"this profile's: pick another --out, or --force {name} to replace it")
     out.mkdir(parents=True, exist_ok=True)
-    # Wall seconds each part has cost, summed over every invocation that worked on it (time
-    # lost to an interruption included): the profile's measured time, however often resumed.
-    seconds = {n: s for n, s in previous.get("seconds", {}).items() if n not in force}
     recorded = {p["name"] for p in previous.get("parts", [])} | {p[0] for p in chosen}
 
     def record() -> None:  # parts run by an earlier --only stay in the record

@@ -294,7 +294,7 @@ LONG_MEMORY = ("palindrome-long-rnn", "palindrome-long-lstm", "palindrome-push-r
                "palindrome-push-lstm")
 
 
-def _additions(runs: Path) -> Section:
+def _additions(runs: Path, profile_json: dict) -> Section:
     """What nnlab adds to the study: its gradients proven exact, decision boundaries, the
     fast CNN recipe's time to accuracy and recurrent cells that remember across hundreds of
     steps: each from its part's folder, and a line for each part this profile did not run."""
@@ -339,7 +339,7 @@ def _additions(runs: Path) -> Section:
             s.figure(folder / "time_to_accuracy.png", f"{folder.name}: validation accuracy "
                                                       "against minutes since the start, every "
                                                       "seed")
-        _where_from(s, runs, [f.name for f in speedruns])
+        _where_from(s, runs, [f.name for f in speedruns], profile_json)
     missing += [n for n in (SPEEDRUN, SPEEDRUN_MUON) if not _finished(runs / n)]
     rows, figures = [], []
     for name in LONG_MEMORY:
@@ -359,16 +359,16 @@ def _additions(runs: Path) -> Section:
         s.table(["part", "cell", "T", "test acc", "steps", "s to 99% (val)", "wall s"], rows)
         for path, caption in figures:
             s.figure(path, caption)
-        _where_from(s, runs, [r[0] for r in rows])
+        _where_from(s, runs, [r[0] for r in rows], profile_json)
     if missing:
         names = ", ".join(f"`{n}`" for n in missing)
         s.text(f"Not finished yet: {names} (`nnlab reproduce --profile full` again continues)."
-               if read_json(runs / "profile.json").get("profile") == "full" else
+               if profile_json.get("profile") == "full" else
                f"Not in this profile: {names} (`nnlab reproduce --profile full` runs them).")
     return s
 
 
-def _rest(runs: Path) -> Section | None:
+def _rest(runs: Path, profile_json: dict) -> Section | None:
     """The full profile's other parts (every README result beyond the study and the
     additions), grouped by experiment, one table each from their metrics.json, and a table of
     where each came from; None when none of them is finished."""
@@ -454,16 +454,16 @@ def _rest(runs: Path) -> Section | None:
                 [[_cell_name(c)]
                  + [_mean_sd(m, f"{c}-T{t}.test_acc", _pct) for t in lengths] for c in cells])
         s.figure(runs / n / "acc_vs_T.png", f"{n}: test accuracy against T")
-    _where_from(s, runs, names)
+    _where_from(s, runs, names, profile_json)
     return s
 
 
-def _where_from(s: Section, runs: Path, names: list[str]) -> None:
+def _where_from(s: Section, runs: Path, names: list[str], profile_json: dict) -> None:
     """A table of each part's command, folder, machine and, when a profile timed it, the
     wall time it took (every invocation summed)."""
     from nnlab.reproduce import RESULTS
 
-    seconds = read_json(runs / "profile.json").get("seconds", {})
+    seconds = profile_json.get("seconds", {})
     s.text("**Where each came from:**")
     s.table(["part", "command", "folder", "machine", "wall time"],
             [[n, f"nnlab run {' '.join(RESULTS[n][0])}", str(runs / n), _machine(runs / n),
@@ -522,13 +522,16 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     if not runs.is_dir():
         raise NnlabError(f"{runs}: no such folder of runs")
     out = Path(out) if out is not None else runs / "report"
-    if out.is_dir() and any(out.iterdir()) and TITLE not in _text(out / "index.html"):
+    index = out / "index.html"
+    if out.is_dir() and any(out.iterdir()) and not (
+            index.is_file() and TITLE in index.read_text(errors="replace")):
         raise NnlabError(f"{out}: a folder that holds no nnlab report, and the report would "
                          "replace its figures/; pick a new or empty --out")
     profile_json = read_json(runs / "profile.json")
     profile = profile_json.get("profile")
-    sections = [make(runs / name) for name, make in PARTS.items()] + [_additions(runs)]
-    sections += [rest] if (rest := _rest(runs)) is not None else []
+    sections = [make(runs / name) for name, make in PARTS.items()]
+    sections.append(_additions(runs, profile_json))
+    sections += [rest] if (rest := _rest(runs, profile_json)) is not None else []
     if not any(_finished(runs / name) for name in PARTS):
         raise NnlabError(f"{runs}: no finished part ({', '.join(PARTS)}); run "
                          "nnlab reproduce --profile quick first")
@@ -547,13 +550,6 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
 
 
 TITLE = "nnlab: the study, reproduced"  # also how a folder shows it holds one of our reports
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
 
 
 def _measured(runs: Path, profile_json: dict) -> str:
