@@ -332,6 +332,26 @@ def test_the_plan_counts_what_a_started_part_has_already_cost(tmp_path, capsys, 
     assert "toy                      toy [to resume]" in printed
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_the_full_plan_uses_the_measured_minutes_on_a_cpu_like_the_one_that_measured_them(
+        native, tmp_path, capsys, monkeypatch):
+    import nnlab.device
+    from nnlab.reproduce import FULL_MINUTES_NATIVE_BF16, PROFILE_PARTS
+
+    monkeypatch.setattr(nnlab.device, "cpu_has_native_bf16", lambda: native)
+    out = tmp_path / "full"
+    assert main(["reproduce", "--profile", "full", "--out", str(out), "--list"]) == 0
+    printed = capsys.readouterr().out
+    minutes = {n: FULL_MINUTES_NATIVE_BF16.get(n, m) if native else m
+               for n, _, _, _, m in PROFILE_PARTS["full"]}
+    assert f"about {sum(minutes.values()):.0f} min on a 2-core CPU" in printed
+    assert ("like this CPU" in printed) == native
+    assert f"[~{minutes['cifar-speedrun-cpu']:g} min]" in printed
+    # Every part beyond the study has a measured time.
+    beyond = {n for n, *_ in PROFILE_PARTS["full"]} - {n for n, *_ in PROFILE_PARTS["study"]}
+    assert set(FULL_MINUTES_NATIVE_BF16) == beyond
+
+
 def test_without_cifar_the_cifar_parts_are_skipped_with_a_line(tiny_profile, nnlab_cache,
                                                                tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "no-cifar-here"))

@@ -1,4 +1,5 @@
-"""Each part of a `nnlab reproduce --profile` run: the plan's estimate beside the wall time
+"""Each part of a `nnlab reproduce --profile` run: the recorded cost (PROFILE_PARTS: the README's
+upper ends; not the measured minutes the full plan uses on a native-bf16 CPU) beside the wall time
 its profile.json recorded (every invocation that worked on the part, summed), the CPU its
 config.json names (a profile resumed across machines is timed on each), and the totals.
 

@@ -28,7 +28,7 @@ from types import ModuleType
 from nnlab import __version__, experiments
 from nnlab.config import field_kind, flag_name, parse_sizes, shown, shown_default, upgrade
 from nnlab.errors import ConfigError, Interrupted, NnlabError
-from nnlab.reproduce import PROFILE_PARTS, PROFILES, RESULTS
+from nnlab.reproduce import FULL_MINUTES_NATIVE_BF16, PROFILE_PARTS, PROFILES, RESULTS
 from nnlab.seeds import flatten, format_summary, run_seeds
 
 TTA = ("none", "flip", "flip+translate")  # as nnlab.experiments.cifar_common.TTA (no torch here)
@@ -455,7 +455,12 @@ def _parts(text: str, known: list[str], flag: str) -> set[str]:
 
 def _cmd_profile(args: argparse.Namespace) -> None:
     """The study as one command: a plan, then one line per part; resumable."""
-    parts = PROFILE_PARTS[args.profile]
+    # The plan's minutes: on a CPU with native bf16, what the full profile's parts took on one.
+    from nnlab.device import cpu_has_native_bf16
+
+    native = args.profile == "full" and cpu_has_native_bf16()
+    parts = [(n, a, w, c, FULL_MINUTES_NATIVE_BF16.get(n, m) if native else m)
+             for n, a, w, c, m in PROFILE_PARTS[args.profile]]
     names = [p[0] for p in parts]
     only = _parts(args.only, names, "--only") or set(names)
     force = _parts(args.force, names, "--force")
@@ -491,7 +496,9 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     total = sum(p[4] for p in runnable)
     left = sum(max(p[4] - seconds.get(p[0], 0.0) / 60, 0.0) for p in runnable if not done(p[0]))
     print(f"nnlab reproduce --profile {args.profile}: {len(chosen)} parts into {out}, about "
-          f"{total:.0f} min on a 2-core CPU (measured on this project's machines)"
+          f"{total:.0f} min on a 2-core CPU ("
+          + ("as measured on a Xeon with native bf16, like this CPU" if native else
+             "measured on this project's machines") + ")"
           + (f", about {left:.0f} min of it still to run" if left < total else ""))
     for i, (name, argv, what, cifar, minutes) in enumerate(chosen, 1):
         state = ("skipped: no CIFAR-10" if cifar and cifar_missing else

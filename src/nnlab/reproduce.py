@@ -160,3 +160,22 @@ PROFILE_PARTS["full"] = PROFILE_PARTS["study"] + [  # a README result the study 
     for name, (argv, what, cost) in RESULTS.items()
     if argv not in [part[1] for part in PROFILE_PARTS["study"]]]
 PROFILES = tuple(PROFILE_PARTS)
+
+# What the `full` parts beyond the study cost when the whole profile was measured
+# (docs/results/full-profile/profile.json, wall minutes): a 2-core Intel Xeon with
+# AVX-512-BF16/AMX, where the CIFAR recipes train in bf16. The plan uses these on a CPU with
+# native bf16; elsewhere bf16 is emulated, those recipes train in fp32, and the README's
+# recorded costs (upper ends, from AVX2 machines) stand.
+FULL_MINUTES_NATIVE_BF16: dict[str, float] = {
+    "toy-sgd": 0.8, "toy-adam": 0.4, "palindrome-study-10k": 54.8, "palindrome-study": 13.1,
+    "palindrome-long-sweep": 5.0, "palindrome-long-rnn": 15.1, "palindrome-long-lstm": 9.2,
+    "palindrome-ablation-full": 0.5, "palindrome-ablation-no-curriculum": 0.4,
+    "palindrome-ablation-default-init": 0.2, "palindrome-ablation-scalar-input": 0.2,
+    "palindrome-ablation-none": 0.4, "cifar-mlp-best": 21.1, "cifar-mlp-study": 8.7,
+    "cifar-mlp-best-d0-38ep": 22.4, "cifar-cnn-study-10ep": 13.3,
+    "cifar-cnn-improved-10ep-adam": 6.2, "cifar-cnn-improved-10ep-sgd": 5.0,
+    "cifar-speedrun-cpu": 5.8, "cifar-speedrun-cpu-muon": 5.5, "speedrun-ablation-full": 0.3,
+    "speedrun-ablation-default-init": 0.3, "speedrun-ablation-bias-lr-1": 0.3,
+    "speedrun-ablation-old-lr-wd": 0.4, "speedrun-ablation-first-version": 0.4,
+    "palindrome-push-rnn": 15.1, "palindrome-push-lstm": 15.6,
+}
