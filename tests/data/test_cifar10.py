@@ -2,6 +2,7 @@
 Every dataset here is a tiny fake made in a temp folder; nothing is downloaded."""
 
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,13 @@ def test_default_path_comes_from_nnlab_data(tmp_path, monkeypatch):
     root = make_cifar_folder(tmp_path / "cf", classes=("a", "b"), per_class=1)
     monkeypatch.setenv("NNLAB_DATA", str(root))
     assert load_cifar10(cache_dir=tmp_path / "c").classes == ("a", "b")
+
+
+def test_an_empty_nnlab_data_counts_as_unset(monkeypatch):
+    from nnlab.data.cifar10 import default_root
+
+    monkeypatch.setenv("NNLAB_DATA", "")
+    assert default_root() == Path.home() / ".cache" / "nnlab" / "cifar10"
 
 
 @pytest.mark.parametrize("breakage, message", [

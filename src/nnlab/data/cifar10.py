@@ -51,7 +51,9 @@ class Cifar:
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("NNLAB_DATA", Path.home() / ".cache" / "nnlab" / "cifar10"))
+    """$NNLAB_DATA, else ~/.cache/nnlab/cifar10; an empty NNLAB_DATA counts as unset (it
+    would otherwise name the current folder)."""
+    return Path(os.environ.get("NNLAB_DATA") or Path.home() / ".cache" / "nnlab" / "cifar10")
 
 
 # --------------------------------------------------------------------------- loading
