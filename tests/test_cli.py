@@ -13,6 +13,22 @@ def test_reproduce_list_prints_every_command_and_runs_nothing(capsys, tmp_path, 
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_reproduce_list_gives_the_measured_minutes_on_a_cpu_like_the_one_that_measured_them(
+        native, capsys, monkeypatch):
+    import nnlab.device
+    from nnlab.reproduce import FULL_MINUTES_NATIVE_BF16
+
+    monkeypatch.setattr(nnlab.device, "cpu_has_native_bf16", lambda: native)
+    assert main(["reproduce", "--list", "cifar-speedrun-cpu"]) == 0
+    line = capsys.readouterr().out
+    cost = RESULTS["cifar-speedrun-cpu"][2]
+    minutes = FULL_MINUTES_NATIVE_BF16["cifar-speedrun-cpu"]
+    measured = f"(~{cost}; {minutes:g} min on a Xeon with native bf16, like this CPU)"
+    assert (measured in line) == native
+    assert (f"(~{cost})" in line) != native
+
+
 def test_reproduce_commands_parse(capsys):
     """Each README command is valid: its flags parse and its config validates."""
     from nnlab import experiments

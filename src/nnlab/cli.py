@@ -429,9 +429,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     unknown = [n for n in args.names if n not in RESULTS]
     if unknown:
         raise NnlabError(f"unknown result {unknown[0]!r}; choose from {', '.join(RESULTS)}")
+    from nnlab.device import cpu_has_native_bf16
+
+    measured = FULL_MINUTES_NATIVE_BF16 if cpu_has_native_bf16() else {}
     for name in args.names or RESULTS:
         argv, what, cost = RESULTS[name]
         out = Path("runs") / "reproduce" / name
+        if name in measured:
+            cost += f"; {measured[name]:g} min on a Xeon with native bf16, like this CPU"
         print(f"[{name}] {what} (~{cost}): nnlab {shlex.join(['run', *argv, '--out', str(out)])}",
               flush=True)
         if args.list:
