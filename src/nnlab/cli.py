@@ -28,7 +28,7 @@ from types import ModuleType
 from nnlab import __version__, experiments
 from nnlab.config import field_kind, flag_name, parse_sizes, shown, shown_default, upgrade
 from nnlab.errors import ConfigError, Interrupted, NnlabError
-from nnlab.reproduce import FULL_MINUTES_NATIVE_BF16, PROFILE_PARTS, PROFILES, RESULTS
+from nnlab.reproduce import MEASURED_ON, PROFILE_PARTS, PROFILES, RESULTS, measured_minutes
 from nnlab.seeds import flatten, format_summary, run_seeds
 
 TTA = ("none", "flip", "flip+translate")  # as nnlab.experiments.cifar_common.TTA (no torch here)
@@ -429,14 +429,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
     unknown = [n for n in args.names if n not in RESULTS]
     if unknown:
         raise NnlabError(f"unknown result {unknown[0]!r}; choose from {', '.join(RESULTS)}")
-    from nnlab.device import cpu_has_native_bf16
-
-    measured = FULL_MINUTES_NATIVE_BF16 if cpu_has_native_bf16() else {}
+    measured = measured_minutes()
     for name in args.names or RESULTS:
         argv, what, cost = RESULTS[name]
         out = Path("runs") / "reproduce" / name
         if name in measured:
-            cost += f"; {measured[name]:g} min on a Xeon with native bf16, like this CPU"
+            cost += f"; {measured[name]:g} min {MEASURED_ON}"
         print(f"[{name}] {what} (~{cost}): nnlab {shlex.join(['run', *argv, '--out', str(out)])}",
               flush=True)
         if args.list:
@@ -461,11 +459,8 @@ def _parts(text: str, known: list[str], flag: str) -> set[str]:
 def _cmd_profile(args: argparse.Namespace) -> None:
     """The study as one command: a plan, then one line per part; resumable."""
     # The plan's minutes: on a CPU with native bf16, what the full profile's parts took on one.
-    from nnlab.device import cpu_has_native_bf16
-
-    native = args.profile == "full" and cpu_has_native_bf16()
-    parts = [(n, a, w, c, FULL_MINUTES_NATIVE_BF16.get(n, m) if native else m)
-             for n, a, w, c, m in PROFILE_PARTS[args.profile]]
+    measured = measured_minutes() if args.profile == "full" else {}
+    parts = [(n, a, w, c, measured.get(n, m)) for n, a, w, c, m in PROFILE_PARTS[args.profile]]
     names = [p[0] for p in parts]
     only = _parts(args.only, names, "--only") or set(names)
     force = _parts(args.force, names, "--force")
@@ -502,7 +497,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
     left = sum(max(p[4] - seconds.get(p[0], 0.0) / 60, 0.0) for p in runnable if not done(p[0]))
     print(f"nnlab reproduce --profile {args.profile}: {len(chosen)} parts into {out}, about "
           f"{total:.0f} min on a 2-core CPU ("
-          + ("as measured on a Xeon with native bf16, like this CPU" if native else
+          + (f"as measured {MEASURED_ON}" if measured else
              "measured on this project's machines") + ")"
           + (f", about {left:.0f} min of it still to run" if left < total else ""))
     for i, (name, argv, what, cifar, minutes) in enumerate(chosen, 1):

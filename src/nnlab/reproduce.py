@@ -179,3 +179,12 @@ FULL_MINUTES_NATIVE_BF16: dict[str, float] = {
     "speedrun-ablation-old-lr-wd": 0.4, "speedrun-ablation-first-version": 0.4,
     "palindrome-push-rnn": 15.1, "palindrome-push-lstm": 15.6,
 }
+MEASURED_ON = "on a Xeon with native bf16, like this CPU"
+
+
+def measured_minutes() -> dict[str, float]:
+    """FULL_MINUTES_NATIVE_BF16 on a CPU with native bf16 (what the times were measured on),
+    else {}: there only the README's recorded costs apply."""
+    from nnlab.device import cpu_has_native_bf16
+
+    return FULL_MINUTES_NATIVE_BF16 if cpu_has_native_bf16() else {}
