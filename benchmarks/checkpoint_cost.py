@@ -53,7 +53,7 @@ def _vgg():
 def _mlp():
     cfg = cifar_mlp.Config().resolved()
     model = cifar_mlp.build_model(cfg)
-    opt, sched = cifar_mlp._optimizer(cfg, model, 1000)
+    opt, sched = cifar_mlp.build_optimizer(cfg, model, 1000)
     return cfg, model, opt, sched, False, {"zca": torch.randn(3072, 3072)}
 
 

@@ -31,13 +31,13 @@ def _speedrun(widths, batch, muon):
     model = SpeedrunNet(widths).to(memory_format=torch.channels_last)
     model.init_whitening(torch.randn(512, 3, 32, 32))
     cfg = cifar_speedrun.Config(muon_lr=0.1 if muon else 0.0)
-    return model, cifar_speedrun._optimizer(cfg, model, 0.5), batch
+    return model, cifar_speedrun.build_optimizer(cfg, model, 0.5), batch
 
 
 def _mlp(batch, muon):
     cfg = cifar_mlp.Config().resolved()
     model = cifar_mlp.build_model(cfg)
-    opt, _ = cifar_mlp._optimizer(cfg, model, 1000)
+    opt, _ = cifar_mlp.build_optimizer(cfg, model, 1000)
     if muon:  # the hidden matrices to torch's Muon, the head and vectors stay on AdamW
         head = model.net[-1].weight
         hidden = [p for p in model.parameters() if p.ndim == 2 and p is not head]

@@ -40,7 +40,6 @@ from nnlab.data.cifar10 import Augment, Loader
 from nnlab.data.palindrome import palindromes, split
 from nnlab.device import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
 from nnlab.engine import TorchStep
-from nnlab.experiments import cifar_speedrun
 from nnlab.experiments.cifar_common import make_ema, weight_decay_groups
 from nnlab.experiments.cifar_mlp import RECIPES as MLP_RECIPES
 from nnlab.models.cnn import SpeedrunNet, VGGReduced
@@ -178,15 +177,14 @@ def cifar_benches(device: torch.device, precision: str, fused: bool = True) -> l
     for widths, batch in (((64, 256, 256), 1024), ((32, 64, 64), 256)):
         x, y = fake_images(2 * batch, device)
         loader = Loader(x, y, batch, mean, std, shuffle=True, drop_last=True, device=device,
-                        memory_format=torch.channels_last)
+                        memory_format=torch.channels_last, alternate_flips=True,
+                        augment=Augment(flip=False, translate=2))  # the speedrun's loader
         model = SpeedrunNet(widths).to(device)
         model.init_whitening((x[:500].float() - 128) / 64)
         model = model.to(memory_format=torch.channels_last)
         weights, shifts = weight_decay_groups(model, 5e-5)
         opt = torch.optim.SGD([weights, shifts], lr=1e-3, momentum=0.85, nesterov=True)
-        gen = torch.Generator().manual_seed(0)
-        flips = torch.rand(len(y), generator=gen) < 0.5
-        batches = cifar_speedrun._batches(loader, flips.to(device), 2, gen)
+        batches = loader.epoch
         name = "SpeedrunNet " + "-".join(map(str, widths)) + f" (batch {batch})"
         out.append(torch_bench(name, model, opt, endless(batches), batch, kind, ac,
                                loss_fn=lambda z, t: nn.functional.cross_entropy(

@@ -32,13 +32,13 @@ def test_reproduce_list_gives_the_measured_minutes_on_a_cpu_like_the_one_that_me
 def test_reproduce_commands_parse(capsys):
     """Each README command is valid: its flags parse and its config validates."""
     from nnlab import experiments
-    from nnlab.cli import build_parser
+    from nnlab.cli import build_parser, given_flags
+    from nnlab.engine.prepare import new_config
 
     for argv, _, _ in RESULTS.values():
         args = build_parser(["run", argv[0]]).parse_args(["run", *argv])
-        module = experiments.load(args.experiment)
-        module.Config(**{k: getattr(args, k) for k in module.Config.__dataclass_fields__
-                         if hasattr(args, k)})
+        exp = experiments.get(args.experiment)
+        new_config(exp, given_flags(exp, args))
 
 
 def test_reproduce_unknown_name(capsys):
@@ -54,10 +54,10 @@ def test_bad_seeds_or_jobs(argv, capsys, tmp_path):
 
 def test_reproduce_counts_only_finished_results_and_resumes_the_rest(capsys, tmp_path,
                                                                       monkeypatch):
-    import nnlab.cli
+    import nnlab.reproduce
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(nnlab.cli, "RESULTS", {"tiny": (["toy", "--quick"], "a toy", "1 s")})
+    monkeypatch.setattr(nnlab.reproduce, "RESULTS", {"tiny": (["toy", "--quick"], "a toy", "1 s")})
     out = tmp_path / "runs" / "reproduce" / "tiny"
     assert main(["run", "toy", "--quick", "--out", str(out)]) == 0
     (out / "metrics.json").unlink()  # as if stopped after its last checkpoint

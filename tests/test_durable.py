@@ -341,7 +341,7 @@ def test_eval_of_a_toy_run_says_what_it_takes(tmp_path, capsys):
     assert main(["run", "toy", "--quick", "--out", str(tmp_path / "r")]) == 0
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "r")]) == 1
-    assert "nnlab eval takes CIFAR and palindrome runs" in capsys.readouterr().err
+    assert "a toy run has no separate evaluation" in capsys.readouterr().err
 
 
 def test_overwrite_clears_a_run_and_refuses_other_folders(tmp_path, capsys):

@@ -103,14 +103,14 @@ def test_report_without_any_finished_part_is_one_line(tmp_path, capsys):
 
 @pytest.fixture
 def tiny_profile(monkeypatch, learnable_cifar):
-    import nnlab.cli
+    import nnlab.reproduce
 
-    parts = [("toy", ["toy", "--quick", "--dataset", "all"], "toy", False, 0.1),
-             ("cifar-mlp", ["cifar-mlp", "--quick"], "mlp", True, 0.1),
-             ("cifar-cnn", ["cifar-cnn", "--quick"], "cnn", True, 0.1),
+    parts = [("toy", ["toy", "--quick", "--dataset", "all"], "toy", 0.1),
+             ("cifar-mlp", ["cifar-mlp", "--quick"], "mlp", 0.1),
+             ("cifar-cnn", ["cifar-cnn", "--quick"], "cnn", 0.1),
              ("palindrome", ["palindrome", "--quick", "--cell", "rnn,lstm", "--lengths",
-                             "4,5"], "palindromes", False, 0.1)]
-    monkeypatch.setitem(nnlab.cli.PROFILE_PARTS, "quick", parts)
+                             "4,5"], "palindromes", 0.1)]
+    monkeypatch.setitem(nnlab.reproduce.PROFILE_PARTS, "quick", parts)
     return learnable_cifar
 
 
@@ -293,15 +293,15 @@ def test_a_part_another_profile_made_is_not_taken_for_this_ones(tiny_profile, tm
                                                                  capsys, monkeypatch):
     """quick's preview run in a folder is never counted as the study's: one line, exit 1,
     the folder untouched; --force replaces it and the record follows."""
-    import nnlab.cli
+    import nnlab.reproduce
 
     out = tmp_path / "study"
     assert main(["reproduce", "--profile", "quick", "--only", "toy", "--out", str(out)]) == 0
     metrics = (out / "toy" / "metrics.json").read_text()
     capsys.readouterr()
     longer = ["toy", "--quick", "--dataset", "moons", "--epochs", "3"]
-    monkeypatch.setitem(nnlab.cli.PROFILE_PARTS, "quick",
-                        [("toy", longer, "toy", False, 0.1)])
+    monkeypatch.setitem(nnlab.reproduce.PROFILE_PARTS, "quick",
+                        [("toy", longer, "toy", 0.1)])
     assert main(["reproduce", "--profile", "quick", "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert "made by another command, nnlab run toy --quick --dataset all" in captured.out
@@ -316,11 +316,11 @@ def test_a_part_another_profile_made_is_not_taken_for_this_ones(tiny_profile, tm
 
 
 def test_the_plan_counts_what_a_started_part_has_already_cost(tmp_path, capsys, monkeypatch):
-    import nnlab.cli
+    import nnlab.reproduce
 
-    monkeypatch.setitem(nnlab.cli.PROFILE_PARTS, "quick", [
-        ("toy", ["toy", "--quick"], "toy", False, 10.0),
-        ("palindrome", ["palindrome", "--quick"], "palindromes", False, 20.0)])
+    monkeypatch.setitem(nnlab.reproduce.PROFILE_PARTS, "quick", [
+        ("toy", ["toy", "--quick"], "toy", 10.0),
+        ("palindrome", ["palindrome", "--quick"], "palindromes", 20.0)])
     out = tmp_path / "study"
     (out / "toy").mkdir(parents=True)
     (out / "toy" / "config.json").write_text("{}")  # started, 4 of its 10 minutes spent
@@ -343,7 +343,7 @@ def test_the_full_plan_uses_the_measured_minutes_on_a_cpu_like_the_one_that_meas
     assert main(["reproduce", "--profile", "full", "--out", str(out), "--list"]) == 0
     printed = capsys.readouterr().out
     minutes = {n: FULL_MINUTES_NATIVE_BF16.get(n, m) if native else m
-               for n, _, _, _, m in PROFILE_PARTS["full"]}
+               for n, _, _, m in PROFILE_PARTS["full"]}
     assert f"about {sum(minutes.values()):.0f} min on a 2-core CPU" in printed
     assert ("like this CPU" in printed) == native
     assert f"[~{minutes['cifar-speedrun-cpu']:g} min]" in printed

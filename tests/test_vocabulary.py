@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nnlab import experiments
-from nnlab.cli import build_parser, check_out, given_flags, main, new_config
+from nnlab.cli import build_parser, given_flags, main
 from nnlab.config import field_kind, flag_name
+from nnlab.engine.prepare import check_out, config_from, new_config
 from nnlab.errors import ConfigError, NnlabError
 
-NAMES = list(experiments.EXPERIMENTS)
+NAMES = experiments.names()
 FUZZ = settings(max_examples=1200, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
@@ -35,7 +36,7 @@ def _parser(name: str):
 
 @functools.cache
 def _fields(name: str) -> list[tuple[str, type]]:
-    cls = experiments.load(name).Config
+    cls = experiments.get(name).Config
     return [(f.name, field_kind(cls, f.name)) for f in dataclasses.fields(cls)]
 
 
@@ -79,7 +80,7 @@ def _outcome(make) -> str:
 @given(command_lines())
 def test_drawn_command_lines_give_a_config_or_one_line(argv):
     name = argv[1]
-    module = experiments.load(name)
+    module = experiments.get(name)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
@@ -91,9 +92,7 @@ def test_drawn_command_lines_give_a_config_or_one_line(argv):
     given_ = given_flags(module, args)
     outcome = _outcome(lambda: new_config(module, given_))
     if outcome == "config":
-        cfg = new_config(module, given_)
-        if hasattr(cfg, "resolved"):
-            cfg = cfg.resolved()
+        cfg = module.resolve(new_config(module, given_))
         json.dumps(dataclasses.asdict(cfg), allow_nan=False)  # config.json stays plain JSON
 
 
@@ -107,7 +106,7 @@ ANY = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
 @given(st.sampled_from(NAMES), st.data())
 def test_drawn_config_values_give_a_config_or_one_line(name, data):
     """As a config.json (or a script) would pass them: any Python value for any field."""
-    module = experiments.load(name)
+    module = experiments.get(name)
     fields = [f for f, _ in _fields(name)]
     kwargs = data.draw(st.dictionaries(st.sampled_from(fields), ANY, max_size=4))
     _outcome(lambda: module.Config(**kwargs))
@@ -287,7 +286,7 @@ def test_every_run_command_in_the_readme_makes_a_valid_config(argv):
         i = argv.index("--device")
         argv = argv[:i] + argv[i + 2:]
     args = build_parser(argv[:2]).parse_args(argv)
-    module = experiments.load(args.experiment)
+    module = experiments.get(args.experiment)
     new_config(module, given_flags(module, args))
 
 
@@ -304,9 +303,7 @@ def test_every_run_command_in_the_readme_makes_a_valid_config(argv):
 def test_config_json_of_an_earlier_nnlab_still_loads(name, recorded, expected):
     """Run folders written before this vocabulary (sentinels, on/off, bool TTA) can still be
     resumed and evaluated."""
-    from nnlab.cli import _config_from
-
-    cfg = _config_from(experiments.load(name), {"experiment": name, **recorded})
+    cfg = config_from(experiments.get(name), {"experiment": name, **recorded})
     assert {k: getattr(cfg, k) for k in expected} == expected
 
 
@@ -316,6 +313,8 @@ def test_every_profile_part_makes_a_valid_config():
     for parts in PROFILE_PARTS.values():
         for name, argv, *_ in parts:
             args = build_parser(["run", argv[0]]).parse_args(["run", *argv])
-            module = experiments.load(args.experiment)
-            cfg = new_config(module, given_flags(module, args))
-            assert cfg is not None, name
+            exp = experiments.get(args.experiment)
+            given_ = given_flags(exp, args)
+            cfg = exp.resolve(new_config(exp, given_))
+            # every flag the part gives is what its run records (nothing dropped or reset)
+            assert {k: getattr(cfg, k) for k in given_} == given_, name

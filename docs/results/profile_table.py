@@ -17,7 +17,7 @@ from nnlab.reproduce import PROFILE_PARTS
 folder = Path(sys.argv[1])
 record = json.loads((folder / "profile.json").read_text())
 seconds = record.get("seconds", {})
-plan = {name: minutes for name, _, _, _, minutes in PROFILE_PARTS[record["profile"]]}
+plan = {name: minutes for name, _, _, minutes in PROFILE_PARTS[record["profile"]]}
 print("| part | plan (min) | measured (min) | measured / plan | state | CPU |")
 print("| --- | ---: | ---: | ---: | --- | --- |")
 done_s = done_plan = 0.0

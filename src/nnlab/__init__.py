@@ -1,3 +1,30 @@
-"""nnlab: the MLP, CNN and RNN of a classic deep-learning study, from scratch and in PyTorch."""
+"""nnlab: the MLP, CNN and RNN of a classic deep-learning study, from scratch and in PyTorch.
+
+The Python API (the CLI's twin):
+
+* :func:`run` — run an experiment by name, ``.py`` file or record; returns its metrics.
+* :func:`launch` — train your own ``train(config, run)`` with durable runs.
+* :class:`Experiment` — the record that makes an experiment (``nnlab run``, ``eval``,
+  seeds, plugins); :func:`option` declares a Config field and its flag.
+* :func:`train_epochs` and :class:`TorchStep` — the engine's epoch driver and training step.
+* :class:`NnlabError`, :class:`ConfigError` — what a user can cause; the message is one line.
+"""
+
+from typing import Any
+
+from nnlab.api import launch, run
+from nnlab.config import option
+from nnlab.errors import ConfigError, NnlabError
+from nnlab.experiments import Experiment
 
 __version__ = "0.1.0"
+__all__ = ["run", "launch", "Experiment", "option", "train_epochs", "TorchStep",
+           "NnlabError", "ConfigError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:  # the engine imports torch: only when it is asked for
+    if name in ("train_epochs", "TorchStep"):
+        from nnlab.engine import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module 'nnlab' has no attribute {name!r}")

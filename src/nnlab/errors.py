@@ -23,3 +23,4 @@ class Interrupted(Exception):
     def __init__(self, signum: int, where: str = "") -> None:
         super().__init__(signum, where)
         self.signum, self.where = signum, where
+        self.resume: str | None = None  # the command that resumes it, once known

@@ -9,6 +9,16 @@ interrupted reproduction picks up where it stopped.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from nnlab.engine.prepare import check_data, check_out
+from nnlab.errors import Interrupted, NnlabError
+
 # name -> (argv after `nnlab run`, what it makes, rough cost on a 2-core CPU)
 RESULTS: dict[str, tuple[list[str], str, str]] = {
     "toy-sgd": (["toy", "--dataset", "all", "--seeds", "3"],
@@ -116,34 +126,34 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
 }
 
 # The study as one command: `nnlab reproduce --profile NAME` runs these parts, in order, each
-# into OUT/<part>. `cifar` marks the parts that need CIFAR-10 (skipped, with a line, without
+# into OUT/<part> (a part whose experiment needs CIFAR-10 is skipped, with a line, without
 # it); `minutes` is the time one part took on this project's 2-core machines (the plan's
 # estimate; see the README for the measured totals).
-PROFILE_PARTS: dict[str, list[tuple[str, list[str], str, bool, float]]] = {
-    "quick": [  # (part, argv after `nnlab run`, what, cifar, minutes)
+PROFILE_PARTS: dict[str, list[tuple[str, list[str], str, float]]] = {
+    "quick": [  # (part, argv after `nnlab run`, what, minutes)
         ("toy", ["toy", "--dataset", "all"],
-         "Part I: NumPy vs PyTorch MLP, study setting, moons/circles/blobs", False, 0.2),
+         "Part I: NumPy vs PyTorch MLP, study setting, moons/circles/blobs", 0.2),
         ("cifar-mlp", ["cifar-mlp", "--recipe", "study", "--train-limit", "10000",
                        "--epochs", "8"],
-         "Part I.3: the study's MLP on 10,000 CIFAR-10 images, 8 epochs", True, 0.5),
+         "Part I.3: the study's MLP on 10,000 CIFAR-10 images, 8 epochs", 0.5),
         ("cifar-cnn", ["cifar-cnn", "--optimizer", "both", "--train-limit", "10000",
                        "--epochs", "4"],
-         "Part II: VGGReduced, Adam vs SGD, 10,000 images, 4 epochs", True, 1.7),
+         "Part II: VGGReduced, Adam vs SGD, 10,000 images, 4 epochs", 1.7),
         ("palindrome", ["palindrome", "--cell", "rnn,lstm", "--lengths", "4,5,10,15,20",
                         "--steps", "2000"],
-         "Part III: RNN and LSTM, accuracy vs T (T = 4..20), 2,000 steps", False, 2.5),
+         "Part III: RNN and LSTM, accuracy vs T (T = 4..20), 2,000 steps", 2.5),
     ],
     "study": [  # measured end to end (docs/results/study-profile); VGG less its 31 min of
         # other work that shared the cores
         ("toy", ["toy", "--dataset", "all"],
-         "Part I: NumPy vs PyTorch MLP, study setting, moons/circles/blobs", False, 0.2),
+         "Part I: NumPy vs PyTorch MLP, study setting, moons/circles/blobs", 0.2),
         ("cifar-mlp", ["cifar-mlp", "--recipe", "study"],
-         "Part I.3: the study's MLP on CIFAR-10, 20 epochs", True, 2.5),
+         "Part I.3: the study's MLP on CIFAR-10, 20 epochs", 2.5),
         ("cifar-cnn", ["cifar-cnn", "--optimizer", "both", "--precision", "fp32"],
-         "Part II: VGGReduced, Adam lr 1e-3 vs SGD lr 1e-2, 100 epochs, batch 64", True, 212.0),
+         "Part II: VGGReduced, Adam lr 1e-3 vs SGD lr 1e-2, 100 epochs, batch 64", 212.0),
         ("palindrome", ["palindrome", "--cell", "rnn,lstm", "--lengths",
                         "4,5,10,15,20,30,40", "--steps", "10000"],
-         "Part III: RNN and LSTM, RMSprop, accuracy vs T, 10,000 steps", False, 20.0),
+         "Part III: RNN and LSTM, RMSprop, accuracy vs T, 10,000 steps", 20.0),
     ],
 }
 
@@ -156,7 +166,7 @@ def _minutes(cost: str) -> float:
 
 
 PROFILE_PARTS["full"] = PROFILE_PARTS["study"] + [  # a README result the study has: once
-    (name, argv, what, argv[0].startswith("cifar"), _minutes(cost))
+    (name, argv, what, _minutes(cost))
     for name, (argv, what, cost) in RESULTS.items()
     if argv not in [part[1] for part in PROFILE_PARTS["study"]]]
 PROFILES = tuple(PROFILE_PARTS)
@@ -188,3 +198,195 @@ def measured_minutes() -> dict[str, float]:
     from nnlab.device import cpu_has_native_bf16
 
     return FULL_MINUTES_NATIVE_BF16 if cpu_has_native_bf16() else {}
+
+
+# --------------------------------------------------------------------------- running them
+
+
+def needs_cifar(argv: list[str]) -> bool:
+    """Whether the experiment that ``nnlab run ARGV`` runs needs CIFAR-10 (its record says)."""
+    from nnlab import experiments
+
+    return experiments.get(argv[0]).needs_cifar
+
+
+def run_part(name: str, argv: list[str], out: Path, fresh: bool, data: str | None,
+             again: list[str]) -> str:
+    """Run one result into ``out``: 'done' when it holds metrics.json (unless ``fresh``),
+    resumed when it holds a started run, else from the start. Returns what it did."""
+    from nnlab.cli import run_command
+
+    extra = ["--data", data] if data and needs_cifar(argv) else []
+    if (out / "metrics.json").exists() and not fresh:
+        return "done"
+    if (out / "config.json").exists() and not fresh:
+        command, what = ["run", argv[0], "--resume", str(out), *extra], "resumed"
+    else:
+        command, what = ["run", *argv, *extra, "--out", str(out)], "ran"
+        if out.exists():
+            command.append("--overwrite")
+    try:
+        run_command(command)
+    except Interrupted as e:
+        e.resume = shlex.join(again)
+        raise
+    except NnlabError as e:
+        raise NnlabError(f"[{name}] {e}") from None
+    return what
+
+
+def reproduce(args: argparse.Namespace) -> None:
+    """``nnlab reproduce [NAME ...]`` (and ``--profile P``, see :func:`profile`)."""
+    if args.profile is not None:
+        return profile(args)
+    unknown = [n for n in args.names if n not in RESULTS]
+    if unknown:
+        raise NnlabError(f"unknown result {unknown[0]!r}; choose from {', '.join(RESULTS)}")
+    measured = measured_minutes()
+    for name in args.names or RESULTS:
+        argv, what, cost = RESULTS[name]
+        out = Path("runs") / "reproduce" / name
+        if name in measured:
+            cost += f"; {measured[name]:g} min {MEASURED_ON}"
+        print(f"[{name}] {what} (~{cost}): nnlab {shlex.join(['run', *argv, '--out', str(out)])}",
+              flush=True)
+        if args.list:
+            continue
+        if (out / "config.json").exists() and not (out / "metrics.json").exists() \
+                and not args.overwrite:
+            print(f"[{name}] resuming the interrupted run in {out}", flush=True)
+        done = run_part(name, argv, out, args.overwrite, args.data,
+                         ["nnlab", "reproduce", *args.names])
+        if done == "done":
+            print(f"[{name}] done: {out} holds its results (--overwrite re-runs it)")
+
+
+def _parts(text: str, known: list[str], flag: str) -> set[str]:
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    if unknown := sorted(names - set(known)):
+        raise NnlabError(f"{flag}: unknown part {unknown[0]!r}; the profile has "
+                         f"{', '.join(known)}")
+    return names
+
+
+def profile(args: argparse.Namespace) -> None:
+    """The study as one command: a plan, then one line per part; resumable."""
+    # The plan's minutes: on a CPU with native bf16, what the full profile's parts took on one.
+    measured = measured_minutes() if args.profile == "full" else {}
+    parts = [(n, a, w, needs_cifar(a), measured.get(n, m))
+             for n, a, w, m in PROFILE_PARTS[args.profile]]
+    names = [p[0] for p in parts]
+    only = _parts(args.only, names, "--only") or set(names)
+    force = _parts(args.force, names, "--force")
+    out = args.out or Path("runs") / f"study-{args.profile}"
+    check_data(args.data)
+    if not args.list:
+        check_out(out)
+    chosen = [p for p in parts if p[0] in only]
+    cifar_missing = None
+    if any(p[3] for p in chosen) and not args.list:
+        from nnlab.data.cifar10 import load_cifar10
+
+        try:
+            load_cifar10(args.data)
+        except NnlabError as e:
+            cifar_missing = str(e)
+    def done(name: str) -> bool:  # finished, and not to be redone
+        return name not in force and (out / name / "metrics.json").exists()
+
+    from nnlab.engine.checkpoint import read_json, write_json_atomic
+
+    # The command that made each part's folder (older records: the parts' list), so that a
+    # folder another profile made (quick's preview MLP, say) is never taken for this one's.
+    previous = read_json(out / "profile.json")
+    made_by = previous.get("made_by") or {p["name"]: p["argv"] for p in previous.get("parts", [])}
+    clash = {p[0]: made_by[p[0]] for p in chosen if p[0] not in force and (out / p[0]).exists()
+             and made_by.get(p[0], p[1]) != p[1]}
+
+    # Wall seconds each part has cost, summed over every invocation that worked on it (time
+    # lost to an interruption included): the profile's measured time, however often resumed.
+    seconds = {n: s for n, s in previous.get("seconds", {}).items() if n not in force}
+    runnable = [p for p in chosen if not (p[3] and cifar_missing)]
+    total = sum(p[4] for p in runnable)
+    left = sum(max(p[4] - seconds.get(p[0], 0.0) / 60, 0.0) for p in runnable if not done(p[0]))
+    print(f"nnlab reproduce --profile {args.profile}: {len(chosen)} parts into {out}, about "
+          f"{total:.0f} min on a 2-core CPU ("
+          + (f"as measured {MEASURED_ON}" if measured else
+             "measured on this project's machines") + ")"
+          + (f", about {left:.0f} min of it still to run" if left < total else ""))
+    for i, (name, argv, what, cifar, minutes) in enumerate(chosen, 1):
+        state = ("skipped: no CIFAR-10" if cifar and cifar_missing else
+                 f"made by another command, nnlab {shlex.join(['run', *clash[name]])}"
+                 if name in clash else
+                 "done" if done(name) else
+                 "to resume" if (out / name / "config.json").exists() and name not in force
+                 else f"~{minutes:g} min")
+        print(f"  {i}. {name:<24} {what} [{state}]\n     nnlab {shlex.join(['run', *argv])}")
+    if args.list:
+        return
+    if clash:
+        name, argv = next(iter(clash.items()))
+        raise NnlabError(f"{out / name} holds a run of `nnlab {shlex.join(['run', *argv])}`, not "
+                         f"this profile's: pick another --out, or --force {name} to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    recorded = {p["name"] for p in previous.get("parts", [])} | {p[0] for p in chosen}
+
+    def record() -> None:  # parts run by an earlier --only stay in the record
+        write_json_atomic(out / "profile.json", {
+            "profile": args.profile, "parts": [{"name": n, "argv": a, "what": w, "cifar": c}
+                                               for n, a, w, c, _ in parts if n in recorded],
+            "seconds": seconds, "made_by": made_by})
+
+    record()
+    again = ["nnlab", "reproduce", *sys.argv[2:]] if sys.argv[1:2] == ["reproduce"] else [
+        "nnlab", "reproduce", "--profile", args.profile]
+    for i, (name, argv, _, cifar, _) in enumerate(chosen, 1):
+        if cifar and cifar_missing:
+            print(f"[{i}/{len(chosen)}] {name}: skipped, no CIFAR-10 ({cifar_missing}); "
+                  "pass --data PATH or set NNLAB_DATA", flush=True)
+            continue
+        if done(name):
+            print(f"[{i}/{len(chosen)}] {name}: done", flush=True)
+            continue
+        t, before = time.perf_counter(), seconds.get(name, 0.0)
+        made_by[name] = argv
+
+        def tick(name: str = name, t: float = t, before: float = before) -> None:
+            seconds[name] = before + time.perf_counter() - t
+            record()
+
+        # A heartbeat keeps the record within a minute of the truth even through a SIGKILL.
+        try:
+            with _every(60.0, tick):
+                did = run_part(name, argv, out / name, name in force, args.data, again)
+        finally:
+            tick()
+        print(f"[{i}/{len(chosen)}] {name}: {did} in {time.perf_counter() - t:.0f} s",
+              flush=True)
+    finished = [p[0] for p in chosen if (out / p[0] / "metrics.json").exists()]
+    if finished and all(n in seconds for n in finished):
+        print(f"measured: {sum(seconds[n] for n in finished) / 60:.1f} min for "
+              f"{len(finished)} finished parts ("
+              + ", ".join(f"{n} {seconds[n] / 60:.1f}" for n in finished)
+              + "), every invocation's time summed", flush=True)
+    print(f"report: nnlab report {out}")
+
+
+@contextlib.contextmanager
+def _every(period_s: float, fn):
+    """Call ``fn`` every ``period_s`` seconds from a daemon thread while the block runs."""
+    import threading
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(period_s):
+            fn()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import importlib
 import multiprocessing
 import os
 import signal
@@ -12,7 +11,6 @@ import statistics
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from nnlab.errors import Interrupted
@@ -61,17 +59,19 @@ def aggregate(runs: list[dict]) -> dict[str, float]:
 _STOP = None  # in a worker process: the parent's stop event (see _worker_started)
 
 
-def _run_in_process(module_name: str, config, folder: Path, threads: int, options) -> dict:
+def _run_in_process(reference: str, config, folder: Path, threads: int, options) -> dict:
     if _STOP is not None and _STOP.is_set():  # queued before the stop: never started
         raise Interrupted(signal.SIGTERM, "before this seed started")
     import torch  # here, not at the top: `nnlab list` should not pay for importing torch
 
+    from nnlab import experiments
     from nnlab.engine.run import run_child, signals_handled
 
     torch.set_num_threads(threads)
-    module = importlib.import_module(module_name)
+    exp = experiments.get(reference)
     with signals_handled():
-        return run_child(folder, module, config, options)
+        return run_child(folder, exp.name, config, options, exp.train,
+                         *_child_args(exp, config))
 
 
 def _worker_started(stop) -> None:  # noqa: ANN001 - a multiprocessing Event
@@ -99,40 +99,53 @@ def _stop_workers(pool: ProcessPoolExecutor, futures: list, stop, signum: int,  
                 os.kill(child.pid, signum)
 
 
-def run_seeds(module: ModuleType, config, out_dir: Path, n_seeds: int, jobs: int = 1,
+def _child_args(exp, config) -> tuple:  # noqa: ANN001
+    """(device flags, extra) of each seed's sub-run, as :func:`start_run` gives a run."""
+    from nnlab.engine.run import experiment_extra
+
+    device = (config.device, config.precision) if exp.devices else (None, None)
+    return device, experiment_extra(exp)
+
+
+def run_seeds(exp, config, out_dir: Path, n_seeds: int, jobs: int = 1,  # noqa: ANN001
               **options: Any) -> dict[str, float]:
-    """Run ``config`` with seeds seed, seed+1, ... as sub-runs ``out_dir/seed<k>``; write
-    (``metrics.json`` in ``out_dir``) and return the aggregate. Resumable like one run:
-    finished seeds are read back, an interrupted one continues from its checkpoint.
+    """Run experiment ``exp`` (a record) with ``config`` and seeds seed, seed+1, ... as
+    sub-runs ``out_dir/seed<k>``; write (``metrics.json`` in ``out_dir``) and return the
+    aggregate. Resumable like one run: finished seeds are read back, an interrupted one
+    continues from its checkpoint.
 
     ``jobs`` > 1 runs that many seeds at once, each in its own process with an equal share of
     the CPU threads: small networks use one core badly, so this is near ``jobs`` x faster.
     """
-    from nnlab.engine.run import Run, experiment_name, run_child, run_options, signals_handled
+    from nnlab import experiments
+    from nnlab.engine.run import run_child, signals_handled, start_run
 
-    opts = run_options(module, **options)
     configs = [replace(config, seed=config.seed + k) for k in range(n_seeds)]
     dirs = [Path(out_dir) / f"seed{c.seed}" for c in configs]
     with signals_handled():
-        parent = Run(out_dir, experiment_name(module), config, opts,
-                     extra={"seeds": n_seeds, "jobs": jobs})
+        parent = start_run(exp, config, out_dir, extra={"seeds": n_seeds, "jobs": jobs},
+                           **options)
+        opts = parent.options
         if jobs <= 1:
-            runs = [run_child(d, module, c, opts) for c, d in zip(configs, dirs, strict=True)]
+            runs = [run_child(d, exp.name, c, opts, exp.train,
+                              *_child_args(exp, c))
+                    for c, d in zip(configs, dirs, strict=True)]
         else:
+            reference = experiments.reference(exp)
             threads = max(1, (os.cpu_count() or 1) // jobs)
             context = multiprocessing.get_context("spawn")
             stop = context.Event()  # set by a signal: no worker starts another seed
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_started,
                                      initargs=(stop,)) as pool:
-                futures = [pool.submit(_run_in_process, module.__name__, c, d, threads, opts)
+                futures = [pool.submit(_run_in_process, reference, c, d, threads, opts)
                            for c, d in zip(configs, dirs, strict=True)]
                 try:
                     runs = [f.result() for f in futures]
                 except Interrupted as e:
                     _stop_workers(pool, futures, stop, e.signum)
                     raise
-        if hasattr(module, "plot_seeds"):  # an experiment's figure across seeds
-            module.plot_seeds(Path(out_dir), runs)
+        if exp.plot_seeds is not None:  # an experiment's figure across seeds
+            exp.plot_seeds(Path(out_dir), runs)
         summary = aggregate(runs)
         parent.finish(summary)
     return summary

@@ -1,6 +1,7 @@
 """The run lifecycle in process: a stop inside an epoch (or between evaluations) resumes to
 exactly the numbers of a run that never stopped; a truncated checkpoint falls back."""
 
+import os
 import signal
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ from torch import nn
 
 from nnlab.engine import History, Run, RunOptions, TorchStep, train_epochs, train_steps
 from nnlab.engine.checkpoint import Checkpoints
-from nnlab.engine.run import _Signals
+from nnlab.engine.run import signals_handled
 from nnlab.errors import Interrupted
 
 TIMING = ("wall_s", "images_per_s")
@@ -28,7 +29,7 @@ def _untimed(history: History) -> list[dict]:
 def _train(run: Run, stop_at: tuple[int, int] | None = None, steps: bool = False):
     """A small net with dropout, a per-step schedule and noisy batches drawn from a tracked
     generator: every source of randomness a resume must restore. ``stop_at`` (epoch or
-    step, batch) asks for a stop there, as SIGINT would."""
+    step, batch): SIGINT arrives there."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -48,7 +49,7 @@ def _train(run: Run, stop_at: tuple[int, int] | None = None, steps: bool = False
     if steps:
         def next_batch(s: int):
             if stop_at is not None and s == stop_at[0]:
-                _Signals.requested = signal.SIGINT
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C
             idx = torch.randint(0, 64, (8,), generator=gen)
             return x[idx] + 0.1 * torch.randn(8, 5, generator=gen), y[idx]
 
@@ -59,7 +60,7 @@ def _train(run: Run, stop_at: tuple[int, int] | None = None, steps: bool = False
         perm = torch.randperm(64, generator=gen)
         for i in range(8):
             if stop_at == (epoch, i):
-                _Signals.requested = signal.SIGINT
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C
             idx = perm[i * 8:(i + 1) * 8]
             yield x[idx] + 0.1 * torch.randn(8, 5, generator=gen), y[idx]
 
@@ -73,17 +74,14 @@ def _train(run: Run, stop_at: tuple[int, int] | None = None, steps: bool = False
     (True, (14, 0), False),  # at an evaluation
 ])
 def test_stop_inside_an_epoch_or_interval_resumes_exactly(tmp_path, steps, stop_at, inside):
-    reference, ref_model = _train(Run(tmp_path / "ref", "test", Config()), steps=steps)
+    reference, ref_model = _train(Run(tmp_path / "ref", "test", Config()).start(), steps=steps)
     folder = tmp_path / "stopped"
-    try:
-        with pytest.raises(Interrupted) as stopped:
-            _train(Run(folder, "test", Config()), stop_at, steps)
-    finally:
-        _Signals.requested = None
+    with pytest.raises(Interrupted) as stopped, signals_handled():
+        _train(Run(folder, "test", Config()).start(), stop_at, steps)
     assert stopped.value.signum == signal.SIGINT
     progress = Checkpoints(folder).latest()[0]["progress"]
     assert (progress["sums"] is not None) == inside  # a checkpoint inside the epoch/interval
-    resumed, model = _train(Run(folder, "test", Config(), RunOptions(resume=True)),
+    resumed, model = _train(Run(folder, "test", Config(), RunOptions(resume=True)).start(),
                             steps=steps)
     assert _untimed(resumed) == _untimed(reference)
     for a, b in zip(model.state_dict().values(), ref_model.state_dict().values(), strict=True):
@@ -91,13 +89,13 @@ def test_stop_inside_an_epoch_or_interval_resumes_exactly(tmp_path, steps, stop_
 
 
 def test_a_finished_phase_is_not_trained_again(tmp_path):
-    _train(Run(tmp_path, "test", Config()))
-    again, _ = _train(Run(tmp_path, "test", Config(), RunOptions(resume=True)))
+    _train(Run(tmp_path, "test", Config()).start())
+    again, _ = _train(Run(tmp_path, "test", Config(), RunOptions(resume=True)).start())
     assert [r["epoch"] for r in again] == [1, 2, 3, 4]
 
 
 def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
-    _train(Run(tmp_path, "test", Config()))
+    _train(Run(tmp_path, "test", Config()).start())
     older, newest = Checkpoints(tmp_path).paths()
     newest.write_bytes(newest.read_bytes()[:1000])  # a copy cut short
     state, path = Checkpoints(tmp_path).latest()
@@ -107,6 +105,6 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
 
 
 def test_only_the_newest_two_checkpoints_stay(tmp_path):
-    _train(Run(tmp_path, "test", Config()))
+    _train(Run(tmp_path, "test", Config()).start())
     assert [p.name for p in Checkpoints(tmp_path).paths()] == ["checkpoint-000003.pt",
                                                              "checkpoint-000004.pt"]

@@ -34,7 +34,7 @@ def test_cnn_quick_both_optimizers_from_the_same_weights(learnable_cifar, nnlab_
 def test_cnn_learns_the_fake_classes(learnable_cifar, nnlab_cache, tmp_path):
     cfg = cifar_cnn.Config(optimizer="adam", epochs=3, batch_size=32, val_size=100,
                            data=str(learnable_cifar))
-    metrics = launch(cifar_cnn, cfg, tmp_path, progress=False)
+    metrics = launch(cifar_cnn.EXPERIMENT, cfg, tmp_path, progress=False)
     assert metrics["adam"]["val_acc"] >= 0.8  # chance is 0.1
 
 
@@ -55,7 +55,7 @@ def test_speedrun_learns(muon_lr, learnable_cifar, nnlab_cache, tmp_path):
     # (eps 5e-4, right for real images) would blow it up to the size of the colour signal.
     cfg = cifar_speedrun.Config(widths="16,32,32", epochs=10, batch_size=50, val_size=100,
                                 whiten_eps=1.0, muon_lr=muon_lr, data=str(learnable_cifar))
-    metrics = launch(cifar_speedrun, cfg, tmp_path, progress=False)
+    metrics = launch(cifar_speedrun.EXPERIMENT, cfg, tmp_path, progress=False)
     assert metrics["val_acc"] >= 0.8  # chance is 0.1; seeds 0-3 give 0.90-1.00
     rows = History.load_csv(tmp_path / "history.csv")
     assert {k: v for k, v in metrics.items() if k.startswith("time_to_")} == (
@@ -69,7 +69,7 @@ def test_muon_takes_the_filters_and_sgd_the_rest():
 
     model = SpeedrunNet((8, 16, 16))
     cfg = cifar_speedrun.Config(muon_lr=0.2)
-    opt = cifar_speedrun._optimizer(cfg, model, lr=0.5)
+    opt = cifar_speedrun.build_optimizer(cfg, model, lr=0.5)
     assert isinstance(opt, Chain)
     sgd, muon = opt.optimizers
     assert isinstance(muon, MatrixMuon) and muon.param_groups[0]["lr"] == 0.2
@@ -80,7 +80,7 @@ def test_muon_takes_the_filters_and_sgd_the_rest():
     assert sorted(map(id, filters + rest)) == sorted(map(id, trainable))  # each exactly once
     assert id(model.head.weight) in map(id, rest)
     assert id(model.whiten.weight) not in map(id, rest + filters)  # frozen
-    assert isinstance(cifar_speedrun._optimizer(cifar_speedrun.Config(), model, 0.5),
+    assert isinstance(cifar_speedrun.build_optimizer(cifar_speedrun.Config(), model, 0.5),
                       torch.optim.SGD)
 
 
@@ -146,9 +146,9 @@ def test_tta_views_keep_shapes():
 @pytest.mark.parametrize("epochs_trained", [0, 1])
 def test_the_whitening_bias_trains_only_in_the_first_epochs_when_asked(
         epochs_trained, learnable_cifar, nnlab_cache, tmp_path):
-    cfg = cifar_speedrun.Config(**{**cifar_speedrun.Config.QUICK, "epochs": 3},
+    cfg = cifar_speedrun.Config(**{**cifar_speedrun.EXPERIMENT.quick, "epochs": 3},
                                 whiten_bias_epochs=epochs_trained, data=str(learnable_cifar))
-    launch(cifar_speedrun, cfg, tmp_path, progress=False)
+    launch(cifar_speedrun.EXPERIMENT, cfg, tmp_path, progress=False)
     # the newest two checkpoints are kept: after epoch 2 and after epoch 3
     after_2 = torch.load(sorted(tmp_path.glob("checkpoint-*.pt"))[0],
                          weights_only=False)["state"]["train.model"]

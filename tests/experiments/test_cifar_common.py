@@ -11,7 +11,6 @@ from nnlab.data.cifar10 import Loader
 from nnlab.engine import launch
 from nnlab.experiments import cifar_cnn, cifar_mlp, cifar_speedrun
 from nnlab.experiments.cifar_common import cifar_summary, predict
-from nnlab.experiments.cifar_speedrun import _batches
 
 
 def _weights(path, key=None) -> dict[str, torch.Tensor]:
@@ -22,9 +21,9 @@ def _weights(path, key=None) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("ema", [0.0, 0.5])
 def test_the_ema_weights_are_evaluated_and_saved(ema, learnable_cifar, nnlab_cache, tmp_path):
-    cfg = cifar_speedrun.Config(**cifar_speedrun.Config.QUICK, ema=ema,
+    cfg = cifar_speedrun.Config(**cifar_speedrun.EXPERIMENT.quick, ema=ema,
                                 data=str(learnable_cifar))
-    launch(cifar_speedrun, cfg, tmp_path, progress=False)
+    launch(cifar_speedrun.EXPERIMENT, cfg, tmp_path, progress=False)
     newest = sorted(tmp_path.glob("checkpoint-*.pt"))[-1]  # the state after the last step
     saved, raw = _weights(tmp_path / "model.pt"), _weights(newest, "train.model")
     same = all(torch.equal(saved[k], raw[k]) for k in raw)
@@ -39,12 +38,10 @@ def test_flips_alternate_so_each_image_is_seen_both_ways_in_two_epochs():
     n = 24
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
     loader = Loader(x, torch.arange(n), 5, torch.zeros(3), torch.full((3,), 1 / 255),
-                    drop_last=True)
-    flips = torch.rand(n, generator=torch.Generator().manual_seed(0)) < 0.5
-    batches = _batches(loader, flips, 0, torch.Generator().manual_seed(1))
+                    shuffle=True, drop_last=True, alternate_flips=True)
     mirrored: dict[int, list[bool]] = {}
     for epoch in (0, 1):
-        for xb, yb in batches(epoch):
+        for xb, yb in loader.epoch(epoch):
             for image, i in zip(xb, yb.tolist(), strict=True):
                 original = x[i].float()
                 assert torch.equal(image, original) or torch.equal(image, original.flip(2))
@@ -53,8 +50,9 @@ def test_flips_alternate_so_each_image_is_seen_both_ways_in_two_epochs():
     twice = {i: m for i, m in mirrored.items() if len(m) == 2}
     assert len(twice) >= 16 and all(m[0] != m[1] for m in twice.values())
     assert any(m[0] for m in twice.values()) and any(not m[0] for m in twice.values())
-    none = _batches(loader, None, 0, torch.Generator().manual_seed(1))  # --no-flip
-    assert all(torch.equal(xb, x[yb].float()) for xb, yb in none(1))
+    plain = Loader(x, torch.arange(n), 5, torch.zeros(3), torch.full((3,), 1 / 255),
+                   shuffle=True, drop_last=True)  # --no-flip
+    assert all(torch.equal(xb, x[yb].float()) for xb, yb in plain.epoch(1))
 
 
 class _Mirrored(torch.nn.Module):
@@ -89,9 +87,9 @@ def test_every_cifar_experiment_reports_the_same_keys(learnable_cifar, nnlab_cac
             "best_epoch", "min_val_loss", "min_val_loss_epoch"}
     facts = {"n_params", "n_train", "n_val", "data_s", "device", "precision", "world_size"}
     for module in (cifar_mlp, cifar_speedrun, cifar_cnn):
-        cfg = module.Config(**module.Config.QUICK, data=str(learnable_cifar),
+        cfg = module.Config(**module.EXPERIMENT.quick, data=str(learnable_cifar),
                             **({"optimizer": "adam"} if module is cifar_cnn else {}))
-        m = launch(module, cfg, tmp_path / module.__name__, progress=False)
+        m = launch(module.EXPERIMENT, cfg, tmp_path / module.__name__, progress=False)
         block = m["adam"] if module is cifar_cnn else m
         assert keys <= set(block) and facts <= set(m), module.__name__
         line = cifar_summary(block, m)

@@ -31,7 +31,7 @@ def test_quick_run_writes_every_file_and_names_the_split(learnable_cifar, nnlab_
 
 
 def test_final_trains_on_all_of_train_and_reports_test(learnable_cifar, nnlab_cache, tmp_path):
-    metrics = launch(cifar_mlp, Config(**Config.QUICK, quick=True, final=True,
+    metrics = launch(cifar_mlp.EXPERIMENT, Config(**cifar_mlp.EXPERIMENT.quick, final=True,
                                        data=str(learnable_cifar)), tmp_path, progress=False)
     assert "test_acc" in metrics and "val_acc" not in metrics
     assert metrics["n_test"] == 100 and metrics["n_train"] == 300
@@ -58,7 +58,7 @@ def test_each_recipe_learns_the_fake_classes(recipe, learnable_cifar, nnlab_cach
     # 45,000 (see test_zca_* in tests/data for the whitening itself).
     cfg = Config(recipe=recipe, data=str(learnable_cifar), val_size=100, widths="128,128",
                  epochs=8, batch_size=32, zca_eps=0.0)
-    metrics = launch(cifar_mlp, cfg, tmp_path, progress=False)
+    metrics = launch(cifar_mlp.EXPERIMENT, cfg, tmp_path, progress=False)
     assert metrics["val_acc"] >= 0.8  # chance is 0.1
 
 

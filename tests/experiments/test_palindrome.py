@@ -36,8 +36,8 @@ def test_a_milestone_never_reached_is_null(tmp_path, capsys):
 
 
 def test_sweep_one_folder_per_cell_and_T_plus_figure(tmp_path):
-    metrics = launch(palindrome, Config(**{**Config.QUICK, "cell": "rnn,lstm", "lengths": (3, 4)},
-                                        quick=True), tmp_path, progress=False)
+    cfg = Config(**{**palindrome.EXPERIMENT.quick, "cell": "rnn,lstm", "lengths": (3, 4)})
+    metrics = launch(palindrome.EXPERIMENT, cfg, tmp_path, progress=False)
     assert set(metrics) == {"rnn-T3", "rnn-T4", "lstm-T3", "lstm-T4"}
     for name in metrics:
         assert FILES <= {p.name for p in (tmp_path / name).iterdir()}
@@ -65,7 +65,7 @@ def test_seeds_draw_the_accuracy_vs_T_figure(tmp_path):
 def test_study_rnn_learns_short_palindromes(tmp_path):
     """T = 4: the study's RNN reaches 100% and early stopping ends the run well before 10,000
     steps (100 distinct palindromes, so 'held-out' cannot mean unseen here)."""
-    m = launch(palindrome, Config(length=4, hidden=32, steps=3000, eval_every=50,
+    m = launch(palindrome.EXPERIMENT, Config(length=4, hidden=32, steps=3000, eval_every=50,
                                   eval_size=1000), tmp_path, progress=False)
     assert m["test_acc"] == 1.0 and m["steps"] < 3000 and m["steps_to_99"] > 0
 
@@ -73,7 +73,7 @@ def test_study_rnn_learns_short_palindromes(tmp_path):
 def test_long_recipe_curriculum_reaches_the_target_length(tmp_path):
     cfg = Config(recipe="long", length=20, hidden=32, lr=1e-3, steps=3000, eval_every=25,
                  eval_size=1000, curriculum_start=5, curriculum_growth=2.0)
-    m = launch(palindrome, cfg, tmp_path, progress=False)
+    m = launch(palindrome.EXPERIMENT, cfg, tmp_path, progress=False)
     assert m["reached_T"] == 20 and m["test_acc"] >= 0.99
     Ts = [row.split(",")[3] for row in (tmp_path / "history.csv").read_text().splitlines()[1:]]
     assert Ts[0] == "5" and Ts[-1] == "20"  # the curriculum really started short

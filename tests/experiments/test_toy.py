@@ -14,14 +14,15 @@ IMPL_KEYS = {"train_acc", "test_acc", "train_loss", "test_loss", "wall_s"}
 
 
 def test_adam_reaches_97_percent_on_moons(tmp_path):
-    metrics = launch(toy, Config(dataset="moons", noise=0.1, optimizer="adam", lr=0.01,
+    metrics = launch(toy.EXPERIMENT, Config(dataset="moons", noise=0.1, optimizer="adam", lr=0.01,
                                  epochs=300), tmp_path, progress=False)
     assert metrics["numpy"]["test_acc"] >= 0.97
     assert metrics["torch"]["test_acc"] >= 0.97
 
 
 def test_study_sgd_defaults_agree_within_one_point(tmp_path):
-    metrics = launch(toy, Config(dataset="moons"), tmp_path, progress=False)  # study's SGD
+    # the study's SGD
+    metrics = launch(toy.EXPERIMENT, Config(dataset="moons"), tmp_path, progress=False)
     for split in ("train_acc", "test_acc"):
         assert abs(metrics["numpy"][split] - metrics["torch"][split]) <= 0.01
     # from identical weights on identical full batches the losses track each other closely

@@ -334,7 +334,11 @@ class Loader:
     normalised and whitened once, up front, and kept as float32 (N x 12 KiB): whitening every
     batch would cost more than an MLP's first layer. Under torchrun, ``rank``/``world_size``
     give each process its share of every batch (the batch size stays the global one).
-    Yields (x (B, 3, 32, 32) float32, y (B,) int64).
+    With ``alternate_flips`` each image gets a fixed coin (drawn once): in even epochs it is
+    mirrored when its coin says so, in odd epochs when it does not, so every image is seen
+    both ways in two consecutive epochs (airbench's flips); ``augment`` then adds the rest.
+    ``epoch(e)`` yields epoch e's batches (iterating the loader is ``epoch(0)``):
+    (x (B, 3, 32, 32) float32, y (B,) int64).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: torch.Tensor,
@@ -342,7 +346,7 @@ class Loader:
                  zca: torch.Tensor | None = None, drop_last: bool = False, seed: int = 0,
                  device: str | torch.device = "cpu",
                  memory_format: torch.memory_format = torch.contiguous_format,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, alternate_flips: bool = False) -> None:
         self.y = y.to(device)
         self.mean = mean.to(device)[None, :, None, None] * 255
         self.std = std.to(device)[None, :, None, None] * 255
@@ -362,14 +366,21 @@ class Loader:
         # (rank::world_size); augmentation draws from a generator of its own per process.
         self.rank, self.world_size = rank, world_size
         self.gen = torch.Generator().manual_seed(seed)
-        self.aug_gen = (self.gen if world_size == 1
-                        else torch.Generator().manual_seed(seed + 7919 * (rank + 1)))
+        self.aug_gen = (self.gen if world_size == 1 and not alternate_flips
+                        else torch.Generator().manual_seed(
+                            seed + 7919 * (rank + 1) * (world_size > 1)))
+        # the coins come first from the batch-order generator: (N,) bool, on the device
+        self.flips = ((torch.rand(len(y), generator=self.gen) < 0.5).to(device)
+                      if alternate_flips else None)
 
     def __len__(self) -> int:
         n = len(self.y)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.epoch(0)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
         order = (torch.randperm(n, generator=self.gen).to(self.y.device) if self.shuffle
                  else torch.arange(n, device=self.y.device))
@@ -379,6 +390,9 @@ class Loader:
             xb = self.x[idx]
             if not self.whitened:
                 xb = (xb.float() - self.mean) / self.std
+            if self.flips is not None:
+                mirror = self.flips[idx] ^ bool(epoch % 2)
+                xb = torch.where(mirror[:, None, None, None], xb.flip(3), xb)
             if self.augment is not None:
                 xb = self.augment(xb, self.aug_gen)
             yield xb.contiguous(memory_format=self.memory_format), self.y[idx]

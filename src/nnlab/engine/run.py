@@ -34,14 +34,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 
 from nnlab.engine import checkpoint as ckpt
-from nnlab.errors import ConfigError, Interrupted
+from nnlab.engine.prepare import EXTENDS
+from nnlab.errors import ConfigError, Interrupted, NnlabError
 
 CHECKPOINT_FORMAT = 1
 
@@ -152,14 +152,18 @@ class Run:
     """
 
     def __init__(self, out: str | Path, experiment: str, config: Any,
-                 options: RunOptions | None = None, extra: dict | None = None) -> None:
+                 options: RunOptions | None = None, extra: dict | None = None,
+                 device: str | None = None, precision: str | None = None) -> None:
+        """Nothing happens until :meth:`start`. ``device``/``precision``: as the flags
+        (``auto``, ``cpu``, ``bf16``...); None: the CPU in fp32."""
         self.out = Path(out)
         self.experiment, self.config = experiment, config
         self.options = options or RunOptions()
         if self.options.checkpoint_every < 1:
             raise ConfigError(f"--checkpoint-every must be >= 1, got "
                               f"{self.options.checkpoint_every}")
-        self._setup_device()
+        self._device_flags = (device, precision)
+        self._extra = extra or {}
         self._tracked: dict[str, Any] = {}
         self._restored: set[str] = set()
         self._checkpoints = ckpt.Checkpoints(self.out, self.options.keep)
@@ -168,32 +172,47 @@ class Run:
         self.phases: dict[str, dict] = {}  # name -> {"history", "position", "stopped"}
         self.data: dict[str, Any] = {}  # fitted data state (normalisation, ZCA, ...)
         self._writers: dict[str, Any] = {}  # TensorBoard, one writer per phase
+
+    def start(self) -> Run:
+        """Join the torchrun group (if any), load the newest checkpoint when resuming, make
+        the folder and write config.json. Returns the run."""
+        self._setup_device(*self._device_flags)
         if self.options.tensorboard:
             self._writer_class()  # a missing package is one line, before any file is written
         if self.options.resume and (found := self._checkpoints.latest()) is not None:
             self._resume, path = found
+            self._check_checkpoint(path)
             self.phases = self._resume["phases"]
             self.data = self._resume["data"]
             self.note(f"resuming from {path}")
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            self._write_config(extra or {})
+            self._write_config(self._extra)
             if self.options.resume:  # extending a finished run: it is unfinished again
                 done = self.out / "metrics.json"
                 if done.exists():
                     done.replace(self.out / "metrics.before-resume.json")
+        return self
+
+    def _check_checkpoint(self, path: Path) -> None:
+        """A checkpoint of another format version or of another experiment is refused."""
+        fmt, name = self._resume.get("format"), self._resume.get("experiment")
+        if fmt != CHECKPOINT_FORMAT:
+            raise NnlabError(f"{path}: checkpoint format {fmt}, but this nnlab reads format "
+                             f"{CHECKPOINT_FORMAT}; resume it with the nnlab that wrote it")
+        if name != self.experiment:
+            raise NnlabError(f"{path}: a checkpoint of experiment {name!r}, not "
+                             f"{self.experiment!r}")
 
     # -- device -------------------------------------------------------------------------
 
-    def _setup_device(self) -> None:
+    def _setup_device(self, device: str | None, precision: str | None) -> None:
         from nnlab.device import resolve_device, resolve_precision
         from nnlab.engine import distributed
 
-        fields = getattr(self.config, "__dataclass_fields__", {})
-        if "device" in fields:
-            self.dist, self.device = distributed.setup(resolve_device(self.config.device))
-            self.precision = resolve_precision(getattr(self.config, "precision", "fp32"),
-                                               self.device)
+        if device is not None:
+            self.dist, self.device = distributed.setup(resolve_device(device))
+            self.precision = resolve_precision(precision or "fp32", self.device)
         else:  # the toy MLPs and the recurrent cells: small enough that the CPU is fastest
             self.dist, self.device, self.precision = distributed.from_env(), torch.device(
                 "cpu"), "fp32"
@@ -382,7 +401,11 @@ class Run:
     def child(self, name: str, config: Any, train: Callable[[Any, Run], dict]) -> dict:
         """A sub-run in ``out/name`` (a dataset, a cell and length of a sweep) with its own
         folder, checkpoints and metrics.json; on resume a finished one is read back."""
-        return run_child(self.out / name, self.experiment, config, self.options, train)
+        return run_child(self.out / name, self.experiment, config, self.options, train,
+                         self._device_flags, self._extra_of_child())
+
+    def _extra_of_child(self) -> dict:
+        return {k: v for k, v in self._extra.items() if k == "experiment_file"}
 
     def execute(self, train: Callable[[Any, Run], dict]) -> dict:
         metrics = train(self.config, self)
@@ -405,40 +428,51 @@ class Run:
         ckpt.write_json_atomic(self.out / "metrics.json", metrics)
 
 
-def experiment_name(module: ModuleType) -> str:
-    from nnlab.experiments import EXPERIMENTS
-
-    return next((n for n, (m, _) in EXPERIMENTS.items() if m == module.__name__),
-                module.__name__.rsplit(".", 1)[-1])
-
-
-def run_options(module: ModuleType, **options: Any) -> RunOptions:
-    """:class:`RunOptions` from keywords; ``checkpoint_every`` defaults to the experiment's
-    ``CHECKPOINT_EVERY`` (1 when it has none)."""
-    if options.get("checkpoint_every") is None:
-        options["checkpoint_every"] = getattr(module, "CHECKPOINT_EVERY", 1)
-    return RunOptions(**options)
+def finished(folder: Path, config: Any) -> dict | None:
+    """The metrics of a finished run in ``folder`` that ``config`` does not extend (it asks
+    for no more epochs or steps than the run made); None when there is more to do."""
+    done = folder / "metrics.json"
+    if not done.exists():
+        return None
+    old = ckpt.read_json(folder / "config.json")
+    new = dataclasses.asdict(config)
+    if any(new.get(k) != old.get(k) for k in EXTENDS):
+        return None
+    return ckpt.read_json(done)
 
 
-def run_child(folder: Path, experiment: str | ModuleType, config: Any, options: RunOptions,
-              train: Callable[[Any, Run], dict] | None = None) -> dict:
+def run_child(folder: Path, experiment: str, config: Any, options: RunOptions,
+              train: Callable[[Any, Run], dict], device_flags: tuple = (None, None),
+              extra: dict | None = None) -> dict:
     """A sub-run in ``folder``: read back when it finished (unless ``config`` asks it for
     more epochs or steps), resumed when it started, else run from the start."""
-    if isinstance(experiment, ModuleType):
-        experiment, train = experiment_name(experiment), experiment.train
-    done = folder / "metrics.json"
-    if options.resume and done.exists():
-        old = json.loads((folder / "config.json").read_text())
-        if all(getattr(config, k, None) == old.get(k) for k in ("epochs", "steps")):
-            return json.loads(done.read_text())
+    if options.resume and (metrics := finished(folder, config)) is not None:
+        return metrics
     options = dataclasses.replace(
         options, resume=options.resume and (folder / "config.json").exists())
-    return Run(folder, experiment, config, options).execute(train)
+    return Run(folder, experiment, config, options, extra, *device_flags).start().execute(train)
 
 
-def launch(module: ModuleType, config: Any, out: str | Path, **options: Any) -> dict:
-    """Run experiment ``module`` (its ``train(config, run)``) in folder ``out``; keyword
-    arguments are :class:`RunOptions` fields. Returns the metrics."""
+def launch(experiment: Any, config: Any, out: str | Path, **options: Any) -> dict:
+    """Run ``experiment`` (an :class:`~nnlab.experiments.Experiment`) with ``config`` in
+    folder ``out``; keyword arguments are :class:`RunOptions` fields (``checkpoint_every``
+    defaults to the experiment's). Returns the metrics."""
     with signals_handled():
-        return Run(out, experiment_name(module), config,
-                   run_options(module, **options)).execute(module.train)
+        return start_run(experiment, config, out, **options).execute(experiment.train)
+
+
+def start_run(experiment: Any, config: Any, out: str | Path, extra: dict | None = None,
+              **options: Any) -> Run:
+    """The started :class:`Run` of ``experiment`` (a record) in ``out``."""
+    if options.get("checkpoint_every") is None:
+        options["checkpoint_every"] = experiment.checkpoint_every
+    device = (config.device, config.precision) if experiment.devices else (None, None)
+    return Run(out, experiment.name, config, RunOptions(**options),
+               {**experiment_extra(experiment), **(extra or {})}, *device).start()
+
+
+def experiment_extra(experiment: Any) -> dict:
+    """What config.json records of where an experiment came from (a file: its path, so that
+    ``nnlab eval`` finds it again)."""
+    return ({"experiment_file": experiment.source[len("file "):]}
+            if experiment.source.startswith("file ") else {})

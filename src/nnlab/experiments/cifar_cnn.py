@@ -13,21 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from nnlab.config import LR_MAX, option
 from nnlab.data.cifar10 import Augment, Loader
-from nnlab.engine import History, Run, TorchStep, distributed, train_epochs
+from nnlab.engine import History, Run
+from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
+    QUICK,
     CifarOptions,
+    cifar_experiment,
     cifar_summary,
     evaluate_saved,
-    finish,
-    loss_acc,
-    predict,
     run_facts,
     setup,
+    train_classifier,
 )
 from nnlab.models.cnn import VGGReduced
 from nnlab.plots import plot_curves
@@ -50,18 +50,11 @@ class Config(CifarOptions):
     dropout: float = option(0.0, "dropout before each Linear (the study's listing: none)",
                             ge=0, lt=1)
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
-    quick: bool = option(False, "smoke run in seconds: 400 images, 2 epochs (flags you give "
-                                "still win)")
 
     RECIPES = {"study": {"flip": False, "translate": 0, "tta": "none"}}  # no augmentation
-    QUICK = {**CifarOptions.QUICK, "epochs": 2}
 
     def __post_init__(self) -> None:
         self.check_common()
-
-    def extendable(self) -> bool:
-        """Whether --resume may raise --epochs: not when the schedule is tied to the length."""
-        return self.schedule == "constant"
 
 
 def train(cfg: Config, run: Run) -> dict:
@@ -93,26 +86,15 @@ def train(cfg: Config, run: Run) -> dict:
                         splits.std, shuffle=True, augment=augment, seed=cfg.seed,
                         device=run.device, memory_format=fmt, rank=run.dist.rank,
                         world_size=run.dist.world_size)
-        run.track(**{f"{name}.batch_order": loader.gen, f"{name}.augmentation": loader.aug_gen})
         sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * len(loader))
                  if cfg.schedule == "cosine" else None)
-
-        def evaluate_all(model: nn.Module = model) -> dict[str, float]:
-            loss, acc = loss_acc(*predict(model, held, run.autocast, "none"))
-            return {f"{ev}_loss": loss, f"{ev}_acc": acc}
-
-        step = TorchStep(distributed.wrap(model, run.dist, run.device), opt, scheduler=sched,
-                         autocast=run.autocast)
-        h = train_epochs(step, lambda epoch, loader=loader: loader, cfg.epochs, evaluate_all,
-                         run=run, phase=name, tags={"optimizer": name},
-                         desc=f"cifar-cnn {name}",  # saved every epoch: long runs
-                         history_path=run.out / f"history-{name}.csv" if run.main else None)
+        metrics[name], h = train_classifier(
+            run, splits, model, opt, loader, held, epochs=cfg.epochs, tta=cfg.tta,
+            title=f"VGGReduced, {name} lr {lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs",
+            scheduler=sched, phase=name, group="optimizer", desc=f"cifar-cnn {name}")
         history.extend(h)
         if run.main:
             history.to_csv(run.out / "history.csv")
-        metrics[name] = finish(run, model, held, splits, h, cfg.tta,
-                               f"VGGReduced, {name} lr {lr:g}, batch {cfg.batch_size}, "
-                               f"{cfg.epochs} epochs", suffix=f"-{name}", group="optimizer")
         metrics[name]["lr"] = lr  # config.json's lr is null when each takes the study's own
     metrics.update(run_facts(run, splits, initial))
     if run.main and len(names) > 1:
@@ -141,3 +123,12 @@ def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
 def summarize(metrics: dict) -> str:
     return "\n".join(f"{name}: {cifar_summary(metrics[name], metrics)}"
                      for name in ("adam", "sgd") if name in metrics)
+
+
+EXPERIMENT = cifar_experiment(
+    name="cifar-cnn", description=describe("cifar-cnn"),
+    Config=Config, train=train, summarize=summarize, evaluate=eval_run,
+    quick={**QUICK, "epochs": 2},
+    # --resume may raise --epochs only when the schedule is not tied to the length
+    extendable=lambda config: config.schedule == "constant",
+)

@@ -16,7 +16,7 @@ from torch import nn
 from nnlab.config import option, resolve, validate
 from nnlab.data.cifar10 import Cifar, channel_stats, load_cifar10, stratified_split
 from nnlab.device import DEVICES, PRECISIONS, resolve_device
-from nnlab.engine import History
+from nnlab.engine import History, TorchStep, distributed, train_epochs
 from nnlab.errors import ConfigError
 from nnlab.plots import plot_confusion, plot_curves
 
@@ -49,9 +49,6 @@ class CifarOptions:
                                    "flip (each image and its mirror); flip+translate (six "
                                    "views)", choices=TTA)
 
-    # --quick: defaults every CIFAR experiment takes first (a flag you give still wins)
-    QUICK = {"val_size": 100, "train_limit": 400}
-
     def check_common(self) -> None:
         validate(self)
         resolve_device(self.device)  # an absent device is an error now, not after loading
@@ -59,6 +56,24 @@ class CifarOptions:
     def resolved(self):  # noqa: ANN201 - the subclass's Config
         """A copy with every None replaced by the recipe's value (see RECIPES)."""
         return resolve(self)
+
+
+# --quick: defaults every CIFAR experiment takes first (a flag you give still wins)
+QUICK = {"val_size": 100, "train_limit": 400}
+
+
+def held_out(cfg: CifarOptions) -> str:
+    """The split a CIFAR run reports: validation, or the source's test split with --final."""
+    return "test" if cfg.final else "val"
+
+
+def cifar_experiment(**parts: Any):  # noqa: ANN201 - an Experiment
+    """The record of a CIFAR experiment: CIFAR-10 data, a device and precision, its held-out
+    split from --final, recipes resolved before the run folder records them."""
+    from nnlab.experiments import Experiment
+
+    return Experiment(needs_cifar=True, devices=True, held_out=held_out,
+                      resolve=CifarOptions.resolved, **parts)
 
 
 def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -227,6 +242,61 @@ def finish(run, model: nn.Module, held, splits: Splits, history: History, tta: s
         metrics.update(best_val_acc=best_val_acc, best_epoch=best_epoch,
                        min_val_loss=min_val_loss, min_val_loss_epoch=low_epoch)
     return metrics
+
+
+def smoothed_cross_entropy(label_smoothing: float = 0.0
+                           ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss: cross-entropy in fp32 with ``label_smoothing``."""
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    return loss_fn
+
+
+def train_classifier(run, splits: Splits, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     loader, held, *, epochs: int, tta: str, title: str,
+                     scheduler: Any = None, ema: Any = None, lookahead: Any = None,
+                     label_smoothing: float = 0.0, phase: str = "",
+                     on_epoch: Callable[[int], None] | None = None, wall_offset: float = 0.0,
+                     tta_untranslated: float = 1 / 3, group: str = "run",
+                     desc: str | None = None) -> tuple[dict[str, Any], History]:
+    """The CIFAR classifier loop every CIFAR experiment shares: train ``model`` on
+    ``loader`` (a :class:`~nnlab.data.cifar10.Loader`) for ``epochs``, evaluating ``held``
+    after each epoch without TTA, then :func:`finish` (the final evaluation with ``tta``, the
+    saved model, the figures).
+
+    ``optimizer``, ``scheduler`` (stepped every batch), ``ema`` (the EMA is what is evaluated
+    and saved) and ``lookahead`` are the experiment's; the loader's generators go into every
+    checkpoint. ``phase`` names a phase of a run that trains more than one model (the VGG's
+    Adam and SGD): its history goes to ``history-<phase>.csv`` and its files get the suffix
+    ``-<phase>``. ``on_epoch(e)`` runs before epoch e's batches are drawn (a schedule of the
+    epoch alone, so a resumed run sees the same); ``wall_offset``: seconds already spent on
+    set-up (whitening) that ``wall_s`` counts. Returns (metrics, history)."""
+    prefix, suffix = (f"{phase}.", f"-{phase}") if phase else ("", "")
+    run.track(**{f"{prefix}batch_order": loader.gen, f"{prefix}augmentation": loader.aug_gen})
+    evaluated = ema.module if ema is not None else model
+    ev = splits.eval_name
+
+    def evaluate_all() -> dict[str, float]:  # per epoch, without TTA: cheap, and the clock
+        loss, acc = loss_acc(*predict(evaluated, held, run.autocast, "none"))
+        return {f"{ev}_loss": loss, f"{ev}_acc": acc}
+
+    def batches(epoch: int):  # noqa: ANN202 - an iterator of (x, y)
+        if on_epoch is not None:
+            on_epoch(epoch)
+        return loader.epoch(epoch)
+
+    step = TorchStep(distributed.wrap(model, run.dist, run.device), optimizer,
+                     smoothed_cross_entropy(label_smoothing), scheduler, run.autocast, ema=ema,
+                     lookahead=lookahead)
+    history = train_epochs(step, batches, epochs, evaluate_all, run=run,
+                           phase=phase or "train", tags={group: phase} if phase else None,
+                           desc=desc, wall_offset=wall_offset,
+                           history_path=run.out / f"history{suffix}.csv" if run.main else None)
+    if lookahead is not None:
+        lookahead.sync()  # the final weights: the slow ones, caught up with the last steps
+    metrics = finish(run, evaluated, held, splits, history, tta, title, suffix=suffix,
+                     group=group, tta_untranslated=tta_untranslated)
+    return metrics, history
 
 
 def run_facts(run, splits: Splits, model: nn.Module) -> dict[str, Any]:

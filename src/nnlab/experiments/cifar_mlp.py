@@ -18,19 +18,20 @@ from torch import nn
 
 from nnlab.config import LR_MAX, option, shown
 from nnlab.data.cifar10 import Augment, Loader, fit_zca
-from nnlab.engine import Run, TorchStep, distributed, train_epochs
+from nnlab.engine import Run
+from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
+    QUICK,
     CifarOptions,
     check_batches,
+    cifar_experiment,
     cifar_summary,
     evaluate_saved,
-    finish,
-    loss_acc,
     make_ema,
-    predict,
     run_facts,
     setup,
+    train_classifier,
     weight_decay_groups,
 )
 from nnlab.models.mlp import ACTIVATIONS, BLOCKS, NORMS, ImageMLP
@@ -82,18 +83,11 @@ class Config(CifarOptions):
     cutout: int | None = option(None, "cutout square side in pixels; 0 = off", ge=0, le=32)
     ema: float | None = option(None, "decay of an exponential moving average of the weights, "
                                      "evaluated instead of the weights; 0 = off", ge=0, lt=1)
-    quick: bool = option(False, "smoke run in seconds: 400 images, network 64,64, 2 epochs, "
-                                "batch 64 (flags you give still win)")
 
     RECIPES = RECIPES
-    QUICK = {**CifarOptions.QUICK, "widths": (64, 64), "epochs": 2, "batch_size": 64}
 
     def __post_init__(self) -> None:
         self.check_common()
-
-    def extendable(self) -> bool:
-        """Whether --resume may raise --epochs: not when the schedule is tied to the length."""
-        return self.resolved().schedule == "constant"
 
 
 def build_model(cfg: Config, n_classes: int = 10) -> ImageMLP:
@@ -101,7 +95,7 @@ def build_model(cfg: Config, n_classes: int = 10) -> ImageMLP:
                     cfg.dropout, cfg.block, cfg.expansion)
 
 
-def _optimizer(cfg: Config, model: nn.Module, steps: int):
+def build_optimizer(cfg: Config, model: nn.Module, steps: int):
     groups = weight_decay_groups(model, cfg.weight_decay)
     # One fused kernel per Adam step instead of a dozen passes over the 14.7 M weights: the
     # optimizer was a third of the best recipe's step time on a 2-core CPU (see the README's
@@ -149,29 +143,14 @@ def train(cfg: Config, run: Run) -> dict:
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std, zca=zca,
                   device=run.device)
     model = build_model(cfg, len(splits.classes)).to(run.device)
-    optimizer, scheduler = _optimizer(cfg, model, cfg.epochs * len(train_loader))
-    ema = make_ema(model, cfg.ema)
-    evaluated = ema.module if ema is not None else model
-    run.track(batch_order=train_loader.gen, augmentation=train_loader.aug_gen)
-    ev = splits.eval_name
-
-    def evaluate_all() -> dict[str, float]:  # per epoch: no TTA, to keep epochs cheap
-        loss, acc = loss_acc(*predict(evaluated, held, run.autocast, "none"))
-        return {f"{ev}_loss": loss, f"{ev}_acc": acc}
-
-    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits.float(), y,
-                                           label_smoothing=cfg.label_smoothing)
-
-    step = TorchStep(distributed.wrap(model, run.dist, run.device), optimizer, loss_fn,
-                     scheduler, run.autocast, ema=ema)
-    history = train_epochs(step, lambda epoch: train_loader, cfg.epochs, evaluate_all, run=run,
-                           desc=f"cifar-mlp {cfg.recipe} seed {cfg.seed}",
-                           history_path=run.out / "history.csv" if run.main else None,
-                           wall_offset=setup_s)
+    optimizer, scheduler = build_optimizer(cfg, model, cfg.epochs * len(train_loader))
     title = (f"pure MLP, recipe {cfg.recipe}: {shown(cfg.widths)}, {cfg.epochs} epochs, "
              f"seed {cfg.seed}")
-    end = finish(run, evaluated, held, splits, history, cfg.tta, title)
+    end, _ = train_classifier(
+        run, splits, model, optimizer, train_loader, held, epochs=cfg.epochs, tta=cfg.tta,
+        title=title, scheduler=scheduler, ema=make_ema(model, cfg.ema),
+        label_smoothing=cfg.label_smoothing, wall_offset=setup_s,
+        desc=f"cifar-mlp {cfg.recipe} seed {cfg.seed}")
     return {**end, **run_facts(run, splits, model)}
 
 
@@ -194,3 +173,12 @@ def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
 
 def summarize(metrics: dict) -> str:
     return cifar_summary(metrics)
+
+
+EXPERIMENT = cifar_experiment(
+    name="cifar-mlp", description=describe("cifar-mlp"),
+    Config=Config, train=train, summarize=summarize, evaluate=eval_run, plot_seeds=plot_seeds,
+    quick={**QUICK, "widths": (64, 64), "epochs": 2, "batch_size": 64},
+    # --resume may raise --epochs only when the schedule is not tied to the length
+    extendable=lambda config: config.resolved().schedule == "constant",
+)

@@ -18,25 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from nnlab.config import LR_MAX, option
-from nnlab.data.cifar10 import Loader, translate
-from nnlab.engine import Run, TorchStep, distributed, train_epochs
+from nnlab.data.cifar10 import Augment, Loader
+from nnlab.engine import Run
 from nnlab.engine.lookahead import Lookahead
 from nnlab.engine.muon import Chain, MatrixMuon
+from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
+    QUICK,
     CifarOptions,
     check_batches,
+    cifar_experiment,
     cifar_summary,
     evaluate_saved,
-    finish,
-    loss_acc,
     make_ema,
-    predict,
     run_facts,
     setup,
+    train_classifier,
     weight_decay_groups,
 )
 from nnlab.models.cnn import SpeedrunNet
@@ -81,44 +81,15 @@ class Config(CifarOptions):
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
     init: str = option("dirac", "conv init: dirac (identity filters first) or default "
                        "(PyTorch's)", choices=("dirac", "default"))
-    quick: bool = option(False, "smoke run in seconds: 400 images, widths 16,32,32, 2 epochs, "
-                                "batch 128 (flags you give still win)")
 
     # Flips alternate between epochs (each image is seen both ways in two epochs).
     RECIPES = {"speedrun": {"flip": True, "translate": 2, "tta": "flip+translate"}}
-    QUICK = {**CifarOptions.QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128}
 
     def __post_init__(self) -> None:
         self.check_common()
 
-    def extendable(self) -> bool:
-        return False  # the lr warms up and decays to 0 over the planned steps
 
-
-def _batches(loader: Loader, flips: torch.Tensor | None, pixels: int, gen: torch.Generator,
-             on_epoch=None):
-    """Epoch e's batches: image i mirrored when flips[i] xor (e odd), so every image is
-    seen both ways in two consecutive epochs (``flips`` None: never); then translated up to
-    ``pixels``. ``on_epoch(e)`` runs first (a schedule that depends on the epoch alone, so
-    a resumed run sees the same)."""
-    def epoch_batches(epoch: int):
-        if on_epoch is not None:
-            on_epoch(epoch)
-        n = len(loader.y)
-        order = torch.randperm(n, generator=gen).to(loader.y.device)
-        for i in range(len(loader)):
-            idx = order[i * loader.batch_size:(i + 1) * loader.batch_size]
-            idx = idx[loader.rank::loader.world_size]  # this process's share under torchrun
-            xb = (loader.x[idx].float() - loader.mean) / loader.std
-            if flips is not None:
-                mirror = flips[idx] ^ bool(epoch % 2)
-                xb = torch.where(mirror[:, None, None, None], xb.flip(3), xb)
-            xb = translate(xb, pixels, loader.aug_gen)
-            yield xb.contiguous(memory_format=loader.memory_format), loader.y[idx]
-    return epoch_batches
-
-
-def _optimizer(cfg: Config, model: SpeedrunNet, lr: float) -> torch.optim.Optimizer:
+def build_optimizer(cfg: Config, model: SpeedrunNet, lr: float) -> torch.optim.Optimizer:
     """Nesterov SGD (BatchNorm shifts at ``bias_lr_scale`` x ``lr``); with ``muon_lr`` the
     conv filters go to Muon instead, the two chained as one optimizer."""
     weights, shifts = weight_decay_groups(model, cfg.weight_decay)
@@ -154,13 +125,15 @@ def train(cfg: Config, run: Run) -> dict:
     splits = setup(cfg, run)
     widths = cfg.widths
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    # Flips alternate between epochs (each image seen both ways in two), then translations.
     loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean, splits.std,
-                    shuffle=True, drop_last=True, seed=cfg.seed, device=run.device,
-                    memory_format=fmt, rank=run.dist.rank, world_size=run.dist.world_size)
+                    shuffle=True, augment=Augment(flip=False, translate=cfg.translate),
+                    drop_last=True, seed=cfg.seed, device=run.device, memory_format=fmt,
+                    rank=run.dist.rank, world_size=run.dist.world_size,
+                    alternate_flips=cfg.flip)
     check_batches(loader, cfg.batch_size)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std,
                   device=run.device, memory_format=fmt)
-    gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     t = time.perf_counter()  # wall_s: whitening init + training + TTA evaluation
     model = SpeedrunNet(widths, len(splits.classes), dirac=cfg.init == "dirac").to(run.device)
@@ -169,21 +142,15 @@ def train(cfg: Config, run: Run) -> dict:
                          cfg.whiten_eps)
     model = model.to(memory_format=fmt)
     setup_s = run.fitted("setup_s", lambda: time.perf_counter() - t)
-    flips = (torch.rand(len(loader.y), generator=gen) < 0.5).to(run.device)  # drawn always:
-    flips = flips if cfg.flip else None  # the same batch order with --no-flip
 
     steps = cfg.epochs * len(loader)
     lr = cfg.lr * cfg.batch_size / 512
-    opt = _optimizer(cfg, model, lr)
+    opt = build_optimizer(cfg, model, lr)
     warm = max(1, int(cfg.warmup * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / (steps - warm)))
-    ema = make_ema(model, cfg.ema)
     lookahead = (Lookahead(model, cfg.lookahead_k, cfg.lookahead, total_steps=steps)
                  if cfg.lookahead else None)
-    evaluated = ema.module if ema is not None else model
-    run.track(batch_order=gen, augmentation=loader.aug_gen)
-    ev = splits.eval_name
 
     def whiten_bias(epoch: int) -> None:  # trained in the first epochs only, when asked
         train = not cfg.whiten_bias_epochs or epoch < cfg.whiten_bias_epochs
@@ -191,30 +158,18 @@ def train(cfg: Config, run: Run) -> dict:
         if not train:
             model.whiten.bias.grad = None  # SGD skips a parameter without a gradient
 
-    def evaluate_all() -> dict[str, float]:  # per epoch, without TTA: the milestone clock
-        loss, acc = loss_acc(*predict(evaluated, held, run.autocast, "none"))
-        return {f"{ev}_loss": loss, f"{ev}_acc": acc}
-
-    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits.float(), y,
-                                           label_smoothing=cfg.label_smoothing)
-
-    step = TorchStep(distributed.wrap(model, run.dist, run.device), opt, loss_fn, sched,
-                     run.autocast, ema=ema, lookahead=lookahead)
-    history = train_epochs(step, _batches(loader, flips, cfg.translate, gen, whiten_bias),
-                           cfg.epochs,
-                           evaluate_all, run=run, desc=f"cifar-speedrun seed {cfg.seed}",
-                           history_path=run.out / "history.csv" if run.main else None,
-                           wall_offset=setup_s)  # wall_s counts from before the whitening
-    if lookahead is not None:
-        lookahead.sync()  # the final weights: the slow ones, caught up with the last steps
     title = f"speedrun net {widths}, {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}"
-    end = finish(run, evaluated, held, splits, history, cfg.tta, title,
-                 tta_untranslated=cfg.tta_untranslated)
+    end, history = train_classifier(
+        run, splits, model, opt, loader, held, epochs=cfg.epochs, tta=cfg.tta, title=title,
+        scheduler=sched, ema=make_ema(model, cfg.ema), lookahead=lookahead,
+        label_smoothing=cfg.label_smoothing, on_epoch=whiten_bias,
+        wall_offset=setup_s,  # wall_s counts from before the whitening
+        tta_untranslated=cfg.tta_untranslated, desc=f"cifar-speedrun seed {cfg.seed}")
     if run.main:
         plot_time_to_accuracy([run.out / "history.csv"], run.out / "time_to_accuracy.png",
                               MILESTONES, title=title)
-    return {**end, **run_facts(run, splits, model), **milestone_times(history, ev)}
+    return {**end, **run_facts(run, splits, model),
+            **milestone_times(history, splits.eval_name)}
 
 
 def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
@@ -242,3 +197,11 @@ def summarize(metrics: dict) -> str:
                       if metrics.get(f"time_to_{p}_s") is not None else f"{p}%: not reached"
                       for p in percents)
     return f"{cifar_summary(metrics)}; time to {times}"
+
+
+EXPERIMENT = cifar_experiment(
+    name="cifar-speedrun", description=describe("cifar-speedrun"),
+    Config=Config, train=train, summarize=summarize, evaluate=eval_run, plot_seeds=plot_seeds,
+    quick={**QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
+    extendable=lambda config: False,  # the lr warms up and decays to 0 over the planned steps
+)

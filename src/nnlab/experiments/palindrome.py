@@ -13,6 +13,7 @@ from nnlab.config import LR_MAX, option, validate
 from nnlab.data.palindrome import distinct_palindromes, held_out_set, palindromes, split
 from nnlab.engine import Run, TorchStep, evaluate, train_steps
 from nnlab.errors import ConfigError
+from nnlab.experiments import Experiment, describe
 from nnlab.models.rnn import CELLS, VanillaRNN
 from nnlab.plots import plot_accuracy_vs_length, plot_curves
 
@@ -57,11 +58,6 @@ class Config:
                                            "validation accuracy reaches 99%", gt=1)
     time_limit: float = option(0.0, "minutes of training at most per run (0 = no limit)", ge=0)
     seed: int = option(0, "seeds the weights and the training palindromes")
-    quick: bool = option(False, "smoke run in seconds: T=5, hidden 16, 60 steps (flags you "
-                                "give still win)")
-
-    QUICK = {"length": 5, "hidden": 16, "steps": 60, "eval_every": 20, "eval_size": 500,
-             "curriculum_start": 3}
 
     def __post_init__(self) -> None:
         validate(self)
@@ -255,3 +251,14 @@ def summarize(metrics: dict) -> str:
             else f"{m[c]:>13}" for c in cols))
     return "\n".join(lines) + "\n(-: validation accuracy never reached 99%)" * any(
         m["steps_to_99"] is None for m in rows)
+
+
+EXPERIMENT = Experiment(
+    name="palindrome", description=describe("palindrome"),
+    Config=Config, train=train, summarize=summarize,
+    quick={"length": 5, "hidden": 16, "steps": 60, "eval_every": 20, "eval_size": 500,
+           "curriculum_start": 3},
+    evaluate=eval_run, plot_seeds=plot_seeds,
+    held_out=lambda config: "test",  # fresh palindromes: every run reports test
+    resolve=Config.resolved,
+)

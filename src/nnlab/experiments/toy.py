@@ -15,12 +15,12 @@ from nnlab.config import LR_MAX, option, shown, validate
 from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
 from nnlab.engine import History, Run, evaluate, evaluate_numpy, fit, fit_numpy
 from nnlab.errors import ConfigError
+from nnlab.experiments import Experiment, describe
 from nnlab.models.mlp import MLP
 from nnlab.numpy_nn.gradcheck import numeric_gradient_at, rel_error
 from nnlab.plots import plot_curves, plot_dataset, plot_decision_boundaries
 
 IMPLS = ("numpy", "torch")
-CHECKPOINT_EVERY = 100  # epochs: a toy epoch takes a millisecond, a checkpoint several
 MAX_CLASSES = 3  # blobs
 GRADCHECK_POINTS = 16  # training points the gradient check's loss is taken over
 GRADCHECK_ELEMENTS = 32  # elements of each parameter checked by centred differences
@@ -44,10 +44,6 @@ class Config:
     batch_size: int = option(1000, "examples per step; at least the train size = full batch",
                              gt=0)
     seed: int = option(0, "seeds the data, the shared initial weights and the batch order")
-    quick: bool = option(False, "smoke run in seconds: 200 points, 20 epochs (flags you give "
-                                "still win)")
-
-    QUICK = {"n_samples": 200, "epochs": 20}
 
     def __post_init__(self) -> None:
         validate(self)
@@ -209,3 +205,12 @@ def summarize(metrics: dict) -> str:
                      f"{g['max_vs_autograd']:.1e} against autograd")
     return "\n".join(lines)
 
+
+
+EXPERIMENT = Experiment(
+    name="toy", description=describe("toy"),
+    Config=Config, train=train, summarize=summarize,
+    quick={"n_samples": 200, "epochs": 20},
+    held_out=lambda config: "test",
+    checkpoint_every=100,  # epochs: a toy epoch takes a millisecond, a checkpoint several
+)

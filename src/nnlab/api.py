@@ -1,0 +1,223 @@
+"""nnlab's Python API, the CLI's twin: the same checks, the same one-line errors.
+
+>>> import nnlab
+>>> metrics = nnlab.run("toy", out="runs/toy-5", epochs=5)        # nnlab run toy --epochs 5
+>>> metrics["torch"]["test_acc"]
+
+:func:`run` takes an experiment's name (or record, or ``.py`` file) and its flags as keyword
+arguments (``batch_size=64`` for ``--batch-size 64``); :func:`launch` trains *your* function
+``train(config, run)`` with nnlab's durable runs (checkpoints, resume, signals, progress,
+seeds, TensorBoard, ``metrics.json``). Errors a user can cause raise
+:class:`nnlab.NnlabError` with the message the CLI prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nnlab import experiments
+from nnlab.errors import ConfigError, Interrupted, NnlabError
+from nnlab.experiments import Experiment
+
+
+@dataclass
+class Outcome:
+    """What :func:`execute` did: the metrics, the run folder, and whether it trained
+    (False: a finished run that a resume did not extend, read back)."""
+
+    experiment: Experiment
+    metrics: dict
+    out: Path
+    seeds: int
+    trained: bool = True
+
+    def summary(self) -> str:
+        from nnlab.seeds import format_summary
+
+        return (format_summary(self.metrics) if self.seeds > 1
+                else self.experiment.summarize(self.metrics))
+
+
+def _logged_to_tensorboard(run_dir: Path | None) -> bool:
+    """A run that logged to TensorBoard keeps logging when resumed (if the package is here)."""
+    if run_dir is None or not any(run_dir.rglob("events.out.tfevents.*")):
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = None,
+            overwrite: bool = False, resume: str | Path | None = None, quick: bool = False,
+            seeds: int | None = None, jobs: int | None = None,
+            checkpoint_every: int | None = None, tensorboard: bool = False,
+            progress: bool | None = None) -> Outcome:
+    """One experiment run (or several seeds) as ``nnlab run`` makes it; see :func:`run`."""
+    from nnlab.engine import prepare
+    from nnlab.engine.run import finished, launch
+    from nnlab.seeds import run_seeds
+
+    out = Path(out) if out is not None else None
+    if resume is not None:
+        resume = Path(resume)
+        record = prepare.recorded(resume)
+        if out is not None and out.resolve() != resume.resolve():
+            raise NnlabError("--resume continues a run in its own folder; drop --out")
+        if seeds is not None and seeds != record.get("seeds", 1):
+            raise NnlabError(f"--resume: --seeds {seeds} differs from the run's "
+                             f"{record.get('seeds', 1)}")
+        config = prepare.resumed_config(exp, resume, given, record)
+        seeds, out = record.get("seeds", 1), resume
+        jobs = jobs or record.get("jobs", 1)  # how many at once: results do not change
+        if checkpoint_every is None:  # the options it was started with, unless given again
+            checkpoint_every = record.get("checkpoint_every")
+        if (metrics := finished(out, exp.resolve(config))) is not None:
+            return Outcome(exp, metrics, out, seeds, trained=False)
+    else:
+        config = prepare.new_config(exp, given, quick)
+        seeds = 1 if seeds is None else seeds
+        jobs = 1 if jobs is None else jobs
+    config = exp.resolve(config)  # config.json records what runs, not "the recipe's value"
+    if exp.needs_cifar:
+        prepare.check_data(config.data)
+    if resume is not None:
+        prepare.check_out(resume, "--resume")
+    if seeds < 1 or jobs < 1:
+        raise ConfigError(f"--seeds and --jobs must be >= 1, got {seeds} and {jobs}")
+    options = {"resume": resume is not None, "checkpoint_every": checkpoint_every,
+               "tensorboard": tensorboard or _logged_to_tensorboard(resume),
+               "progress": progress}
+    rank = int(os.environ.get("RANK", 0))  # under torchrun: only rank 0 checks and prints
+    distributed = os.environ.get("WORLD_SIZE", "1") != "1"
+    if distributed and (seeds > 1 or out is None):
+        raise ConfigError("under torchrun, pass --out DIR (every process must name the "
+                          "same folder) and run one seed at a time")
+    if resume is None and rank == 0:
+        out = prepare.new_folder(exp.name, out, overwrite)
+    fresh = not out.exists()
+    try:
+        if seeds == 1:
+            metrics = launch(exp, config, out, **options)
+        else:
+            metrics = run_seeds(exp, config, out, seeds, jobs, **options)
+    except Interrupted as e:
+        if e.resume is None:
+            e.resume = shlex.join(["nnlab", "run", experiments.reference_or_name(exp),
+                                   "--resume", str(out)])
+        raise
+    except NnlabError:
+        # a new run that failed before it wrote anything but its config (say, unreadable
+        # data): leave no folder behind, as if it had been refused up front
+        if fresh and rank == 0 and out.is_dir() and all(
+                p.name == "config.json" for p in out.iterdir()):
+            shutil.rmtree(out)
+        raise
+    if distributed:
+        from nnlab.engine import distributed as dist
+
+        dist.teardown()
+    return Outcome(exp, metrics, out, seeds)
+
+
+def run(experiment: str | Path | Experiment, *, out: str | Path | None = None,
+        overwrite: bool = False, resume: str | Path | None = None, quick: bool = False,
+        seeds: int | None = None, jobs: int | None = None, checkpoint_every: int | None = None,
+        tensorboard: bool = False, progress: bool | None = None, **flags: Any) -> dict:
+    """Run an experiment as ``nnlab run`` does and return its metrics (the dict that
+    ``metrics.json`` holds; over several seeds, ``<metric>_mean``/``_std``).
+
+    ``experiment``: a name (``"cifar-speedrun"``), a ``.py`` file that defines
+    ``EXPERIMENT``, or an :class:`~nnlab.experiments.Experiment`. ``flags``: the
+    experiment's flags by field name (``epochs=2``, ``widths=(32, 64, 64)``). The run
+    options are the CLI's: ``out`` (default ``runs/<name>/<timestamp>``), ``overwrite``,
+    ``resume`` (a run folder), ``quick``, ``seeds``, ``jobs``, ``checkpoint_every``,
+    ``tensorboard``; ``progress=False`` keeps it silent.
+
+    Raises :class:`nnlab.NnlabError` (a ConfigError for a bad value) with the CLI's message.
+    """
+    exp = experiment if isinstance(experiment, Experiment) else experiments.get(str(experiment))
+    from nnlab.engine.run import signals_handled
+
+    with signals_handled():
+        return execute(exp, flags, out=out, overwrite=overwrite, resume=resume, quick=quick,
+                       seeds=seeds, jobs=jobs, checkpoint_every=checkpoint_every,
+                       tensorboard=tensorboard, progress=progress).metrics
+
+
+def launch(train: Callable[[Any, Any], dict], config: Any, out: str | Path | None = None, *,
+           name: str | None = None, **options: Any) -> dict:
+    """Train your own ``train(config, run) -> metrics`` with nnlab's run lifecycle.
+
+    ``config`` is a dataclass instance (its fields are recorded in ``config.json``; a
+    ``seed`` field makes ``seeds=N`` work, ``device``/``precision`` fields pick where it
+    trains). ``train`` builds its model and data, hands what must survive a restart to
+    ``run.track(...)`` and calls a driver (:func:`nnlab.train_epochs`). ``options``: as
+    :func:`run` (``resume``, ``seeds``, ``checkpoint_every``, ``tensorboard``...). Returns
+    the metrics.
+    """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise ConfigError("launch: config must be a dataclass instance (its fields are "
+                          "what config.json records)")
+    fields = {f.name for f in dataclasses.fields(config)}
+    exp = Experiment(name=name or getattr(train, "__name__", "custom").replace("_", "-"),
+                     description=(train.__doc__ or "your experiment").strip().splitlines()[0],
+                     Config=type(config), train=train, source="python",
+                     devices={"device", "precision"} <= fields)
+    given = {f: getattr(config, f) for f in fields}
+    return run(exp, out=out, **options, **given)
+
+
+def _has_model(run_dir: Path) -> bool:
+    return any(run_dir.glob("model*.pt")) or any(run_dir.glob("checkpoint-*.pt"))
+
+
+def _experiment_of(run_dir: Path, record: dict) -> Experiment:
+    """The record of the experiment that made a run folder: by name, or from the file that
+    config.json names."""
+    name = record.get("experiment")
+    if name is None:
+        raise NnlabError(f"{run_dir}: its config.json names no experiment (written by an "
+                         "nnlab older than checkpoints)")
+    if name in experiments.names() or record.get("experiment_file") is None:
+        try:
+            return experiments.get(name)
+        except NnlabError:
+            raise NnlabError(f"{run_dir}: a run of {name!r}, an experiment this nnlab does "
+                             "not know; install the package that provides it, or run "
+                             "nnlab eval where it is installed") from None
+    return experiments.get(record["experiment_file"])
+
+
+def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None = None,
+             data: str | None = None) -> dict:
+    """``nnlab eval RUN_DIR``: the saved model (or the newest checkpoint's) of a run on
+    ``split`` (default: the run's own held-out split) with ``tta`` (default: the run's own);
+    each sub-run (seeds, datasets, sweeps) of a folder that holds no model. Writes
+    ``RUN_DIR/eval-<split>[-<tta>].json`` and returns what it holds."""
+    from nnlab.engine import prepare
+    from nnlab.engine.checkpoint import write_json_atomic
+
+    run_dir = Path(run_dir)
+    record = prepare.recorded(run_dir)
+    exp = _experiment_of(run_dir, record)
+    if exp.evaluate is None:
+        raise NnlabError(f"a {exp.name} run has no separate evaluation: nnlab run evaluates "
+                         "it in full (see its metrics.json)")
+    if not _has_model(run_dir):
+        children = [p for p in sorted(run_dir.iterdir()) if (p / "config.json").is_file()]
+        if not children:
+            raise NnlabError(f"{run_dir}: no saved model or checkpoint to evaluate yet")
+        return {p.name: evaluate(p, split=split, tta=tta, data=data) for p in children}
+    config = exp.resolve(prepare.config_from(exp, record))
+    split = split or exp.held_out(config)
+    result = exp.evaluate(run_dir, config, split, tta, data)
+    used = result.get("tta")
+    write_json_atomic(run_dir / f"eval-{split}{'-' + used if used else ''}.json", result)
+    return result

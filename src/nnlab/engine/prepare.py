@@ -1,0 +1,138 @@
+"""Before a run writes anything: its folder and its config, checked in one place.
+
+A new run gets a free folder (or, with ``overwrite``, an earlier run's, cleared) and the config
+its flags make (``quick`` defaults first, given flags win). A resumed run gets the config it
+started with, read back from its ``config.json``, plus the changes a resume allows: anything
+else that differs is refused, naming the flag. Every refusal is one line (NnlabError) before
+any folder is made or data loaded. The CLI and :func:`nnlab.run` both come through here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nnlab.config import flag_name, shown, upgrade
+from nnlab.errors import ConfigError, NnlabError
+
+# A resumed run keeps its config; these may still change (what it reads, where it runs),
+# and these may grow (a finished run extended, when its schedule allows).
+MAY_CHANGE_ON_RESUME = ("data", "device")
+EXTENDS = ("epochs", "steps")
+
+
+def check_out(out: Path, flag: str = "--out") -> None:
+    """Refuse a folder nnlab could not write in: one under a file, or in a folder without
+    write permission."""
+    parent = Path(out).absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NnlabError(f"{flag} {out}: {parent} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nnlab-probe-", dir=parent))
+    except OSError as e:
+        raise NnlabError(f"{flag} {out}: cannot write in {parent} ({e.strerror})") from None
+
+
+def check_data(data: str | None, flag: str = "--data") -> None:
+    """A CIFAR-10 path given must exist (checked before anything else touches the disk)."""
+    if data and not Path(data).expanduser().exists():
+        raise NnlabError(f"{flag} {data}: no such file or folder")
+
+
+def new_folder(name: str, out: Path | None, overwrite: bool) -> Path:
+    """The folder of a new run: free, or cleared with ``overwrite`` when it holds a run
+    (default: runs/<name>/<timestamp>)."""
+    if out is None:
+        out = Path("runs") / Path(name).stem / time.strftime("%Y%m%d-%H%M%S")
+        while out.exists():  # two runs in the same second
+            out = out.with_name(out.name + "-1")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NnlabError(f"--out {out} exists and is not a folder")
+    check_out(out)
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise NnlabError(f"--out {out} is not empty; pass --overwrite to write over it, "
+                             "or choose another folder")
+        if not any((out / f).exists() for f in ("config.json", "metrics.json")):
+            raise NnlabError(f"--out {out} holds files that are not an nnlab run; "
+                             "--overwrite clears only run folders")
+        shutil.rmtree(out)  # never a folder mixing two runs
+    return out
+
+
+def recorded(run_dir: Path) -> dict:
+    """A run folder's config.json; one line when it is missing or not JSON."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise NnlabError(f"{run_dir}: no config.json; not an nnlab run folder")
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise NnlabError(f"{path}: not readable JSON") from None
+    if not isinstance(record, dict):
+        raise NnlabError(f"{path}: not an nnlab config (a JSON object)")
+    return record
+
+
+def config_from(exp: Any, record: Mapping[str, Any]) -> Any:
+    """The Config of experiment ``exp`` that a config.json records."""
+    try:
+        return exp.Config(**upgrade(exp.Config, dict(record)))
+    except (TypeError, ConfigError) as e:
+        raise NnlabError(f"config.json does not fit this nnlab's {exp.name} ({e})") from None
+
+
+def new_config(exp: Any, given: Mapping[str, Any], quick: bool = False) -> Any:
+    """The Config of a new run from the flags given: ``quick`` is a set of defaults that a
+    flag given wins over. ConfigError (naming the flag) on a bad value or an unknown flag."""
+    fields = {f.name for f in dataclasses.fields(exp.Config)}
+    if unknown := sorted(set(given) - fields):
+        raise ConfigError(f"{exp.name} has no flag --{flag_name(unknown[0])}; see "
+                          f"nnlab run {exp.name} --help")
+    return exp.Config(**{**(exp.quick if quick else {}), **given})
+
+
+def resumed_config(exp: Any, run_dir: Path, given: Mapping[str, Any],
+                   record: Mapping[str, Any]) -> Any:
+    """The config a run started with (``record``, its config.json), plus the changes a resume
+    allows: --epochs/--steps may grow (when the experiment's schedule can be extended),
+    --data and --device may change; anything else that differs is refused, naming the flag."""
+    if "experiment" not in record:
+        raise NnlabError(f"--resume {run_dir}: written by an nnlab older than checkpoints "
+                         "(its config.json names no experiment); it cannot be resumed")
+    if record["experiment"] != exp.name:
+        raise NnlabError(f"--resume {run_dir}: that folder holds a {record['experiment']} "
+                         f"run, not {exp.name}")
+    config = config_from(exp, record)
+    fields = {f.name for f in dataclasses.fields(exp.Config)}
+    if unknown := sorted(set(given) - fields):
+        raise ConfigError(f"{exp.name} has no flag --{flag_name(unknown[0])}")
+    changes = {}
+    for name, value in given.items():
+        old = getattr(config, name)
+        new = getattr(dataclasses.replace(config, **{name: value}), name)  # as the run stores it
+        if new == old or name in MAY_CHANGE_ON_RESUME:
+            changes[name] = value
+            continue
+        flag = f"--{flag_name(name)}"
+        if name not in EXTENDS:
+            raise NnlabError(f"--resume: {flag} {shown(new)} differs from the run's "
+                             f"{shown(old)}; a resumed run keeps the config it started with "
+                             "(only --epochs/--steps may grow, --data and --device may change)")
+        if new < old:
+            raise NnlabError(f"--resume: {flag} may only grow (the run's is {old})")
+        if not exp.extendable(config):
+            raise NnlabError(f"--resume: {flag}: this run's learning-rate schedule is planned "
+                             "for its length, so it cannot be extended; start a new run")
+        changes[name] = value
+    return dataclasses.replace(config, **changes)
