@@ -52,6 +52,7 @@ def test_bad_seeds_or_jobs(argv, capsys, tmp_path):
     assert "must be >= 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_reproduce_counts_only_finished_results_and_resumes_the_rest(capsys, tmp_path,
                                                                       monkeypatch):
     import nnlab.reproduce

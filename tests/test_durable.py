@@ -76,6 +76,7 @@ def _kill_then_resume(name, argv, tmp_path, monkeypatch, at: int, truncate: bool
     return killed, reference
 
 
+@pytest.mark.slow
 def test_toy_killed_in_the_numpy_phase_resumes_exactly(tmp_path, monkeypatch, capsys):
     argv = ["--quick", "--epochs", "150", "--hidden", "64,64", "--batch-size", "8",
             "--checkpoint-every", "10"]
@@ -85,6 +86,7 @@ def test_toy_killed_in_the_numpy_phase_resumes_exactly(tmp_path, monkeypatch, ca
     assert "is unreadable" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_toy_killed_in_the_torch_phase_resumes_exactly(tmp_path, monkeypatch):
     argv = ["--quick", "--epochs", "150", "--hidden", "64,64", "--batch-size", "8",
             "--checkpoint-every", "10"]
@@ -92,6 +94,7 @@ def test_toy_killed_in_the_torch_phase_resumes_exactly(tmp_path, monkeypatch):
     _same_results(killed, reference)
 
 
+@pytest.mark.slow
 def test_speedrun_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch):
     argv = ["--quick", "--epochs", "25", "--batch-size", "32", "--whiten-eps", "1",
             "--lookahead", "0.5", "--lookahead-k", "3", "--whiten-bias-epochs", "2",
@@ -100,16 +103,19 @@ def test_speedrun_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch)
     _same_results(*_kill_then_resume("cifar-speedrun", argv, tmp_path, monkeypatch, at=3))
 
 
+@pytest.mark.slow
 def test_cifar_mlp_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch):
     argv = ["--quick", "--epochs", "60", "--data", str(learnable_cifar)]
     _same_results(*_kill_then_resume("cifar-mlp", argv, tmp_path, monkeypatch, at=5))
 
 
+@pytest.mark.slow
 def test_palindrome_killed_resumes_exactly(tmp_path, monkeypatch):
     argv = ["--quick", "--steps", "1500", "--eval-every", "20", "--patience", "1000"]
     _same_results(*_kill_then_resume("palindrome", argv, tmp_path, monkeypatch, at=5))
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_exits_130_and_says_how_to_resume(tmp_path, monkeypatch):
     out = tmp_path / "run"
     argv = ["--quick", "--epochs", "150", "--hidden", "64,64", "--batch-size", "8",
@@ -135,6 +141,7 @@ def test_ctrl_c_checkpoints_exits_130_and_says_how_to_resume(tmp_path, monkeypat
     _same_results(out, tmp_path / "reference")
 
 
+@pytest.mark.slow
 def test_a_signal_to_the_parent_alone_stops_its_seed_workers(tmp_path):
     """`kill PID` (a job scheduler's SIGTERM) reaches only the parent of a --jobs run, not
     its worker processes: it passes the stop on, and starts no further seed, so the run stops
@@ -160,6 +167,7 @@ def test_a_signal_to_the_parent_alone_stops_its_seed_workers(tmp_path):
     assert not any((out / s / "metrics.json").exists() for s in ("seed0", "seed1"))
 
 
+@pytest.mark.slow
 def test_sigterm_exits_143(tmp_path):
     out = tmp_path / "run"
     proc = _start(["run", "palindrome", "--quick", "--steps", "100000", "--patience", "1000",
@@ -203,6 +211,7 @@ def test_resume_errors_are_one_line(tmp_path, capsys):
     assert "holds a palindrome run, not toy" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_raising_epochs_extends_a_finished_run_to_a_longer_runs_numbers(tmp_path):
     argv = ["--quick", "--dataset", "all", "--optimizer", "adam"]
     out = tmp_path / "run"
@@ -215,6 +224,7 @@ def test_raising_epochs_extends_a_finished_run_to_a_longer_runs_numbers(tmp_path
     assert (out / "metrics.before-resume.json").exists()
 
 
+@pytest.mark.slow
 def test_a_schedule_tied_to_the_length_cannot_be_extended(learnable_cifar, nnlab_cache,
                                                           tmp_path, capsys):
     out = tmp_path / "run"
@@ -225,6 +235,7 @@ def test_a_schedule_tied_to_the_length_cannot_be_extended(learnable_cifar, nnlab
     assert "cannot be extended" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_quick_never_overrides_a_given_flag(learnable_cifar, nnlab_cache, tmp_path):
     out = tmp_path / "run"
     assert main(["run", "cifar-speedrun", "--quick", "--epochs", "3", "--widths", "8,16,16",
@@ -238,6 +249,7 @@ def test_quick_never_overrides_a_given_flag(learnable_cifar, nnlab_cache, tmp_pa
     assert {"nnlab", "torch", "command", "device", "precision", "threads", "cpu"} <= set(prov)
 
 
+@pytest.mark.slow
 def test_progress_lines_in_a_log(learnable_cifar, nnlab_cache, tmp_path, capsys):
     assert main(["run", "cifar-cnn", "--quick", "--optimizer", "adam", "--epochs", "3",
                  "--data", str(learnable_cifar), "--out", str(tmp_path / "r")]) == 0
@@ -265,6 +277,7 @@ def test_tensorboard_scalars_equal_the_history(tmp_path):
     assert "curves" in events.Tags()["images"]
 
 
+@pytest.mark.slow
 def test_tensorboard_after_a_crash_holds_each_step_once(learnable_cifar, nnlab_cache,
                                                        tmp_path):
     """A run that died after its last checkpoint had logged steps past it; resumed from that
@@ -300,6 +313,7 @@ def test_tensorboard_missing_is_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, keys", [
     ("cifar-mlp", ["val_acc", "val_loss"]),
     ("cifar-speedrun", ["val_acc", "val_loss"]),
@@ -344,6 +358,7 @@ def test_eval_of_a_toy_run_says_what_it_takes(tmp_path, capsys):
     assert "a toy run has no separate evaluation" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_overwrite_clears_a_run_and_refuses_other_folders(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["run", "toy", "--quick", "--dataset", "all", "--out", str(out)]) == 0

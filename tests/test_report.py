@@ -95,7 +95,7 @@ def test_report_without_any_finished_part_is_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no finished part" in err
+    assert len(err.splitlines()) == 1 and "no finished run folder" in err
 
 
 # --------------------------------------------------------------------------- reproduce
@@ -114,6 +114,7 @@ def tiny_profile(monkeypatch, learnable_cifar):
     return learnable_cifar
 
 
+@pytest.mark.slow
 def test_tiny_profile_end_to_end_then_its_report(tiny_profile, nnlab_cache, tmp_path, capsys):
     out = tmp_path / "study"
     assert main(["reproduce", "--profile", "quick", "--data", str(tiny_profile), "--out",
@@ -289,6 +290,7 @@ def test_a_toy_run_without_a_gradient_check_says_how_to_get_one(tmp_path):
     assert not any(kind == "table" for kind, _ in report._additions(tmp_path, {}).blocks)
 
 
+@pytest.mark.slow
 def test_a_part_another_profile_made_is_not_taken_for_this_ones(tiny_profile, tmp_path,
                                                                  capsys, monkeypatch):
     """quick's preview run in a folder is never counted as the study's: one line, exit 1,
@@ -352,6 +354,7 @@ def test_the_full_plan_uses_the_measured_minutes_on_a_cpu_like_the_one_that_meas
     assert set(FULL_MINUTES_NATIVE_BF16) == beyond
 
 
+@pytest.mark.slow
 def test_without_cifar_the_cifar_parts_are_skipped_with_a_line(tiny_profile, nnlab_cache,
                                                                tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "no-cifar-here"))
@@ -369,6 +372,7 @@ def test_profile_errors_are_one_line(capsys):
     assert len(err.splitlines()) == 1 and "unknown part 'nope'" in err
 
 
+@pytest.mark.slow
 def test_quick_profile_resumes_after_a_kill(tmp_path):
     """The real quick profile's first part (the toy study setting), killed part-way, then the
     same command again: it resumes the part and finishes it."""
@@ -427,6 +431,7 @@ def _chromium() -> str:
     pytest.skip("chromium is not installed here (apt-get install chromium); CI installs it")
 
 
+@pytest.mark.slow
 def test_report_page_in_a_headless_browser_at_phone_width(tmp_path, capsys):
     browser = _chromium()
     out = tmp_path / "study"

@@ -25,7 +25,9 @@ from nnlab.engine.prepare import check_out, config_from, new_config
 from nnlab.errors import ConfigError, NnlabError
 
 NAMES = experiments.names()
-FUZZ = settings(max_examples=1200, deadline=None, derandomize=True, database=None,
+# make test-fast draws fewer (NNLAB_FUZZ_EXAMPLES=100); make test draws them all
+FUZZ = settings(max_examples=int(os.environ.get("NNLAB_FUZZ_EXAMPLES", 1200)), deadline=None,
+                derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 

@@ -178,7 +178,7 @@ def _has_model(run_dir: Path) -> bool:
     return any(run_dir.glob("model*.pt")) or any(run_dir.glob("checkpoint-*.pt"))
 
 
-def _experiment_of(run_dir: Path, record: dict) -> Experiment:
+def experiment_of(run_dir: Path, record: dict) -> Experiment:
     """The record of the experiment that made a run folder: by name, or from the file that
     config.json names."""
     name = record.get("experiment")
@@ -206,7 +206,7 @@ def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None =
 
     run_dir = Path(run_dir)
     record = prepare.recorded(run_dir)
-    exp = _experiment_of(run_dir, record)
+    exp = experiment_of(run_dir, record)
     if exp.evaluate is None:
         raise NnlabError(f"a {exp.name} run has no separate evaluation: nnlab run evaluates "
                          "it in full (see its metrics.json)")

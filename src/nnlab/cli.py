@@ -277,8 +277,8 @@ def write_readme_reference(readme: str | Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv[:2]).parse_args(argv)
     try:
+        args = build_parser(argv[:2]).parse_args(argv)
         if args.command == "list":
             rows = experiments.listing()
             width = max(len(name) for name, _, _ in rows)

@@ -11,7 +11,9 @@ Expected layout (what ``nnlab reproduce --profile P`` writes): ``RUNS/toy`` (a t
 any may be missing, and a missing part is said to be missing. After them, nnlab's additions:
 the toy runs' gradient checks and decision boundaries, and, where the ``full`` profile ran
 them, ``RUNS/cifar-speedrun-cpu`` (time to accuracy) and the long-memory palindrome runs;
-then a table for each kind of the full profile's other parts (``RUNS/<README result>``).
+then a table for each kind of the full profile's other parts (``RUNS/<README result>``),
+and a section for every other finished run folder, of any experiment (metrics, figures,
+command).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import html
 import json
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -458,6 +461,53 @@ def _rest(runs: Path, profile_json: dict) -> Section | None:
     return s
 
 
+def _others(runs: Path, scratch: Path) -> list[Section]:
+    """A section for each finished run folder in ``runs`` that no other section reads: any
+    experiment nnlab knows, a plugin's or a file's included. Each gives the experiment's
+    description, its command and machine, every metric in a table, its figures, and its
+    curves from history.csv (drawn into ``scratch``) when it drew none."""
+    from nnlab.api import experiment_of
+    from nnlab.reproduce import RESULTS
+    from nnlab.seeds import flatten
+
+    known = {*PARTS, *RESULTS, "report"}
+    sections = []
+    for folder in sorted(p for p in runs.iterdir() if p.is_dir() and p.name not in known):
+        if not _finished(folder) or not (folder / "config.json").is_file():
+            continue
+        record = read_json(folder / "config.json")
+        name = record.get("experiment", "?")
+        try:
+            about = experiment_of(folder, record).description
+        except NnlabError:
+            about = "an experiment this nnlab does not know (its package is not installed)"
+        s = Section(f"run-{folder.name}", f"{folder.name}: {name}")
+        s.text(f"**{name}**: {about}. From {_source(folder)}.")
+        metrics = flatten(read_json(folder / "metrics.json"))
+        s.table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in metrics.items()])
+        pngs = sorted(folder.glob("*.png"))
+        if not any(p.name.startswith("curves") for p in pngs) and \
+                (folder / "history.csv").is_file():
+            pngs.insert(0, _generic_curves(History.load_csv(folder / "history.csv"),
+                                           scratch / f"{folder.name}-curves.png", name))
+        for png in pngs:
+            s.figure(png, f"{folder.name}: {png.stem.removeprefix(folder.name + '-')}"
+                     .replace("_", " "))
+        sections.append(s)
+    return sections
+
+
+def _generic_curves(history: History, path: Path, title: str) -> Path:
+    """Every split's loss and accuracy in a history, against its first column (epoch or
+    step)."""
+    from nnlab.plots import plot_curves
+
+    columns = list(history.rows[0]) if len(history) else ["epoch"]
+    splits = list(dict.fromkeys(c.rsplit("_", 1)[0] for c in columns
+                                if c.endswith(("_loss", "_acc"))))
+    return plot_curves(history, path, group="", splits=splits, title=title, x=columns[0])
+
+
 def _where_from(s: Section, runs: Path, names: list[str], profile_json: dict) -> None:
     """A table of each part's command, folder, machine and, when a profile timed it, the
     wall time it took (every invocation summed)."""
@@ -528,13 +578,21 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
         raise NnlabError(f"{out}: a folder that holds no nnlab report, and the report would "
                          "replace its figures/; pick a new or empty --out")
     profile_json = read_json(runs / "profile.json")
-    profile = profile_json.get("profile")
     sections = [make(runs / name) for name, make in PARTS.items()]
     sections.append(_additions(runs, profile_json))
     sections += [rest] if (rest := _rest(runs, profile_json)) is not None else []
-    if not any(_finished(runs / name) for name in PARTS):
-        raise NnlabError(f"{runs}: no finished part ({', '.join(PARTS)}); run "
-                         "nnlab reproduce --profile quick first")
+    with tempfile.TemporaryDirectory() as scratch:
+        others = _others(runs, Path(scratch))
+        if not others and not any(_finished(runs / name) for name in PARTS):
+            raise NnlabError(f"{runs}: no finished run folder in it (the study's parts are "
+                             f"{', '.join(PARTS)}); run nnlab reproduce --profile quick first")
+        if not any(_finished(runs / name) for name in PARTS):
+            sections = []  # runs of other experiments only: no empty study sections
+        return _write(runs, out, profile_json, sections + others)
+
+
+def _write(runs: Path, out: Path, profile_json: dict, sections: list[Section]) -> Path:
+    profile = profile_json.get("profile")
     title = TITLE
     label = (f"Profile **{profile}**" + (": every part at a reduced size, a preview — not the "
              "study's settings, so its numbers are not the study's." if profile == "quick"

@@ -104,6 +104,7 @@ def test_bad_sources_are_one_clear_error(tmp_path, breakage, message):
         load_cifar10(target, cache_dir=tmp_path / "cache")
 
 
+@pytest.mark.slow
 def test_torchvision_root_failing_checksum(tmp_path):
     batches = tmp_path / "tv" / "cifar-10-batches-py"
     batches.mkdir(parents=True)

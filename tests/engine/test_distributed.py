@@ -34,12 +34,13 @@ def test_without_torchrun_everything_is_a_no_op(monkeypatch):
     assert distributed.wrap(model, d, device) is model
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_write_one_run(learnable_cifar, nnlab_cache, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", "29531", "-m", "nnlab", "run", "cifar-mlp", "--quick", "--data",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "nnlab", "run", "cifar-mlp", "--quick", "--data",
          str(learnable_cifar), "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -11,6 +11,7 @@ from nnlab.engine import History, launch
 from nnlab.experiments import cifar_cnn, cifar_speedrun
 
 
+@pytest.mark.slow
 def test_cnn_quick_both_optimizers_from_the_same_weights(learnable_cifar, nnlab_cache, tmp_path):
     out = tmp_path / "run"
     assert main(["run", "cifar-cnn", "--quick", "--data", str(learnable_cifar), "--out",
@@ -31,6 +32,7 @@ def test_cnn_quick_both_optimizers_from_the_same_weights(learnable_cifar, nnlab_
     assert len(rows) == 1 + 2 * 2 and "optimizer" in rows[0]
 
 
+@pytest.mark.slow
 def test_cnn_learns_the_fake_classes(learnable_cifar, nnlab_cache, tmp_path):
     cfg = cifar_cnn.Config(optimizer="adam", epochs=3, batch_size=32, val_size=100,
                            data=str(learnable_cifar))
@@ -38,6 +40,7 @@ def test_cnn_learns_the_fake_classes(learnable_cifar, nnlab_cache, tmp_path):
     assert metrics["adam"]["val_acc"] >= 0.8  # chance is 0.1
 
 
+@pytest.mark.slow
 def test_speedrun_quick_records_milestones(learnable_cifar, nnlab_cache, tmp_path):
     out = tmp_path / "run"
     assert main(["run", "cifar-speedrun", "--quick", "--data", str(learnable_cifar),
@@ -49,6 +52,7 @@ def test_speedrun_quick_records_milestones(learnable_cifar, nnlab_cache, tmp_pat
     assert {"curves.png", "confusion.png", "model.pt"} <= {p.name for p in out.iterdir()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("muon_lr", [0.0, 0.1])
 def test_speedrun_learns(muon_lr, learnable_cifar, nnlab_cache, tmp_path):
     # whiten_eps 1: the fake images' noise is white, pixel by pixel, so full whitening
@@ -143,6 +147,7 @@ def test_tta_views_keep_shapes():
     assert logits.shape == (20, 10) and torch.equal(labels, y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epochs_trained", [0, 1])
 def test_the_whitening_bias_trains_only_in_the_first_epochs_when_asked(
         epochs_trained, learnable_cifar, nnlab_cache, tmp_path):

@@ -81,6 +81,7 @@ def test_flip_tta_equals_no_tta_exactly_when_the_model_is_mirror_symmetric(symme
     assert torch.allclose(plain, flipped, atol=1e-5) == symmetric
 
 
+@pytest.mark.slow
 def test_every_cifar_experiment_reports_the_same_keys(learnable_cifar, nnlab_cache, tmp_path):
     keys = {"train_acc", "train_loss", "val_acc", "val_loss", "val_acc_no_tta",
             "val_loss_no_tta", "tta", "epochs", "wall_s", "images_per_s", "best_val_acc",

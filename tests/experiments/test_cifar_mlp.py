@@ -30,6 +30,7 @@ def test_quick_run_writes_every_file_and_names_the_split(learnable_cifar, nnlab_
     assert "val_acc" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_final_trains_on_all_of_train_and_reports_test(learnable_cifar, nnlab_cache, tmp_path):
     metrics = launch(cifar_mlp.EXPERIMENT, Config(**cifar_mlp.EXPERIMENT.quick, final=True,
                                        data=str(learnable_cifar)), tmp_path, progress=False)

@@ -35,6 +35,7 @@ def test_a_milestone_never_reached_is_null(tmp_path, capsys):
     assert "never reached 99%" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_sweep_one_folder_per_cell_and_T_plus_figure(tmp_path):
     cfg = Config(**{**palindrome.EXPERIMENT.quick, "cell": "rnn,lstm", "lengths": (3, 4)})
     metrics = launch(palindrome.EXPERIMENT, cfg, tmp_path, progress=False)
@@ -53,6 +54,7 @@ def test_lengths_with_one_T_runs_that_T(tmp_path):
     assert config["length"] == 3 and not config["lengths"]
 
 
+@pytest.mark.slow
 def test_seeds_draw_the_accuracy_vs_T_figure(tmp_path):
     out = tmp_path / "r"
     assert main(["run", "palindrome", "--quick", "--lengths", "3,4", "--seeds", "2",
@@ -70,6 +72,7 @@ def test_study_rnn_learns_short_palindromes(tmp_path):
     assert m["test_acc"] == 1.0 and m["steps"] < 3000 and m["steps_to_99"] > 0
 
 
+@pytest.mark.slow
 def test_long_recipe_curriculum_reaches_the_target_length(tmp_path):
     cfg = Config(recipe="long", length=20, hidden=32, lr=1e-3, steps=3000, eval_every=25,
                  eval_size=1000, curriculum_start=5, curriculum_growth=2.0)

@@ -20,6 +20,7 @@ def test_adam_reaches_97_percent_on_moons(tmp_path):
     assert metrics["torch"]["test_acc"] >= 0.97
 
 
+@pytest.mark.slow
 def test_study_sgd_defaults_agree_within_one_point(tmp_path):
     # the study's SGD
     metrics = launch(toy.EXPERIMENT, Config(dataset="moons"), tmp_path, progress=False)
@@ -66,6 +67,7 @@ def test_gradient_check_catches_a_wrong_backward(monkeypatch):
     assert bad["params"]["net.2.weight"]["vs_autograd"] < 1e-10  # the layer after it is right
 
 
+@pytest.mark.slow
 def test_quick_all_datasets_one_folder_each(tmp_path):
     assert main(["run", "toy", "--quick", "--dataset", "all", "--optimizer", "adam",
                  "--hidden", "8,8", "--out", str(tmp_path / "r")]) == 0
@@ -117,6 +119,7 @@ def test_list_names_every_experiment(capsys):
     assert capsys.readouterr().out.startswith("toy ")
 
 
+@pytest.mark.slow
 def test_seeds_run_each_seed_and_report_mean_and_std(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["run", "toy", "--quick", "--seeds", "2", "--seed", "5", "--out", str(out)]) == 0
@@ -129,6 +132,7 @@ def test_seeds_run_each_seed_and_report_mean_and_std(tmp_path, capsys):
     assert "mean ± std" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_seeds_in_parallel_processes_match_sequential(tmp_path):
     base = ["run", "toy", "--quick", "--seeds", "2"]
     assert main([*base, "--out", str(tmp_path / "seq")]) == 0

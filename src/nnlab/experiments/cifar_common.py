@@ -271,6 +271,7 @@ def train_classifier(run, splits: Splits, model: nn.Module, optimizer: torch.opt
     ``-<phase>``. ``on_epoch(e)`` runs before epoch e's batches are drawn (a schedule of the
     epoch alone, so a resumed run sees the same); ``wall_offset``: seconds already spent on
     set-up (whitening) that ``wall_s`` counts. Returns (metrics, history)."""
+    check_batches(loader, loader.batch_size)
     prefix, suffix = (f"{phase}.", f"-{phase}") if phase else ("", "")
     run.track(**{f"{prefix}batch_order": loader.gen, f"{prefix}augmentation": loader.aug_gen})
     evaluated = ema.module if ema is not None else model
@@ -364,3 +365,19 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Modu
     logits, labels = predict(model, held, lambda: autocast(device, precision), tta,
                              getattr(cfg, "tta_untranslated", 1 / 3))
     return loss_acc(logits, labels)
+
+
+def evaluation(build: Callable[[Any], nn.Module],
+               layout: Callable[[Any], torch.memory_format] | None = None
+               ) -> Callable[..., dict]:
+    """The ``evaluate`` part of the record of a CIFAR experiment that saves one ``model.pt``:
+    ``build(config)`` makes the untrained network, ``layout(config)`` its memory format.
+    Scores the saved model on ``split`` with ``tta`` (default: the run's own)."""
+    def evaluate(run_dir: Path, cfg: CifarOptions, split: str, tta: str | None,
+                 data: str | None) -> dict:
+        tta = tta or cfg.tta
+        fmt = layout(cfg) if layout is not None else torch.contiguous_format
+        loss, acc = evaluate_saved(run_dir, cfg, lambda: build(cfg), "model", "train", split,
+                                   tta, data, fmt)
+        return {f"{split}_acc": acc, f"{split}_loss": loss, "tta": tta}
+    return evaluate

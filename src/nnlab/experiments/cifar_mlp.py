@@ -24,10 +24,9 @@ from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
     QUICK,
     CifarOptions,
-    check_batches,
     cifar_experiment,
     cifar_summary,
-    evaluate_saved,
+    evaluation,
     make_ema,
     run_facts,
     setup,
@@ -139,7 +138,6 @@ def train(cfg: Config, run: Run) -> dict:
                           splits.std, shuffle=True, augment=augment, zca=zca, drop_last=True,
                           seed=cfg.seed, device=run.device, rank=run.dist.rank,
                           world_size=run.dist.world_size)
-    check_batches(train_loader, cfg.batch_size)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std, zca=zca,
                   device=run.device)
     model = build_model(cfg, len(splits.classes)).to(run.device)
@@ -154,17 +152,6 @@ def train(cfg: Config, run: Run) -> dict:
     return {**end, **run_facts(run, splits, model)}
 
 
-def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
-             data: str | None) -> dict:
-    """``nnlab eval``: the saved model's loss and accuracy on ``split``, with ``tta``
-    (default: the run's own, flip or none)."""
-    cfg = cfg.resolved()
-    tta = tta or cfg.tta
-    loss, acc = evaluate_saved(run_dir, cfg, lambda: build_model(cfg), "model", "train",
-                               split, tta, data)
-    return {f"{split}_acc": acc, f"{split}_loss": loss, "tta": tta}
-
-
 def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
     """curves_seeds.png: every seed's validation (or test) accuracy and loss by epoch."""
     plot_seed_curves(sorted(Path(out_dir).glob("seed*/history.csv")),
@@ -177,7 +164,8 @@ def summarize(metrics: dict) -> str:
 
 EXPERIMENT = cifar_experiment(
     name="cifar-mlp", description=describe("cifar-mlp"),
-    Config=Config, train=train, summarize=summarize, evaluate=eval_run, plot_seeds=plot_seeds,
+    Config=Config, train=train, summarize=summarize, evaluate=evaluation(build_model),
+    plot_seeds=plot_seeds,
     quick={**QUICK, "widths": (64, 64), "epochs": 2, "batch_size": 64},
     # --resume may raise --epochs only when the schedule is not tied to the length
     extendable=lambda config: config.resolved().schedule == "constant",

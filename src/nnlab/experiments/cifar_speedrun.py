@@ -29,10 +29,9 @@ from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
     QUICK,
     CifarOptions,
-    check_batches,
     cifar_experiment,
     cifar_summary,
-    evaluate_saved,
+    evaluation,
     make_ema,
     run_facts,
     setup,
@@ -118,20 +117,23 @@ def milestone_times(rows, split: str = "val",
     return times
 
 
+def layout(cfg: Config) -> torch.memory_format:
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+
 def train(cfg: Config, run: Run) -> dict:
     """Train once; write history.csv (every epoch), model.pt, curves.png, confusion.png and
     time_to_accuracy.png; return the metrics (accuracy, wall_s, time to each milestone)."""
     cfg = cfg.resolved()
     splits = setup(cfg, run)
     widths = cfg.widths
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    fmt = layout(cfg)
     # Flips alternate between epochs (each image seen both ways in two), then translations.
     loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean, splits.std,
                     shuffle=True, augment=Augment(flip=False, translate=cfg.translate),
                     drop_last=True, seed=cfg.seed, device=run.device, memory_format=fmt,
                     rank=run.dist.rank, world_size=run.dist.world_size,
                     alternate_flips=cfg.flip)
-    check_batches(loader, cfg.batch_size)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std,
                   device=run.device, memory_format=fmt)
     torch.manual_seed(cfg.seed)
@@ -172,18 +174,6 @@ def train(cfg: Config, run: Run) -> dict:
             **milestone_times(history, splits.eval_name)}
 
 
-def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
-             data: str | None) -> dict:
-    """``nnlab eval``: the saved model on ``split`` with ``tta`` (default: the run's)."""
-    cfg = cfg.resolved()
-    tta = tta or cfg.tta
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    loss, acc = evaluate_saved(
-        run_dir, cfg, lambda: SpeedrunNet(cfg.widths, 10, dirac=False),
-        "model", "train", split, tta, data, fmt)
-    return {f"{split}_acc": acc, f"{split}_loss": loss, "tta": tta}
-
-
 def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
     """time_to_accuracy.png: every seed's held-out accuracy against minutes since start."""
     plot_time_to_accuracy(sorted(Path(out_dir).glob("seed*/history.csv")),
@@ -201,7 +191,8 @@ def summarize(metrics: dict) -> str:
 
 EXPERIMENT = cifar_experiment(
     name="cifar-speedrun", description=describe("cifar-speedrun"),
-    Config=Config, train=train, summarize=summarize, evaluate=eval_run, plot_seeds=plot_seeds,
+    Config=Config, train=train, summarize=summarize, plot_seeds=plot_seeds,
+    evaluate=evaluation(lambda cfg: SpeedrunNet(cfg.widths, 10, dirac=False), layout),
     quick={**QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
     extendable=lambda config: False,  # the lr warms up and decays to 0 over the planned steps
 )
