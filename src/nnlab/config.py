@@ -177,24 +177,39 @@ def shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-# Values that configs written by earlier nnlab versions used for today's vocabulary.
+# config.json's format: 1 (no ``config_format`` key) spelled "the recipe's value" as
+# 'recipe', -1 or a 0 learning rate and TTA as on/off or a bool; 2 is today's vocabulary.
+CONFIG_FORMAT = 2
 _LEGACY_NONE = ("recipe", -1, -1.0)
 _LEGACY = {"tta": {True: "flip", False: "none", "on": "flip", "off": "none"},
            "flip": {"on": True, "off": False}}
 
 
-def upgrade(config_cls: type, recorded: dict) -> dict:
-    """A ``config.json`` from an earlier nnlab in today's vocabulary: 'recipe', -1 (and a 0
-    learning rate) mean None; on/off and bool TTA become today's names."""
+def migrate(config_cls: type, recorded: dict) -> dict:
+    """The fields of ``config_cls`` that a ``config.json`` records, in today's format: one
+    step per format version (so far one, 1 -> 2). A config.json of a newer format than this
+    nnlab reads is refused (ConfigError)."""
+    version = recorded.get("config_format", 1)
+    if not isinstance(version, int) or version > CONFIG_FORMAT:
+        raise ConfigError(f"config format {version!r} is newer than this nnlab reads "
+                          f"({CONFIG_FORMAT}); use the nnlab that wrote it")
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    out = {k: v for k, v in recorded.items() if k in names}
+    if version < 2:
+        out = _from_format_1(config_cls, out)
+    return out
+
+
+def _from_format_1(config_cls: type, fields: dict) -> dict:
+    """Format 1 -> 2: 'recipe', -1 (and a 0 learning rate) mean None; on/off and bool TTA
+    become today's names."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
     out = {}
-    for field in dataclasses.fields(config_cls):
-        if field.name not in recorded:
-            continue
-        value = recorded[field.name]
-        if field.default is None and not isinstance(value, bool) and (
-                value in _LEGACY_NONE or (field.name == "lr" and value == 0)):
+    for name, value in fields.items():
+        if defaults[name] is None and not isinstance(value, bool) and (
+                value in _LEGACY_NONE or (name == "lr" and value == 0)):
             value = None
-        elif field.name in _LEGACY and isinstance(value, str | bool):
-            value = _LEGACY[field.name].get(value, value)
-        out[field.name] = value
+        elif name in _LEGACY and isinstance(value, str | bool):
+            value = _LEGACY[name].get(value, value)
+        out[name] = value
     return out

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nnlab.config import flag_name, shown, upgrade
+from nnlab.config import flag_name, migrate, shown
 from nnlab.errors import ConfigError, NnlabError
 
 # A resumed run keeps its config; these may still change (what it reads, where it runs),
@@ -87,7 +87,7 @@ def recorded(run_dir: Path) -> dict:
 def config_from(exp: Any, record: Mapping[str, Any]) -> Any:
     """The Config of experiment ``exp`` that a config.json records."""
     try:
-        return exp.Config(**upgrade(exp.Config, dict(record)))
+        return exp.Config(**migrate(exp.Config, dict(record)))
     except (TypeError, ConfigError) as e:
         raise NnlabError(f"config.json does not fit this nnlab's {exp.name} ({e})") from None
 

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nnlab.config import CONFIG_FORMAT
 from nnlab.engine import checkpoint as ckpt
 from nnlab.engine.prepare import EXTENDS
 from nnlab.errors import ConfigError, Interrupted, NnlabError
@@ -236,7 +237,8 @@ class Run:
 
     def _write_config(self, extra: dict) -> None:
         path = self.out / "config.json"
-        record = {"experiment": self.experiment, **dataclasses.asdict(self.config),
+        record = {"experiment": self.experiment, "config_format": CONFIG_FORMAT,
+                  **dataclasses.asdict(self.config),
                   "checkpoint_every": self.options.checkpoint_every, **extra}
         info = provenance(self.device, self.precision)
         if self.options.resume and path.exists():
