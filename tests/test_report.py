@@ -284,10 +284,11 @@ def test_a_toy_run_without_a_gradient_check_says_how_to_get_one(tmp_path):
     toy = tmp_path / "toy"
     toy.mkdir()
     (toy / "metrics.json").write_text(json.dumps({"moons": {"numpy": {}, "torch": {}}}))
-    texts = [b for kind, b in report._additions(tmp_path, {}).blocks if kind == "text"]
+    blocks = report.additions(tmp_path, {}).blocks
+    texts = [b.markdown for b in blocks if isinstance(b, report.Text)]
     assert any("made before nnlab recorded its gradient check" in t and "--force toy" in t
                for t in texts)
-    assert not any(kind == "table" for kind, _ in report._additions(tmp_path, {}).blocks)
+    assert not any(isinstance(b, report.Table) for b in blocks)
 
 
 @pytest.mark.slow
@@ -461,3 +462,10 @@ def test_report_page_in_a_headless_browser_at_phone_width(tmp_path, capsys):
     subprocess.run([*common, f"--screenshot={shot}", harness.as_uri()], capture_output=True,
                    timeout=120)
     assert os.path.getsize(shot) > 10_000
+
+
+def test_the_html_escapes_what_the_runs_hold_and_renders_the_little_markdown():
+    """Texts come from run folders (commands, paths): markup in them is shown, never run."""
+    html = str(report.inline_html("a **bold** `<b>code</b>` <script>x</script> *it* & more"))
+    assert html == ("a <strong>bold</strong> <code>&lt;b&gt;code&lt;/b&gt;</code> "
+                    "&lt;script&gt;x&lt;/script&gt; <em>it</em> &amp; more")

@@ -19,13 +19,13 @@ command).
 from __future__ import annotations
 
 import base64
-import html
-import json
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import jinja2
+from markupsafe import Markup, escape
 
 from nnlab.engine.checkpoint import read_json
 from nnlab.engine.history import History
@@ -48,23 +48,47 @@ def _verdict(agrees: bool | None) -> str:
 
 
 @dataclass
+class Text:
+    """A paragraph: Markdown with `code`, **bold** and *italics* only."""
+
+    markdown: str
+
+
+@dataclass
+class Figure:
+    path: Path
+    caption: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+Block = Text | Figure | Table | Claim
+
+
+@dataclass
 class Section:
+    """One part of the report: its anchor, title and blocks, in order."""
+
     anchor: str
     title: str
-    blocks: list[tuple[str, str]] = field(default_factory=list)  # (kind, payload)
+    blocks: list[Block] = field(default_factory=list)
 
     def text(self, markdown: str) -> None:
-        self.blocks.append(("text", markdown))
+        self.blocks.append(Text(markdown))
 
     def figure(self, path: Path, caption: str) -> None:
         if path.exists():
-            self.blocks.append(("figure", json.dumps([str(path), caption])))
+            self.blocks.append(Figure(Path(path), caption))
 
     def table(self, header: list[str], rows: list[list[str]]) -> None:
-        self.blocks.append(("table", json.dumps([header, rows])))
+        self.blocks.append(Table(header, rows))
 
     def claim(self, claim: Claim) -> None:
-        self.blocks.append(("claim", json.dumps([claim.text, claim.verdict, claim.evidence])))
+        self.blocks.append(claim)
 
 
 # --------------------------------------------------------------------------- reading runs
@@ -297,7 +321,7 @@ LONG_MEMORY = ("palindrome-long-rnn", "palindrome-long-lstm", "palindrome-push-r
                "palindrome-push-lstm")
 
 
-def _additions(runs: Path, profile_json: dict) -> Section:
+def additions(runs: Path, profile_json: dict) -> Section:
     """What nnlab adds to the study: its gradients proven exact, decision boundaries, the
     fast CNN recipe's time to accuracy and recurrent cells that remember across hundreds of
     steps: each from its part's folder, and a line for each part this profile did not run."""
@@ -579,7 +603,7 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
                          "replace its figures/; pick a new or empty --out")
     profile_json = read_json(runs / "profile.json")
     sections = [make(runs / name) for name, make in PARTS.items()]
-    sections.append(_additions(runs, profile_json))
+    sections.append(additions(runs, profile_json))
     sections += [rest] if (rest := _rest(runs, profile_json)) is not None else []
     with tempfile.TemporaryDirectory() as scratch:
         others = _others(runs, Path(scratch))
@@ -638,43 +662,16 @@ def _duration(s: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60} min"
 
 
-def _claims(sections: list[Section]) -> list[tuple[str, str, str]]:
-    """(claim, verdict, evidence) of every section, in order: the report's summary."""
-    return [tuple(json.loads(p)) for s in sections for kind, p in s.blocks if kind == "claim"]
+def _claims(sections: list[Section]) -> list[Claim]:
+    """Every section's claims, in order: the report's summary."""
+    return [b for s in sections for b in s.blocks if isinstance(b, Claim)]
+
+
+_UNSAFE = {c: "-" for c in range(128) if not (chr(c).isalnum() or chr(c) in ".-")}
 
 
 def _figure_name(path: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", "-".join(path.parts[-3:]))
-
-
-def _write_markdown(path: Path, title: str, label: str, sections: list[Section],
-                    figures: Path) -> None:
-    lines = [f"# {title}", "", label, "", "## Contents", ""]
-    lines += [f"- [{s.title}](#{s.anchor})" for s in sections]
-    claims = _claims(sections)
-    if claims:
-        lines += ["", "## The study's claims, checked", ""]
-        lines += [f"- \"{text}\": this run **{verdict}**" for text, verdict, _ in claims]
-    for s in sections:
-        lines += ["", f"## {s.title}", ""]
-        for kind, payload in s.blocks:
-            if kind == "text":
-                lines += [payload, ""]
-            elif kind == "figure":
-                src, caption = json.loads(payload)
-                name = _figure_name(Path(src))
-                shutil.copyfile(src, figures / name)
-                lines += [f"![{caption}](figures/{name})", f"*{caption}*", ""]
-            elif kind == "table":
-                header, rows = json.loads(payload)
-                lines += ["| " + " | ".join(header) + " |",
-                          "| " + " | ".join("---" for _ in header) + " |"]
-                lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
-            else:
-                text, verdict, evidence = json.loads(payload)
-                lines += [f"> **The study: \"{text}\"** — this run **{verdict}**: {evidence}.",
-                          ""]
-    path.write_text("\n".join(lines) + "\n")
+    return "-".join(path.parts[-3:]).translate(_UNSAFE)
 
 
 CSS = """
@@ -695,56 +692,48 @@ align-items:center;justify-content:center}.lightbox:target{display:flex}
 """
 
 
-def _inline(markdown: str) -> str:
-    """The little Markdown the report's texts use: `code` and **bold**, HTML-escaped."""
-    text = html.escape(markdown)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+def inline_html(markdown: str) -> Markup:
+    """The little Markdown the report's texts use (`code`, **bold**, *italics*) as HTML: the
+    text is split on its markers and each piece escaped; no HTML is rewritten."""
+    out = []
+    for i, piece in enumerate(markdown.split("`")):
+        if i % 2:  # between backticks
+            out.append(Markup("<code>{}</code>").format(piece))
+            continue
+        for j, bold in enumerate(piece.split("**")):
+            words = [Markup("<em>{}</em>").format(w) if k % 2 else escape(w)
+                     for k, w in enumerate(bold.split("*"))]
+            joined = Markup("").join(words)
+            out.append(Markup("<strong>{}</strong>").format(joined) if j % 2 else joined)
+    return Markup("").join(out)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("nnlab", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["inline"] = inline_html
+    env.tests.update(text=lambda b: isinstance(b, Text), figure=lambda b: isinstance(b, Figure),
+                     table=lambda b: isinstance(b, Table), claim=lambda b: isinstance(b, Claim))
+    return env
+
+
+def _write_markdown(path: Path, title: str, label: str, sections: list[Section],
+                    figures: Path) -> None:
+    """index.md, each figure copied into ``figures`` beside it."""
+    names = {}
+    for b in (b for s in sections for b in s.blocks if isinstance(b, Figure)):
+        names[b.path] = _figure_name(b.path)
+        shutil.copyfile(b.path, figures / names[b.path])
+    path.write_text(_environment().get_template("report.md.j2").render(
+        title=title, label=label, sections=sections, claims=_claims(sections), names=names))
 
 
 def _write_html(path: Path, title: str, label: str, sections: list[Section]) -> Path:
-    parts = ["<!doctype html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>", f"<p>{_inline(label)}</p>",
-             "<nav><h2>Contents</h2><ul>"]
-    parts += [f"<li><a href=\"#{s.anchor}\">{html.escape(s.title)}</a></li>" for s in sections]
-    parts.append("</ul></nav>")
-    claims = _claims(sections)
-    if claims:
-        parts.append("<h2>The study's claims, checked</h2><ul>")
-        parts += [f"<li>“{html.escape(text)}”: this run <strong>{verdict}</strong></li>"
-                  for text, verdict, _ in claims]
-        parts.append("</ul>")
-    n = 0
-    for s in sections:
-        parts.append(f"<section id=\"{s.anchor}\"><h2>{html.escape(s.title)}</h2>")
-        for kind, payload in s.blocks:
-            if kind == "text":
-                parts.append(f"<p>{_inline(payload)}</p>")
-            elif kind == "figure":
-                src, caption = json.loads(payload)
-                n += 1
-                data = base64.b64encode(Path(src).read_bytes()).decode()
-                img = f"<img src=\"data:image/png;base64,{data}\" alt=\"{html.escape(caption)}\">"
-                parts.append(f"<figure><a href=\"#full-{n}\">{img}</a><figcaption>"
-                             f"{html.escape(caption)} (click for full size)</figcaption>"
-                             f"</figure><div class=\"lightbox\" id=\"full-{n}\"><a href=\"#\">"
-                             f"{img}</a></div>")
-            elif kind == "table":
-                header, rows = json.loads(payload)
-                head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-                body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r)
-                               + "</tr>" for r in rows)
-                parts.append(f"<div class=\"scroll\"><table><thead><tr>{head}</tr></thead>"
-                             f"<tbody>{body}</tbody></table></div>")
-            else:
-                text, verdict, evidence = json.loads(payload)
-                parts.append(f"<div class=\"claim {verdict.replace(' ', '-')}\"><strong>The "
-                             f"study: “{html.escape(text)}”</strong> — this run <strong>"
-                             f"{verdict}</strong>: {html.escape(evidence)}.</div>")
-        parts.append("</section>")
-    parts.append("</body></html>")
-    path.write_text("\n".join(parts) + "\n")
+    """index.html: one page, each figure embedded once (a click opens it full size)."""
+    images = {b.path: base64.b64encode(b.path.read_bytes()).decode()
+              for s in sections for b in s.blocks if isinstance(b, Figure)}
+    path.write_text(_environment().get_template("report.html.j2").render(
+        title=title, label=label, sections=sections, claims=_claims(sections), images=images,
+        css=Markup(CSS)))
     return path
