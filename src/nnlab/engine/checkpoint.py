@@ -112,6 +112,12 @@ class Checkpoints:
         return None
 
 
+def state_key(phase: str, part: str) -> str:
+    """The name of a phase's tracked object in a checkpoint's state: 'train.model',
+    'adam.ema'. Written by the training drivers, read back by :func:`saved_model`."""
+    return f"{phase}.{part}"
+
+
 def saved_model(run_dir: Path, name: str = "model", phase: str = "train"
                 ) -> tuple[dict, dict]:
     """(weights to evaluate, data state) of a run: from ``<name>.pt`` when the run finished,
@@ -127,11 +133,11 @@ def saved_model(run_dir: Path, name: str = "model", phase: str = "train"
     if found is None:
         raise NnlabError(f"{run_dir}: no {name}.pt and no checkpoint to evaluate")
     state = found[0]["state"]
-    if f"{phase}.ema" in state:  # an AveragedModel: its module's weights, without the count
-        ema = state[f"{phase}.ema"]
+    if state_key(phase, "ema") in state:  # an AveragedModel: its module's weights, no count
+        ema = state[state_key(phase, "ema")]
         weights = {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")}
-    elif f"{phase}.model" in state:
-        weights = state[f"{phase}.model"]
+    elif state_key(phase, "model") in state:
+        weights = state[state_key(phase, "model")]
     else:
         raise NnlabError(f"{run_dir}: its newest checkpoint has no {phase} model yet")
     return weights, found[0]["data"]

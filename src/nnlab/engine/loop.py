@@ -24,8 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnlab.engine.checkpoint import state_key
 from nnlab.engine.history import History
 from nnlab.engine.progress import Progress
+from nnlab.engine.run import PhaseState
 from nnlab.errors import Interrupted, TrainingDiverged
 from nnlab.numpy_nn.modules import CrossEntropy
 from nnlab.numpy_nn.step import NumpyStep
@@ -104,14 +106,13 @@ class _Driver:
         self.tags = dict(tags or {})
         self.history_path = history_path
         self.desc = desc or phase
-        record = run.phases.get(phase) if run is not None else None
-        self.history = History(list(record["history"]) if record else [])
-        self.position = record["position"] if record else 0
-        self.stopped = record["stopped"] if record else False
-        self.wall0 = record["wall_s"] if record else wall_offset
+        record = (run.phase(phase) if run is not None else None) or PhaseState(
+            wall_s=wall_offset)
+        self.history = History(list(record.history))
+        self.position, self.stopped, self.wall0 = record.position, record.stopped, record.wall_s
         self.partial: dict | None = None
         if run is not None:
-            run.track(**{f"{phase}.{k}": v for k, v in step.states().items()})
+            run.track(**{state_key(phase, k): v for k, v in step.states().items()})
             run.restore()
             if not self.done:
                 run.restore_rng()
@@ -138,9 +139,8 @@ class _Driver:
         if self.run is None:
             return
         t = time.perf_counter()
-        self.run.phases[self.phase] = {"history": list(self.history.rows),
-                                       "position": self.position, "stopped": self.stopped,
-                                       "wall_s": self.elapsed()}
+        self.run.record_phase(self.phase, PhaseState(list(self.history.rows), self.position,
+                                                     self.stopped, self.elapsed()))
         self.run.checkpoint({"phase": self.phase, "position": self.position, "batch": batch,
                              "sums": sums}, generator_states)
         self.paused += time.perf_counter() - t

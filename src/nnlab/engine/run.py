@@ -140,6 +140,22 @@ def provenance(device: torch.device | None = None, precision: str | None = None)
 # --------------------------------------------------------------------------- the run
 
 
+@dataclasses.dataclass
+class PhaseState:
+    """Where one training phase (a driver's loop: 'train', 'adam', 'numpy') stands; every
+    checkpoint keeps it, and a resumed driver starts from it."""
+
+    history: list[dict] = dataclasses.field(default_factory=list)  # its rows so far
+    position: int = 0  # epochs or steps done
+    stopped: bool = False  # stopped early (patience, a time limit)
+    wall_s: float = 0.0  # seconds of training and evaluation so far, across resumes
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict) -> PhaseState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
+
+
 def _is_generator(obj: Any) -> bool:
     return isinstance(obj, torch.Generator | np.random.Generator)
 
@@ -170,7 +186,7 @@ class Run:
         self._checkpoints = ckpt.Checkpoints(self.out, self.options.keep)
         self._resume: dict | None = None
         self._rng_restored = False
-        self.phases: dict[str, dict] = {}  # name -> {"history", "position", "stopped"}
+        self._phases: dict[str, PhaseState] = {}
         self.data: dict[str, Any] = {}  # fitted data state (normalisation, ZCA, ...)
         self._writers: dict[str, Any] = {}  # TensorBoard, one writer per phase
 
@@ -183,7 +199,8 @@ class Run:
         if self.options.resume and (found := self._checkpoints.latest()) is not None:
             self._resume, path = found
             self._check_checkpoint(path)
-            self.phases = self._resume["phases"]
+            self._phases = {name: PhaseState.from_checkpoint(saved)
+                           for name, saved in self._resume["phases"].items()}
             self.data = self._resume["data"]
             self.note(f"resuming from {path}")
         if self.main:
@@ -297,6 +314,15 @@ class Run:
         else:
             obj.load_state_dict(state)
 
+    def phase(self, name: str) -> PhaseState | None:
+        """Where phase ``name`` stood at the checkpoint this run resumed from (None: not
+        started then)."""
+        return self._phases.get(name)
+
+    def record_phase(self, name: str, state: PhaseState) -> None:
+        """Where phase ``name`` stands now: the next checkpoint keeps it."""
+        self._phases[name] = state
+
     def restore(self) -> None:
         """Load every tracked object the checkpoint holds and that is not loaded yet."""
         if self._resume is None:
@@ -334,7 +360,8 @@ class Run:
         self._checkpoints.save({
             "format": CHECKPOINT_FORMAT, "experiment": self.experiment,
             "config": dataclasses.asdict(self.config), "progress": progress,
-            "phases": self.phases, "data": self.data, "rng": ckpt.global_rng_state(),
+            "phases": {n: dataclasses.asdict(p) for n, p in self._phases.items()},
+            "data": self.data, "rng": ckpt.global_rng_state(),
             "generators": gens,
             "state": {n: self._state(o) for n, o in self._tracked.items()
                       if not _is_generator(o)},

@@ -17,6 +17,7 @@ from nnlab.config import option, resolve, validate
 from nnlab.data.cifar10 import Cifar, channel_stats, load_cifar10, stratified_split
 from nnlab.device import DEVICES, PRECISIONS, resolve_device
 from nnlab.engine import History, TorchStep, distributed, train_epochs
+from nnlab.engine.checkpoint import state_key
 from nnlab.errors import ConfigError
 from nnlab.plots import plot_confusion, plot_curves
 
@@ -272,8 +273,9 @@ def train_classifier(run, splits: Splits, model: nn.Module, optimizer: torch.opt
     epoch alone, so a resumed run sees the same); ``wall_offset``: seconds already spent on
     set-up (whitening) that ``wall_s`` counts. Returns (metrics, history)."""
     check_batches(loader, loader.batch_size)
-    prefix, suffix = (f"{phase}.", f"-{phase}") if phase else ("", "")
-    run.track(**{f"{prefix}batch_order": loader.gen, f"{prefix}augmentation": loader.aug_gen})
+    suffix = f"-{phase}" if phase else ""
+    named = (lambda part: state_key(phase, part)) if phase else (lambda part: part)
+    run.track(**{named("batch_order"): loader.gen, named("augmentation"): loader.aug_gen})
     evaluated = ema.module if ema is not None else model
     ev = splits.eval_name
 
