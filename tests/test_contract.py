@@ -96,8 +96,8 @@ def test_the_report_shows_a_plugin_run_with_its_metrics_and_figures(plugin, tmp_
     assert f"→ `{runs / 'linear'}`" in md and "| train_acc |" in md
     assert "![linear: curves](figures/" in md  # drawn from its history.csv
     assert sorted(p.name for p in (runs / "linear").iterdir()) == [
-        "checkpoint-000001.pt", "checkpoint-000002.pt", "config.json", "history.csv",
-        "metrics.json"]  # the report wrote nothing in the run's folder
+        ".nnlab.lock", "checkpoint-000001.pt", "checkpoint-000002.pt", "config.json",
+        "history.csv", "metrics.json"]  # the report wrote nothing in the run's folder
 
 
 def test_eval_of_a_run_whose_experiment_is_gone_names_the_cause(plugin, tmp_path, capsys,
@@ -200,12 +200,12 @@ def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, capsys):
 
     newest = ckpt.Checkpoints(tmp_path / "r").paths()[-1]
     state = ckpt.load(newest)
-    ckpt.save_atomic({**state, "format": 99}, newest)
+    ckpt.save({**state, "format": 99}, newest)
     capsys.readouterr()
     assert main(["run", "toy", "--resume", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err.strip()
     assert "checkpoint format 99, but this nnlab reads format 1" in err
-    ckpt.save_atomic({**state, "experiment": "palindrome"}, newest)
+    ckpt.save({**state, "experiment": "palindrome"}, newest)
     assert main(["run", "toy", "--resume", str(tmp_path / "r")]) == 1
     assert "a checkpoint of experiment 'palindrome', not 'toy'" in capsys.readouterr().err
 

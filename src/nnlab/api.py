@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab import experiments
-from nnlab.errors import ConfigError, Interrupted, NnlabError
+from nnlab.errors import ConfigError, Interrupted, NnlabError, WriteFailed
 from nnlab.experiments import Experiment
 
 
@@ -99,24 +99,36 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
     if distributed and (seeds > 1 or out is None):
         raise ConfigError("under torchrun, pass --out DIR (every process must name the "
                           "same folder) and run one seed at a time")
+    fresh = resume is None and not (out is not None and out.exists())  # a folder we make
     if resume is None and rank == 0:
-        out = prepare.new_folder(exp.name, out, overwrite)
-    fresh = not out.exists()
+        out = prepare.new_folder(exp.name, out, overwrite)  # locked
+    elif rank == 0:
+        prepare.lock(out)
     try:
         if seeds == 1:
             metrics = launch(exp, config, out, **options)
         else:
             metrics = run_seeds(exp, config, out, seeds, jobs, **options)
+        prepare.unlock(out)  # the run is over (its process may go on: a notebook, reproduce)
     except Interrupted as e:
         if e.resume is None:
             e.resume = shlex.join(["nnlab", "run", experiments.reference_or_name(exp),
                                    "--resume", str(out)])
+        prepare.unlock(out)
         raise
+    except WriteFailed as e:  # a full disk, say: what was written stays, and it can go on
+        prepare.unlock(out)
+        if not (out / "config.json").exists():
+            raise
+        raise WriteFailed(f"{e}; the run's earlier files and checkpoints are kept; once that "
+                          "is fixed, resume with: " + shlex.join(
+                              ["nnlab", "run", experiments.reference_or_name(exp),
+                               "--resume", str(out)])) from None
     except NnlabError:
         # a new run that failed before it wrote anything but its config (say, unreadable
         # data): leave no folder behind, as if it had been refused up front
-        if fresh and rank == 0 and out.is_dir() and all(
-                p.name == "config.json" for p in out.iterdir()):
+        prepare.unlock(out)
+        if fresh and rank == 0 and all(p.name == "config.json" for p in prepare.contents(out)):
             shutil.rmtree(out)
         raise
     if distributed:

@@ -9,6 +9,11 @@ class ConfigError(NnlabError, ValueError):
     """A configuration value out of range."""
 
 
+class WriteFailed(NnlabError):
+    """A file could not be written (a full disk, a quota, a read-only or failing disk): what
+    was written before stays, and a run can go on once it is fixed."""
+
+
 class TrainingDiverged(NnlabError):
     """The loss became NaN or infinite."""
 

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from nnlab.engine.prepare import check_data, check_out
+from nnlab.engine.prepare import check_data, check_out, locked
 from nnlab.errors import Interrupted, NnlabError
 
 # name -> (argv after `nnlab run`, what it makes, rough cost on a 2-core CPU)
@@ -328,48 +328,48 @@ def profile(args: argparse.Namespace) -> None:
         name, argv = next(iter(clash.items()))
         raise NnlabError(f"{out / name} holds a run of `nnlab {shlex.join(['run', *argv])}`, not "
                          f"this profile's: pick another --out, or --force {name} to replace it")
-    out.mkdir(parents=True, exist_ok=True)
-    recorded = {p["name"] for p in previous.get("parts", [])} | {p[0] for p in chosen}
+    with locked(out):  # one reproduce (or run) at a time in a profile's folder
+        recorded = {p["name"] for p in previous.get("parts", [])} | {p[0] for p in chosen}
 
-    def record() -> None:  # parts run by an earlier --only stay in the record
-        write_json_atomic(out / "profile.json", {
-            "profile": args.profile, "parts": [{"name": n, "argv": a, "what": w, "cifar": c}
-                                               for n, a, w, c, _ in parts if n in recorded],
-            "seconds": seconds, "made_by": made_by})
+        def record() -> None:  # parts run by an earlier --only stay in the record
+            write_json_atomic(out / "profile.json", {
+                "profile": args.profile, "parts": [{"name": n, "argv": a, "what": w, "cifar": c}
+                                                   for n, a, w, c, _ in parts if n in recorded],
+                "seconds": seconds, "made_by": made_by})
 
-    record()
-    again = ["nnlab", "reproduce", *sys.argv[2:]] if sys.argv[1:2] == ["reproduce"] else [
-        "nnlab", "reproduce", "--profile", args.profile]
-    for i, (name, argv, _, cifar, _) in enumerate(chosen, 1):
-        if cifar and cifar_missing:
-            print(f"[{i}/{len(chosen)}] {name}: skipped, no CIFAR-10 ({cifar_missing}); "
-                  "pass --data PATH or set NNLAB_DATA", flush=True)
-            continue
-        if done(name):
-            print(f"[{i}/{len(chosen)}] {name}: done", flush=True)
-            continue
-        t, before = time.perf_counter(), seconds.get(name, 0.0)
-        made_by[name] = argv
+        record()
+        again = ["nnlab", "reproduce", *sys.argv[2:]] if sys.argv[1:2] == ["reproduce"] else [
+            "nnlab", "reproduce", "--profile", args.profile]
+        for i, (name, argv, _, cifar, _) in enumerate(chosen, 1):
+            if cifar and cifar_missing:
+                print(f"[{i}/{len(chosen)}] {name}: skipped, no CIFAR-10 ({cifar_missing}); "
+                      "pass --data PATH or set NNLAB_DATA", flush=True)
+                continue
+            if done(name):
+                print(f"[{i}/{len(chosen)}] {name}: done", flush=True)
+                continue
+            t, before = time.perf_counter(), seconds.get(name, 0.0)
+            made_by[name] = argv
 
-        def tick(name: str = name, t: float = t, before: float = before) -> None:
-            seconds[name] = before + time.perf_counter() - t
-            record()
+            def tick(name: str = name, t: float = t, before: float = before) -> None:
+                seconds[name] = before + time.perf_counter() - t
+                record()
 
-        # A heartbeat keeps the record within a minute of the truth even through a SIGKILL.
-        try:
-            with _every(60.0, tick):
-                did = run_part(name, argv, out / name, name in force, args.data, again)
-        finally:
-            tick()
-        print(f"[{i}/{len(chosen)}] {name}: {did} in {time.perf_counter() - t:.0f} s",
-              flush=True)
-    finished = [p[0] for p in chosen if (out / p[0] / "metrics.json").exists()]
-    if finished and all(n in seconds for n in finished):
-        print(f"measured: {sum(seconds[n] for n in finished) / 60:.1f} min for "
-              f"{len(finished)} finished parts ("
-              + ", ".join(f"{n} {seconds[n] / 60:.1f}" for n in finished)
-              + "), every invocation's time summed", flush=True)
-    print(f"report: nnlab report {out}")
+            # A heartbeat keeps the record within a minute of the truth even through a SIGKILL.
+            try:
+                with _every(60.0, tick):
+                    did = run_part(name, argv, out / name, name in force, args.data, again)
+            finally:
+                tick()
+            print(f"[{i}/{len(chosen)}] {name}: {did} in {time.perf_counter() - t:.0f} s",
+                  flush=True)
+        finished = [p[0] for p in chosen if (out / p[0] / "metrics.json").exists()]
+        if finished and all(n in seconds for n in finished):
+            print(f"measured: {sum(seconds[n] for n in finished) / 60:.1f} min for "
+                  f"{len(finished)} finished parts ("
+                  + ", ".join(f"{n} {seconds[n] / 60:.1f}" for n in finished)
+                  + "), every invocation's time summed", flush=True)
+        print(f"report: nnlab report {out}")
 
 
 @contextlib.contextmanager

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from nnlab.data.cifar10 import Loader
-from nnlab.engine import launch
+from nnlab.engine import checkpoint, launch
 from nnlab.experiments import cifar_cnn, cifar_mlp, cifar_speedrun
 from nnlab.experiments.cifar_common import cifar_summary, predict
 
 
 def _weights(path, key=None) -> dict[str, torch.Tensor]:
-    state = torch.load(path, weights_only=False)
+    state = checkpoint.load(path)
     state = state["model"] if key is None else state["state"][key]
     return {k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"}
 

@@ -123,7 +123,8 @@ def test_list_names_every_experiment(capsys):
 def test_seeds_run_each_seed_and_report_mean_and_std(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["run", "toy", "--quick", "--seeds", "2", "--seed", "5", "--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {"seed5", "seed6", "config.json", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"seed5", "seed6", "config.json", "metrics.json",
+                                               ".nnlab.lock"}
     per_seed = [json.loads((out / s / "metrics.json").read_text()) for s in ("seed5", "seed6")]
     summary = json.loads((out / "metrics.json").read_text())
     accs = [m["numpy"]["test_acc"] for m in per_seed]

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from nnlab.errors import NnlabError
+from nnlab.errors import NnlabError, WriteFailed
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck")
@@ -107,13 +107,14 @@ def _cached(root: Path, cache_dir: Path, read) -> Cifar:
     data = read()
     print(f"nnlab: decoded {len(data.y_train)} training images in "
           f"{time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    from nnlab.engine.checkpoint import save_atomic
+
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save(data.__dict__, tmp)
-        tmp.replace(cache)  # atomic: an interrupted save never leaves a half file behind
-    except OSError:
-        pass  # a read-only source folder: run without a cache
+        save_atomic(data.__dict__, cache)  # an interrupted save never leaves a half file
+    except (OSError, WriteFailed) as e:  # a read-only or full disk: run without a cache
+        print(f"nnlab: warning: CIFAR-10 not cached ({e}); it is decoded again next time",
+              file=sys.stderr, flush=True)
     return data
 
 

@@ -9,18 +9,21 @@ by a full disk or a killed copy) is reported in one line and the previous one is
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import random
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from nnlab.errors import NnlabError
+from nnlab.errors import NnlabError, WriteFailed
 
 PATTERN = re.compile(r"checkpoint-(\d+)\.pt$")
 
@@ -37,16 +40,41 @@ def _replace_atomically(tmp: Path, path: Path) -> None:
         pass
 
 
-def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj)`` to ``path`` through a temporary file, fsync and rename."""
+def _write_bytes(f: Any, data: bytes, path: Path) -> None:
+    """The one write of every file nnlab writes (``path``: where it goes; the tests make
+    the disk full here)."""
+    f.write(data)
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """``data`` to ``path`` through a temporary file of its own in the same folder (two
+    writers can never share one), fsync and rename: a reader sees the old file or the new
+    one, never half. A write that fails (a full disk, a quota, a read-only or failing disk)
+    removes its temporary file, leaves the old file as it was and raises WriteFailed naming
+    the file and the cause."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    _replace_atomically(tmp, path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_bytes(f, data, path)
+            f.flush()
+            os.fsync(f.fileno())
+        _replace_atomically(Path(tmp), path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (:func:`write_atomic`). Serialised in
+    memory first: torch's own writer reports a full disk as an obscure RuntimeError."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_atomic(path, buffer.getvalue())
 
 
 def read_json(path: str | Path) -> dict:
@@ -56,22 +84,56 @@ def read_json(path: str | Path) -> dict:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Indented JSON to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(obj, indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    _replace_atomically(tmp, path)
-    return path
+    """Indented JSON to ``path`` atomically (:func:`write_atomic`)."""
+    return write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+_ARRAY = "__numpy_array__"  # a NumPy array kept as a tensor and its dtype
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with every NumPy array a tagged tensor and every NumPy scalar a Python number:
+    what ``torch.load(weights_only=True)`` reads back without unpickling anything else."""
+    if isinstance(obj, np.ndarray):
+        wide = obj.astype(np.int64) if obj.dtype == np.uint32 else obj  # torch: no uint32 ops
+        return {_ARRAY: torch.from_numpy(np.ascontiguousarray(wide)), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_plain(v) for v in obj)
+    return obj
+
+
+def _numpy(obj: Any) -> Any:
+    """The inverse of :func:`_plain`."""
+    if isinstance(obj, dict):
+        if _ARRAY in obj:
+            return obj[_ARRAY].numpy().astype(obj["dtype"])
+        return {k: _numpy(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_numpy(v) for v in obj)
+    return obj
+
+
+def save(obj: Any, path: str | Path) -> Path:
+    """:func:`save_atomic` of a checkpoint or model file, NumPy arrays kept as tensors so
+    that :func:`load` needs no unpickling."""
+    return save_atomic(_plain(obj), path)
 
 
 def load(path: str | Path) -> dict:
-    """Read a checkpoint or model file written by nnlab (onto the CPU)."""
-    # weights_only=False: the file holds NumPy arrays and RNG states as well as tensors. Only
-    # load files nnlab wrote itself.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint or model file nnlab wrote (onto the CPU). Read with
+    ``weights_only=True``: tensors, numbers, strings and containers only, so a file from
+    someone else can never run code; anything else raises NnlabError in one line."""
+    try:
+        return _numpy(torch.load(path, map_location="cpu", weights_only=True))
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise NnlabError(f"{path}: not a file nnlab reads safely (it holds more than tensors "
+                         f"and numbers, or was written by an nnlab before 0.2): {first[:160]}"
+                         ) from None
 
 
 class Checkpoints:
@@ -88,18 +150,20 @@ class Checkpoints:
         return [p for _, p in sorted(found)]
 
     def save(self, state: dict) -> Path:
-        for stale in self.folder.glob(".checkpoint-*.pt.tmp"):  # left by a killed write
+        for stale in self.folder.glob(".checkpoint-*.tmp"):  # left by a killed write
             stale.unlink(missing_ok=True)
         paths = self.paths()
         number = int(PATTERN.search(paths[-1].name).group(1)) + 1 if paths else 1
-        path = save_atomic(state, self.folder / f"checkpoint-{number:06d}.pt")
+        path = save(state, self.folder / f"checkpoint-{number:06d}.pt")
         for old in self.paths()[:-self.keep]:
             old.unlink(missing_ok=True)
         return path
 
     def latest(self) -> tuple[dict, Path] | None:
         """The newest checkpoint that loads, and its path; None when there is none. Each
-        unreadable one is named in a warning line on stderr."""
+        unreadable one is named in a warning line on stderr and kept in ``damaged``
+        (path, what is wrong): when none loads, the caller says so (and deletes nothing)."""
+        self.damaged: list[tuple[Path, str]] = []
         for path in reversed(self.paths()):
             try:
                 state = load(path)
@@ -107,6 +171,7 @@ class Checkpoints:
                     raise ValueError("not an nnlab checkpoint")
                 return state, path
             except Exception as e:  # truncated, corrupt or foreign: say so, try the previous
+                self.damaged.append((path, e.__class__.__name__))
                 print(f"nnlab: warning: checkpoint {path} is unreadable "
                       f"({e.__class__.__name__}); trying the previous one", file=sys.stderr)
         return None
@@ -127,6 +192,8 @@ def saved_model(run_dir: Path, name: str = "model", phase: str = "train"
         try:
             saved = load(path)
             return saved["model"], saved["data"]
+        except NnlabError:
+            raise
         except Exception as e:
             raise NnlabError(f"{path}: unreadable model file ({e.__class__.__name__})") from None
     found = Checkpoints(run_dir).latest()

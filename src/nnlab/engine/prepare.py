@@ -9,13 +9,16 @@ any folder is made or data loaded. The CLI and :func:`nnlab.run` both come throu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,53 @@ def check_data(data: str | None, flag: str = "--data") -> None:
         raise NnlabError(f"{flag} {data}: no such file or folder")
 
 
+LOCK = ".nnlab.lock"  # in a run folder: held by the one process that writes in it
+_held: dict[Path, int] = {}  # folder -> open descriptor of its lock, for the process's life
+
+
+def lock(folder: Path) -> None:
+    """Make this process the one writer of ``folder`` (created if need be): an exclusive
+    ``flock`` on ``folder/.nnlab.lock``, held until the process ends, when the kernel lets
+    it go (so a killed run leaves no stale lock). A folder another process holds is refused
+    in one line that names its PID and host."""
+    folder = Path(folder).absolute()
+    if folder in _held:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise NnlabError(f"{folder} is in use by {holder}: one process writes in a run "
+                         "folder at a time; wait for it, or stop it") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    _held[folder] = fd
+
+
+def unlock(folder: Path) -> None:
+    """Let go of a folder this process locked (a run that refused to start in it)."""
+    if (fd := _held.pop(Path(folder).absolute(), None)) is not None:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """:func:`lock` for the block's duration."""
+    lock(folder)
+    try:
+        yield
+    finally:
+        unlock(folder)
+
+
+def contents(folder: Path) -> list[Path]:
+    """What a folder holds, its lock file aside."""
+    return [p for p in folder.iterdir() if p.name != LOCK] if folder.is_dir() else []
+
+
 def new_folder(name: str, out: Path | None, overwrite: bool) -> Path:
     """The folder of a new run: free, or cleared with ``overwrite`` when it holds a run
     (default: runs/<name>/<timestamp>)."""
@@ -59,14 +109,23 @@ def new_folder(name: str, out: Path | None, overwrite: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise NnlabError(f"--out {out} exists and is not a folder")
     check_out(out)
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise NnlabError(f"--out {out} is not empty; pass --overwrite to write over it, "
-                             "or choose another folder")
-        if not any((out / f).exists() for f in ("config.json", "metrics.json")):
-            raise NnlabError(f"--out {out} holds files that are not an nnlab run; "
-                             "--overwrite clears only run folders")
-        shutil.rmtree(out)  # never a folder mixing two runs
+    existed = out.is_dir()
+    lock(out)  # before looking inside: two runs into one --out cannot both find it empty
+    try:
+        if held := contents(out):
+            if not overwrite:
+                raise NnlabError(f"--out {out} is not empty; pass --overwrite to write over "
+                                 "it, or choose another folder")
+            if not any((out / f).exists() for f in ("config.json", "metrics.json")):
+                raise NnlabError(f"--out {out} holds files that are not an nnlab run; "
+                                 "--overwrite clears only run folders")
+            for path in held:  # never a folder mixing two runs (the lock stays)
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    except NnlabError:
+        unlock(out)
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return out
 
 

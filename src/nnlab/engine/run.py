@@ -200,9 +200,18 @@ class Run:
             self._resume, path = found
             self._check_checkpoint(path)
             self._phases = {name: PhaseState.from_checkpoint(saved)
-                           for name, saved in self._resume["phases"].items()}
+                            for name, saved in self._resume["phases"].items()}
             self.data = self._resume["data"]
             self.note(f"resuming from {path}")
+        elif self.options.resume and self._checkpoints.damaged:
+            # starting over silently would throw away hours; the user decides
+            damaged = "; ".join(f"{p.name} ({why})" for p, why in self._checkpoints.damaged)
+            raise NnlabError(f"--resume {self.out}: no checkpoint can be read ({damaged}); "
+                             "nothing was deleted. To start over: the same command with "
+                             f"--out {self.out} --overwrite")
+        elif self.options.resume:
+            self.note(f"{self.out} holds no checkpoint yet (stopped before its first): "
+                      "it starts from the beginning")
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
             self._write_config(self._extra)
@@ -272,7 +281,7 @@ class Run:
         """``<name>.pt``: the weights to evaluate, the config and the data state
         (normalisation, ZCA, classes) that ``nnlab eval`` needs; rank 0 only."""
         if self.main:
-            ckpt.save_atomic({"experiment": self.experiment,
+            ckpt.save({"experiment": self.experiment,
                               "config": dataclasses.asdict(self.config),
                               "model": model_state, "data": {**self.data, **data}},
                              self.out / f"{name}.pt")

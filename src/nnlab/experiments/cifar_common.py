@@ -360,7 +360,11 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Modu
     precision = resolve_precision(cfg.precision, device)
     splits = make_splits(data or cfg.data, cfg.val_size, final=split == "test")
     model = build()
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:  # missing or unexpected keys, other shapes
+        raise ConfigError(f"{run_dir}: its saved model does not fit the network its "
+                          "config.json describes (other layers or shapes)") from None
     model.to(device, memory_format=memory_format)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, state["mean"], state["std"],
                   zca=state.get("zca"), device=device, memory_format=memory_format)

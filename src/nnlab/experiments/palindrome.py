@@ -220,7 +220,11 @@ def eval_run(run_dir: Path, config: Config, split: str, tta: str | None,
 
     weights, _ = saved_model(run_dir)
     model = _build_model(config, input_dim=10 if config.input == "onehot" else 1)
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:  # missing or unexpected keys, other shapes
+        raise ConfigError(f"{run_dir}: its saved model does not fit the network its "
+                          "config.json describes (other layers or shapes)") from None
     n, seed = (config.eval_size, TEST_SEED) if split == "test" else (2000, VAL_SEED)
     loss, acc = evaluate(model, *held_out_set(n, config.length, seed, _encoding(config)),
                          batch_size=2000)
