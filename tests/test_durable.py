@@ -348,7 +348,13 @@ def test_eval_of_a_palindrome_sweep_and_of_a_checkpointed_run(tmp_path, capsys):
         written = json.loads((out / name / "eval-test.json").read_text())
         assert written["test_acc"] == metrics["test_acc"]
     (out / "rnn-T4" / "model.pt").unlink()  # as if it had not finished: the checkpoint
+    capsys.readouterr()
     assert main(["eval", str(out / "rnn-T4")]) == 0
+    newest = sorted((out / "rnn-T4").glob("checkpoint-*.pt"))[-1]
+    said = capsys.readouterr().err
+    assert f"has not finished: this is the model of {newest.name} (train at 60)" in said
+    assert json.loads((out / "rnn-T4" / "eval-test.json").read_text())["from_checkpoint"] == \
+        int(newest.stem.split("-")[1])
 
 
 def test_eval_of_a_toy_run_says_what_it_takes(tmp_path, capsys):

@@ -154,3 +154,24 @@ def test_a_full_disk_is_one_line_keeps_what_was_written_and_says_how_to_resume(
     monkeypatch.undo()  # room again
     assert main(["run", "toy", "--resume", str(run)]) == 0
     assert json.loads((run / "metrics.json").read_text())["numpy"]["test_acc"] > 0
+
+
+def test_a_damaged_config_json_is_one_line(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["run", "toy", "--quick", "--dataset", "moons", "--out", str(run)]) == 0
+    (run / "config.json").write_text('{"experiment": "toy"} {"extra": 1}')  # two writers
+    capsys.readouterr()
+    assert main(["run", "toy", "--resume", str(run)]) == 1
+    assert capsys.readouterr().err.strip() == f"nnlab: error: {run / 'config.json'}: not " \
+                                              "readable JSON"
+
+
+def test_a_truncated_data_cache_is_decoded_again(learnable_cifar, nnlab_cache):
+    from nnlab.data.cifar10 import load_cifar10
+
+    first = load_cifar10(learnable_cifar)
+    (cache,) = nnlab_cache.glob("cifar10-*.pt")
+    cache.write_bytes(cache.read_bytes()[:500])  # a copy cut short
+    again = load_cifar10(learnable_cifar)
+    assert torch.equal(again.x_train, first.x_train)
+    assert cache.stat().st_size > 500  # and written whole again

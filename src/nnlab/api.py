@@ -17,6 +17,7 @@ import dataclasses
 import os
 import shlex
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,6 +231,16 @@ def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None =
     config = exp.resolve(prepare.config_from(exp, record))
     split = split or exp.held_out(config)
     result = exp.evaluate(run_dir, config, split, tta, data)
+    if not any(run_dir.glob("model*.pt")):  # still training, or stopped: say from where
+        from nnlab.engine.checkpoint import Checkpoints
+
+        if (found := Checkpoints(run_dir).latest()) is not None:
+            at = found[0]["progress"]
+            result["from_checkpoint"] = int(found[1].stem.split("-")[1])
+            print(f"nnlab: {run_dir} has not finished: this is the model of "
+                  f"{found[1].name} ({at.get('phase')} at {at.get('position')}"
+                  + (f", batch {at['batch']}" if at.get("batch") else "")
+                  + "), not a finished one", file=sys.stderr)
     used = result.get("tta")
     write_json_atomic(run_dir / f"eval-{split}{'-' + used if used else ''}.json", result)
     return result
