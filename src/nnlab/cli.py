@@ -1,4 +1,5 @@
-"""nnlab list | run NAME [flags] | eval RUN_DIR | reproduce [NAME ...]
+"""nnlab list | run NAME [flags] | eval RUN_DIR | export RUN_DIR | predict RUN_DIR IMAGE... |
+reproduce [NAME ...] | report RUNS_DIR
 
 Flags of ``run NAME`` are built from the experiment's ``Config`` dataclass: one flag per field,
 its help line, default and choices; the run options (``--out``, ``--overwrite``, ``--resume``,
@@ -144,6 +145,30 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                          "runs and palindromes)")
     ev.add_argument("--tta", choices=TTA, default=None,
                     help="CIFAR test-time augmentation (default: the run's own)")
+    exp_ = sub.add_parser("export", help="write a trained CIFAR model for others: "
+                          "nnlab export RUN_DIR --format onnx",
+                          description="Write a finished run's trained model, its input "
+                          "preparation inside (images: float32 (N, 3, 32, 32), RGB 0-255), to "
+                          "RUN_DIR/export/<model>.<format> with <model>.json beside it (input, "
+                          "output, classes, config).")
+    exp_.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
+    exp_.add_argument("--format", choices=("safetensors", "onnx", "torchscript"),
+                      default="safetensors", help="safetensors (weights), onnx (onnxruntime) "
+                      "or torchscript (torch.jit.load) (default: safetensors)")
+    exp_.add_argument("--model", default=None, metavar="NAME",
+                      help="which model*.pt when the run holds several (cifar-cnn: "
+                      "model-adam, model-sgd)")
+    exp_.add_argument("--out", type=Path, default=None, metavar="DIR",
+                      help="where it goes (default: RUN_DIR/export)")
+    pre = sub.add_parser("predict", help="classify image files with a run's model: "
+                         "nnlab predict RUN_DIR IMAGE...",
+                         description="One line per image: its file, the class the run's "
+                         "model gives it and that class's probability. Images of another "
+                         "size are resized to 32 x 32.")
+    pre.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
+    pre.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
+    pre.add_argument("--model", default=None, metavar="NAME",
+                     help="which model*.pt when the run holds several")
     rpt = sub.add_parser("report", help="build the study's report from run folders: "
                          "nnlab report RUNS_DIR",
                          description="Build RUNS_DIR/report/index.md and a self-contained "
@@ -289,6 +314,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_run(args)
         elif args.command == "eval":
             _cmd_eval(args)
+        elif args.command == "export":
+            from nnlab.export import export
+
+            print(f"exported: {export(args.run_dir, args.format, args.out, args.model)}")
+        elif args.command == "predict":
+            from nnlab.export import predict
+
+            for path, name, p in predict(args.run_dir, args.images, args.model):
+                print(f"{path}: {name} ({p:.1%})")
         elif args.command == "reproduce":
             from nnlab.reproduce import reproduce
 

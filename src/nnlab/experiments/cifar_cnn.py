@@ -128,6 +128,7 @@ def summarize(metrics: dict) -> str:
 EXPERIMENT = cifar_experiment(
     name="cifar-cnn", description=describe("cifar-cnn"),
     Config=Config, train=train, summarize=summarize, evaluate=eval_run,
+    build_model=lambda cfg: VGGReduced(3, 10, cfg.dropout),  # model-adam.pt, model-sgd.pt
     quick={**QUICK, "epochs": 2},
     # --resume may raise --epochs only when the schedule is not tied to the length
     extendable=lambda config: config.schedule == "constant",

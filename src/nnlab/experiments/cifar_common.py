@@ -68,11 +68,16 @@ def held_out(cfg: CifarOptions) -> str:
     return "test" if cfg.final else "val"
 
 
-def cifar_experiment(**parts: Any):  # noqa: ANN201 - an Experiment
+def cifar_experiment(layout: Callable[[Any], torch.memory_format] | None = None,
+                     **parts: Any):  # noqa: ANN201 - an Experiment
     """The record of a CIFAR experiment: CIFAR-10 data, a device and precision, its held-out
-    split from --final, recipes resolved before the run folder records them."""
+    split from --final, recipes resolved before the run folder records them, and, given
+    ``build_model``, ``nnlab eval`` of its ``model.pt`` (:func:`evaluation`, in ``layout``)
+    unless ``evaluate`` says otherwise."""
     from nnlab.experiments import Experiment
 
+    if parts.get("build_model") is not None and "evaluate" not in parts:
+        parts["evaluate"] = evaluation(parts["build_model"], layout)
     return Experiment(needs_cifar=True, devices=True, held_out=held_out,
                       resolve=CifarOptions.resolved, **parts)
 

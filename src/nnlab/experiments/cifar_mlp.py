@@ -26,7 +26,6 @@ from nnlab.experiments.cifar_common import (
     CifarOptions,
     cifar_experiment,
     cifar_summary,
-    evaluation,
     make_ema,
     run_facts,
     setup,
@@ -164,7 +163,7 @@ def summarize(metrics: dict) -> str:
 
 EXPERIMENT = cifar_experiment(
     name="cifar-mlp", description=describe("cifar-mlp"),
-    Config=Config, train=train, summarize=summarize, evaluate=evaluation(build_model),
+    Config=Config, train=train, summarize=summarize, build_model=build_model,
     plot_seeds=plot_seeds,
     quick={**QUICK, "widths": (64, 64), "epochs": 2, "batch_size": 64},
     # --resume may raise --epochs only when the schedule is not tied to the length

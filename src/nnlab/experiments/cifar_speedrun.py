@@ -31,7 +31,6 @@ from nnlab.experiments.cifar_common import (
     CifarOptions,
     cifar_experiment,
     cifar_summary,
-    evaluation,
     make_ema,
     run_facts,
     setup,
@@ -192,7 +191,7 @@ def summarize(metrics: dict) -> str:
 EXPERIMENT = cifar_experiment(
     name="cifar-speedrun", description=describe("cifar-speedrun"),
     Config=Config, train=train, summarize=summarize, plot_seeds=plot_seeds,
-    evaluate=evaluation(lambda cfg: SpeedrunNet(cfg.widths, 10, dirac=False), layout),
+    build_model=lambda cfg: SpeedrunNet(cfg.widths, 10, dirac=False), layout=layout,
     quick={**QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
     extendable=lambda config: False,  # the lr warms up and decays to 0 over the planned steps
 )

@@ -1,0 +1,160 @@
+"""A trained image classifier for others: ``nnlab export`` and ``nnlab predict``.
+
+An exported model takes what an image file holds and needs nothing of nnlab: its input
+preparation (the run's normalisation and, for the whitened MLP, its ZCA) is inside it.
+
+* input: ``images`` (N, 3, 32, 32) float32, RGB pixel values 0-255;
+* output: ``logits`` (N, classes); ``model.json`` beside it names the classes.
+
+Formats: ``safetensors`` (the weights, the format model hubs expect; rebuild the network with
+nnlab from ``model.json``), ``onnx`` (onnxruntime and most serving stacks) and ``torchscript``
+(``torch.jit.load``, no Python class needed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nnlab.errors import NnlabError
+
+FORMATS = ("safetensors", "onnx", "torchscript")
+SUFFIX = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".torchscript.pt"}
+
+
+class Classifier(nn.Module):
+    """A trained network with its input preparation: images (N, 3, 32, 32), float32 RGB pixel
+    values 0-255 -> logits (N, classes). ``mean``/``std`` (3,) are the run's, in [0, 1]
+    units; ``zca`` (3072, 3072) whitens the normalised image when the run did."""
+
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor,
+                 zca: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", mean.float().view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", std.float().view(1, 3, 1, 1) * 255)
+        self.register_buffer("zca", zca.float() if zca is not None else torch.empty(0))
+        self.whitened = zca is not None  # fixed per model: it traces to a fixed graph
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images - self.mean) / self.std  # (N, 3, 32, 32)
+        if self.whitened:
+            x = (x.flatten(1) @ self.zca).view_as(x)
+        return self.net(x)
+
+
+def _model_file(run_dir: Path, model: str | None) -> str:
+    names = sorted(p.stem for p in run_dir.glob("model*.pt"))
+    if model is not None:
+        if model not in names:
+            raise NnlabError(f"{run_dir}: no {model}.pt (it holds {', '.join(names) or 'none'})")
+        return model
+    if not names:
+        raise NnlabError(f"{run_dir}: no saved model (model*.pt): export a finished run")
+    if len(names) > 1:
+        raise NnlabError(f"{run_dir} holds {len(names)} models ({', '.join(names)}); pick one "
+                         "with --model")
+    return names[0]
+
+
+def load_classifier(run_dir: str | Path, model: str | None = None
+                    ) -> tuple[Classifier, dict[str, Any]]:
+    """The trained :class:`Classifier` of a finished run (in eval mode, on the CPU) and what
+    ``model.json`` says of it."""
+    from nnlab.api import experiment_of
+    from nnlab.engine import prepare
+    from nnlab.engine.checkpoint import load
+
+    run_dir = Path(run_dir)
+    record = prepare.recorded(run_dir)
+    exp = experiment_of(run_dir, record)
+    if exp.build_model is None:
+        raise NnlabError(f"a {exp.name} run is not an image classifier nnlab can export or "
+                         "run on image files")
+    name = _model_file(run_dir, model)
+    saved = load(run_dir / f"{name}.pt")
+    config = exp.resolve(prepare.config_from(exp, record))
+    net = exp.build_model(config)
+    try:
+        net.load_state_dict(saved["model"])
+    except RuntimeError:
+        raise NnlabError(f"{run_dir / (name + '.pt')}: does not fit the network its "
+                         "config.json describes (other layers or shapes)") from None
+    data = saved["data"]
+    classifier = Classifier(net, data["mean"], data["std"], data.get("zca")).eval()
+    meta = {"experiment": exp.name, "run": str(run_dir), "model": name,
+            "input": {"name": "images", "shape": ["N", 3, 32, 32], "dtype": "float32",
+                      "values": "RGB pixel values 0-255 (the preparation is inside)"},
+            "output": {"name": "logits", "shape": ["N", len(data["classes"])]},
+            "classes": list(data["classes"]), "config": dataclasses.asdict(config)}
+    return classifier, meta
+
+
+def export(run_dir: str | Path, fmt: str, out: str | Path | None = None,
+           model: str | None = None) -> Path:
+    """Write ``<out>/<model><suffix>`` in ``fmt`` and ``<out>/<model>.json`` (default
+    ``out``: ``RUN_DIR/export``). Returns the model file's path."""
+    from nnlab.engine.checkpoint import write_atomic, write_json_atomic
+
+    if fmt not in FORMATS:
+        raise NnlabError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    classifier, meta = load_classifier(run_dir, model)
+    out = Path(out) if out is not None else Path(run_dir) / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{meta['model']}{SUFFIX[fmt]}"
+    example = torch.rand(2, 3, 32, 32) * 255
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():  # torch deprecates both exporters below
+        warnings.simplefilter("ignore")                # in favour of torch.export, which
+        if fmt == "safetensors":                       # needs onnxscript for ONNX
+            from safetensors.torch import save
+
+            state = {k: v.contiguous() for k, v in classifier.state_dict().items()}
+            buffer.write(save(state, metadata={"nnlab": json.dumps(meta)}))
+        elif fmt == "onnx":
+            torch.onnx.export(classifier, (example,), buffer, dynamo=False,
+                              input_names=["images"], output_names=["logits"],
+                              dynamic_axes={"images": {0: "N"}, "logits": {0: "N"}})
+        else:
+            torch.jit.save(torch.jit.trace(classifier, example), buffer)
+    write_atomic(path, buffer.getvalue())
+    write_json_atomic(out / f"{meta['model']}.json", {**meta, "format": fmt,
+                                                       "file": path.name})
+    return path
+
+
+def read_images(paths: list[str | Path]) -> torch.Tensor:
+    """Image files (PNG, JPEG, ...) as (N, 3, 32, 32) float32 pixel values 0-255: grey is
+    repeated to RGB, alpha dropped, other sizes resized to 32 x 32 (antialiased)."""
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import resize
+
+    images = []
+    for path in paths:
+        try:
+            image = decode_image(str(path), mode=ImageReadMode.RGB)  # (3, H, W) uint8
+        except (RuntimeError, OSError, ValueError):
+            raise NnlabError(f"{path}: not an image nnlab can read (PNG, JPEG, GIF or "
+                             "WebP)") from None
+        if image.shape[1:] != (32, 32):
+            image = resize(image, [32, 32], antialias=True)
+        images.append(image.float())
+    return torch.stack(images)
+
+
+def predict(run_dir: str | Path, images: list[str | Path], model: str | None = None
+            ) -> list[tuple[str, str, float]]:
+    """(path, class, probability) for each image file, by a finished run's model."""
+    classifier, meta = load_classifier(run_dir, model)
+    with torch.no_grad():
+        probs = torch.softmax(classifier(read_images(images)), dim=1)
+    p, k = probs.max(dim=1)
+    return [(str(path), meta["classes"][int(c)], float(q))
+            for path, c, q in zip(images, k, p, strict=True)]

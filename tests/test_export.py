@@ -1,0 +1,95 @@
+"""A trained model for others: nnlab export writes safetensors, ONNX and TorchScript files that
+give the run's own logits (onnxruntime, torch.jit.load, a rebuild from model.json), with the
+input preparation inside; nnlab predict classifies image files, one line each."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nnlab import experiments
+from nnlab.cli import main
+from nnlab.export import Classifier, load_classifier
+
+
+@pytest.fixture(scope="module")
+def runs(learnable_cifar, tmp_path_factory):
+    """A quick speedrun and a quick whitened MLP (its ZCA must travel with it)."""
+    import os
+
+    root = tmp_path_factory.mktemp("export")
+    os.environ.setdefault("NNLAB_CACHE", str(root / "cache"))
+    for name, extra in [("cifar-speedrun", []), ("cifar-mlp", ["--zca-eps", "0.1"])]:
+        assert main(["run", name, "--quick", *extra, "--data", str(learnable_cifar), "--out",
+                     str(root / name)]) == 0
+    return root
+
+
+@pytest.mark.parametrize("name", ["cifar-speedrun", "cifar-mlp"])
+def test_every_format_gives_the_runs_own_logits(name, runs, learnable_cifar, capsys):
+    import onnxruntime
+    from safetensors.torch import load_file
+
+    from nnlab.data.cifar10 import load_cifar10
+
+    run = runs / name
+    images = load_cifar10(str(learnable_cifar)).x_train[:16].float()  # raw pixels, 0-255
+    classifier, meta = load_classifier(run)
+    with torch.no_grad():
+        expected = classifier(images)
+    for fmt in ("safetensors", "onnx", "torchscript"):
+        assert main(["export", str(run), "--format", fmt]) == 0
+    out = run / "export"
+    written = json.loads((out / "model.json").read_text())
+    assert written["classes"] == meta["classes"] and written["input"]["shape"] == ["N", 3, 32, 32]
+    onnx = onnxruntime.InferenceSession(str(out / "model.onnx"))
+    got = onnx.run(["logits"], {"images": images.numpy()})[0]
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-4, rtol=1e-4)
+    scripted = torch.jit.load(str(out / "model.torchscript.pt"))
+    torch.testing.assert_close(scripted(images), expected, atol=1e-5, rtol=1e-5)
+    # safetensors holds weights only: rebuild the network that model.json names
+    exp = experiments.get(written["experiment"])
+    config = exp.Config(**written["config"])
+    state = load_file(str(out / "model.safetensors"))
+    rebuilt = Classifier(exp.build_model(config), torch.zeros(3), torch.ones(3),
+                         state["zca"] if state["zca"].numel() else None)
+    rebuilt.load_state_dict(state)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(images), expected)
+
+
+def test_the_exported_preparation_is_the_runs(runs, learnable_cifar):
+    """From raw pixels, the exported model scores the validation images as the run did."""
+    from nnlab.experiments.cifar_common import make_splits
+
+    run = runs / "cifar-mlp"
+    metrics = json.loads((run / "metrics.json").read_text())
+    splits = make_splits(str(learnable_cifar), 100, final=False)
+    classifier, _ = load_classifier(run)
+    with torch.no_grad():
+        right = (classifier(splits.x_eval.float()).argmax(1) == splits.y_eval).sum().item()
+    assert right / len(splits.y_eval) == metrics["val_acc_no_tta"]
+
+
+def test_predict_prints_one_line_per_image_and_refuses_what_is_not_one(runs, learnable_cifar,
+                                                                      tmp_path, capsys):
+    files = sorted((learnable_cifar / "train" / "cat").iterdir())[:2]
+    capsys.readouterr()
+    assert main(["predict", str(runs / "cifar-speedrun"), *map(str, files)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith(str(f))
+                                   for line, f in zip(lines, files, strict=True))
+    assert all(line.endswith("%)") for line in lines)
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    assert main(["predict", str(runs / "cifar-speedrun"), str(text)]) == 1
+    assert capsys.readouterr().err.strip() == (f"nnlab: error: {text}: not an image nnlab "
+                                               "can read (PNG, JPEG, GIF or WebP)")
+
+
+def test_export_of_a_run_that_is_no_image_classifier_is_one_line(tmp_path, capsys):
+    assert main(["run", "toy", "--quick", "--out", str(tmp_path / "toy")]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "toy"), "--format", "onnx"]) == 1
+    assert "a toy run is not an image classifier" in capsys.readouterr().err
