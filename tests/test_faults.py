@@ -136,7 +136,8 @@ def _disk_full_at(monkeypatch, name: str, after: int = 1) -> None:
     monkeypatch.setattr(checkpoint, "_write_bytes", writer)
 
 
-@pytest.mark.parametrize("name, after", [("checkpoint-", 3), ("metrics.json", 1)])
+@pytest.mark.parametrize("name, after", [("checkpoint-", 3), ("metrics.json", 1),
+                                         ("history.csv", 1), ("curves.png", 1)])
 def test_a_full_disk_is_one_line_keeps_what_was_written_and_says_how_to_resume(
         name, after, tmp_path, capsys, monkeypatch):
     run = tmp_path / "r"
@@ -150,7 +151,7 @@ def test_a_full_disk_is_one_line_keeps_what_was_written_and_says_how_to_resume(
     assert not list(run.glob(".*.tmp"))  # the partial temporary file is gone
     kept = [p.name for p in Checkpoints(run).paths()]
     assert kept == (["checkpoint-000001.pt", "checkpoint-000002.pt"] if after == 3 else
-                    ["checkpoint-000007.pt", "checkpoint-000008.pt"])
+                    ["checkpoint-000007.pt", "checkpoint-000008.pt"])  # all trained
     monkeypatch.undo()  # room again
     assert main(["run", "toy", "--resume", str(run)]) == 0
     assert json.loads((run / "metrics.json").read_text())["numpy"]["test_acc"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,10 +24,14 @@ def _whole_numbers(ax: plt.Axes) -> None:
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
+    """The figure as a PNG, written atomically (a full disk: WriteFailed, naming the file)."""
+    from nnlab.engine.checkpoint import write_atomic
+
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=120, format="png")
     plt.close(fig)
-    return Path(path)
+    return write_atomic(path, buffer.getvalue())
 
 
 def plot_dataset(

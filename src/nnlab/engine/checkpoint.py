@@ -46,12 +46,13 @@ def _write_bytes(f: Any, data: bytes, path: Path) -> None:
     f.write(data)
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
+def write_atomic(path: str | Path, data: bytes, durable: bool = True) -> Path:
     """``data`` to ``path`` through a temporary file of its own in the same folder (two
     writers can never share one), fsync and rename: a reader sees the old file or the new
     one, never half. A write that fails (a full disk, a quota, a read-only or failing disk)
     removes its temporary file, leaves the old file as it was and raises WriteFailed naming
-    the file and the cause."""
+    the file and the cause. ``durable=False`` skips the fsyncs (a file rewritten every epoch,
+    whose durability the checkpoints give)."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -61,8 +62,12 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             _write_bytes(f, data, path)
             f.flush()
-            os.fsync(f.fileno())
-        _replace_atomically(Path(tmp), path)
+            if durable:
+                os.fsync(f.fileno())
+        if durable:
+            _replace_atomically(Path(tmp), path)
+        else:
+            os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,13 +49,18 @@ class History:
         return i + 1, values[i]
 
     def to_csv(self, path: str | Path) -> None:
+        """Every row, every column any row has, written atomically (a reader or a kill
+        never sees half a file; a full disk is WriteFailed, naming the file)."""
+        from nnlab.engine.checkpoint import write_atomic
+
         keys: list[str] = []
         for row in self.rows:
             keys += [k for k in row if k not in keys]
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_atomic(path, text.getvalue().encode(), durable=False)  # checkpoints: durable
 
     @classmethod
     def load_csv(cls, path: str | Path) -> History:
