@@ -26,6 +26,7 @@ def runs(learnable_cifar, tmp_path_factory):
     return root
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")  # still torch's reader
 @pytest.mark.parametrize("name", ["cifar-speedrun", "cifar-mlp"])
 def test_every_format_gives_the_runs_own_logits(name, runs, learnable_cifar, capsys):
     import onnxruntime
@@ -81,6 +82,12 @@ def test_predict_prints_one_line_per_image_and_refuses_what_is_not_one(runs, lea
     assert len(lines) == 2 and all(line.startswith(str(f))
                                    for line, f in zip(lines, files, strict=True))
     assert all(line.endswith("%)") for line in lines)
+    from PIL import Image
+
+    grey = tmp_path / "grey.png"  # another size, one channel: made RGB and 32 x 32
+    Image.new("L", (64, 48), 128).save(grey)
+    assert main(["predict", str(runs / "cifar-speedrun"), str(grey)]) == 0
+    assert capsys.readouterr().out.startswith(f"{grey}: ")
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
     assert main(["predict", str(runs / "cifar-speedrun"), str(text)]) == 1

@@ -105,33 +105,30 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
         out = prepare.new_folder(exp.name, out, overwrite)  # locked
     elif rank == 0:
         prepare.lock(out)
+    again = shlex.join(["nnlab", "run", experiments.reference_or_name(exp), "--resume",
+                        str(out)])
     try:
         if seeds == 1:
             metrics = launch(exp, config, out, **options)
         else:
             metrics = run_seeds(exp, config, out, seeds, jobs, **options)
-        prepare.unlock(out)  # the run is over (its process may go on: a notebook, reproduce)
     except Interrupted as e:
-        if e.resume is None:
-            e.resume = shlex.join(["nnlab", "run", experiments.reference_or_name(exp),
-                                   "--resume", str(out)])
-        prepare.unlock(out)
+        e.resume = e.resume or again
         raise
     except WriteFailed as e:  # a full disk, say: what was written stays, and it can go on
-        prepare.unlock(out)
         if not (out / "config.json").exists():
             raise
         raise WriteFailed(f"{e}; the run's earlier files and checkpoints are kept; once that "
-                          "is fixed, resume with: " + shlex.join(
-                              ["nnlab", "run", experiments.reference_or_name(exp),
-                               "--resume", str(out)])) from None
+                          f"is fixed, resume with: {again}") from None
     except NnlabError:
         # a new run that failed before it wrote anything but its config (say, unreadable
         # data): leave no folder behind, as if it had been refused up front
-        prepare.unlock(out)
         if fresh and rank == 0 and all(p.name == "config.json" for p in prepare.contents(out)):
+            prepare.unlock(out)
             shutil.rmtree(out)
         raise
+    finally:
+        prepare.unlock(out)  # the run is over (its process may go on: a notebook, reproduce)
     if distributed:
         from nnlab.engine import distributed as dist
 

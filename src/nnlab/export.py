@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -131,22 +132,22 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None,
 
 
 def read_images(paths: list[str | Path]) -> torch.Tensor:
-    """Image files (PNG, JPEG, ...) as (N, 3, 32, 32) float32 pixel values 0-255: grey is
-    repeated to RGB, alpha dropped, other sizes resized to 32 x 32 (antialiased)."""
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2.functional import resize
+    """Image files (PNG, JPEG, ...) as (N, 3, 32, 32) float32 pixel values 0-255: grey and
+    alpha become RGB, other sizes are resized to 32 x 32 (bicubic, antialiased)."""
+    from PIL import Image, UnidentifiedImageError
 
     images = []
     for path in paths:
         try:
-            image = decode_image(str(path), mode=ImageReadMode.RGB)  # (3, H, W) uint8
-        except (RuntimeError, OSError, ValueError):
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except (UnidentifiedImageError, OSError, ValueError):
             raise NnlabError(f"{path}: not an image nnlab can read (PNG, JPEG, GIF or "
                              "WebP)") from None
-        if image.shape[1:] != (32, 32):
-            image = resize(image, [32, 32], antialias=True)
-        images.append(image.float())
-    return torch.stack(images)
+        if rgb.size != (32, 32):
+            rgb = rgb.resize((32, 32), Image.Resampling.BICUBIC)
+        images.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32).copy()))  # (32, 32, 3)
+    return torch.stack(images).permute(0, 3, 1, 2).contiguous()
 
 
 def predict(run_dir: str | Path, images: list[str | Path], model: str | None = None
