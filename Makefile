@@ -25,10 +25,10 @@ test: $(STAMP)
 
 # Everything but the tests marked slow (killed and resumed subprocesses, the browser,
 # torchrun, the longer trainings): under a minute on 2 cores. One thread: the tests' tiny
-# models run faster without a second one; 100 drawn command lines per fuzz test, not 1,200.
+# models run faster without a second one; 50 drawn command lines per fuzz test, not 1,200.
 test-fast: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
-	OMP_NUM_THREADS=1 NNLAB_FUZZ_EXAMPLES=100 $(BIN)/python -m pytest -m "not slow"
+	OMP_NUM_THREADS=1 NNLAB_FUZZ_EXAMPLES=50 $(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

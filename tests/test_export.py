@@ -26,6 +26,7 @@ def runs(learnable_cifar, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")  # still torch's reader
 @pytest.mark.parametrize("name", ["cifar-speedrun", "cifar-mlp"])
 def test_every_format_gives_the_runs_own_logits(name, runs, learnable_cifar, capsys):
@@ -60,6 +61,7 @@ def test_every_format_gives_the_runs_own_logits(name, runs, learnable_cifar, cap
         torch.testing.assert_close(rebuilt.eval()(images), expected)
 
 
+@pytest.mark.slow
 def test_the_exported_preparation_is_the_runs(runs, learnable_cifar):
     """From raw pixels, the exported model scores the validation images as the run did."""
     from nnlab.experiments.cifar_common import make_splits
@@ -73,6 +75,7 @@ def test_the_exported_preparation_is_the_runs(runs, learnable_cifar):
     assert right / len(splits.y_eval) == metrics["val_acc_no_tta"]
 
 
+@pytest.mark.slow
 def test_predict_prints_one_line_per_image_and_refuses_what_is_not_one(runs, learnable_cifar,
                                                                       tmp_path, capsys):
     files = sorted((learnable_cifar / "train" / "cat").iterdir())[:2]

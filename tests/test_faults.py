@@ -136,8 +136,10 @@ def _disk_full_at(monkeypatch, name: str, after: int = 1) -> None:
     monkeypatch.setattr(checkpoint, "_write_bytes", writer)
 
 
-@pytest.mark.parametrize("name, after", [("checkpoint-", 3), ("metrics.json", 1),
-                                         ("history.csv", 1), ("curves.png", 1)])
+@pytest.mark.parametrize("name, after", [
+    ("checkpoint-", 3), pytest.param("metrics.json", 1, marks=pytest.mark.slow),
+    pytest.param("history.csv", 1, marks=pytest.mark.slow),
+    pytest.param("curves.png", 1, marks=pytest.mark.slow)])
 def test_a_full_disk_is_one_line_keeps_what_was_written_and_says_how_to_resume(
         name, after, tmp_path, capsys, monkeypatch):
     run = tmp_path / "r"

@@ -25,7 +25,7 @@ from nnlab.engine.prepare import check_out, config_from, new_config
 from nnlab.errors import ConfigError, NnlabError
 
 NAMES = experiments.names()
-# make test-fast draws fewer (NNLAB_FUZZ_EXAMPLES=100); make test draws them all
+# make test-fast draws fewer (NNLAB_FUZZ_EXAMPLES=50); make test draws them all
 FUZZ = settings(max_examples=int(os.environ.get("NNLAB_FUZZ_EXAMPLES", 1200)), deadline=None,
                 derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -322,6 +322,7 @@ def test_every_profile_part_makes_a_valid_config():
             assert {k: getattr(cfg, k) for k in given_} == given_, name
 
 
+@pytest.mark.slow
 def test_every_config_json_in_docs_results_still_loads():
     """The run folders the README's numbers come from (format 1 and 2) load as today's
     configs; a config.json from a newer nnlab is refused in one line."""

@@ -19,6 +19,7 @@ def _weights(path, key=None) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ema", [0.0, 0.5])
 def test_the_ema_weights_are_evaluated_and_saved(ema, learnable_cifar, nnlab_cache, tmp_path):
     cfg = cifar_speedrun.Config(**cifar_speedrun.EXPERIMENT.quick, ema=ema,

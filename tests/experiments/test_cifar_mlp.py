@@ -13,6 +13,7 @@ from nnlab.experiments.cifar_mlp import RECIPES, Config, build_model
 FILES = {"config.json", "history.csv", "metrics.json", "model.pt", "curves.png", "confusion.png"}
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_file_and_names_the_split(learnable_cifar, nnlab_cache, tmp_path,
                                                           capsys):
     out = tmp_path / "run"
@@ -52,6 +53,7 @@ def test_final_without_a_test_split_is_one_line(tmp_path, nnlab_cache, capsys):
     assert "has no test split" in lines[-1] and "Traceback" not in "".join(lines)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["best", "study"])
 def test_each_recipe_learns_the_fake_classes(recipe, learnable_cifar, nnlab_cache, tmp_path):
     # No ZCA here: fitted on 200 images of 3,072 pixels, whitening makes the images outside

@@ -13,6 +13,7 @@ FILES = {"config.json", "history.csv", "metrics.json", "dataset.png", "curves.pn
 IMPL_KEYS = {"train_acc", "test_acc", "train_loss", "test_loss", "wall_s"}
 
 
+@pytest.mark.slow
 def test_adam_reaches_97_percent_on_moons(tmp_path):
     metrics = launch(toy.EXPERIMENT, Config(dataset="moons", noise=0.1, optimizer="adam", lr=0.01,
                                  epochs=300), tmp_path, progress=False)
