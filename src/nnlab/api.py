@@ -188,21 +188,24 @@ def _has_model(run_dir: Path) -> bool:
     return any(run_dir.glob("model*.pt")) or any(run_dir.glob("checkpoint-*.pt"))
 
 
-def experiment_of(run_dir: Path, record: dict) -> Experiment:
-    """The record of the experiment that made a run folder: by name, or from the file that
-    config.json names."""
+def experiment_of(run_dir: str | Path) -> tuple[Experiment, dict]:
+    """The record of the experiment that made a run folder (by name, or from the file that
+    its config.json names) and that config.json."""
+    from nnlab.engine import prepare
+
+    record = prepare.recorded(Path(run_dir))
     name = record.get("experiment")
     if name is None:
         raise NnlabError(f"{run_dir}: its config.json names no experiment (written by an "
                          "nnlab older than checkpoints)")
     if name in experiments.names() or record.get("experiment_file") is None:
         try:
-            return experiments.get(name)
+            return experiments.get(name), record
         except NnlabError:
             raise NnlabError(f"{run_dir}: a run of {name!r}, an experiment this nnlab does "
                              "not know; install the package that provides it, or run "
                              "nnlab eval where it is installed") from None
-    return experiments.get(record["experiment_file"])
+    return experiments.get(record["experiment_file"]), record
 
 
 def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None = None,
@@ -215,8 +218,7 @@ def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None =
     from nnlab.engine.checkpoint import write_json_atomic
 
     run_dir = Path(run_dir)
-    record = prepare.recorded(run_dir)
-    exp = experiment_of(run_dir, record)
+    exp, record = experiment_of(run_dir)
     if exp.evaluate is None:
         raise NnlabError(f"a {exp.name} run has no separate evaluation: nnlab run evaluates "
                          "it in full (see its metrics.json)")

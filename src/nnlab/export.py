@@ -71,23 +71,17 @@ def load_classifier(run_dir: str | Path, model: str | None = None
     ``model.json`` says of it."""
     from nnlab.api import experiment_of
     from nnlab.engine import prepare
-    from nnlab.engine.checkpoint import load
+    from nnlab.engine.checkpoint import load, load_weights
 
     run_dir = Path(run_dir)
-    record = prepare.recorded(run_dir)
-    exp = experiment_of(run_dir, record)
+    exp, record = experiment_of(run_dir)
     if exp.build_model is None:
         raise NnlabError(f"a {exp.name} run is not an image classifier nnlab can export or "
                          "run on image files")
     name = _model_file(run_dir, model)
     saved = load(run_dir / f"{name}.pt")
     config = exp.resolve(prepare.config_from(exp, record))
-    net = exp.build_model(config)
-    try:
-        net.load_state_dict(saved["model"])
-    except RuntimeError:
-        raise NnlabError(f"{run_dir / (name + '.pt')}: does not fit the network its "
-                         "config.json describes (other layers or shapes)") from None
+    net = load_weights(exp.build_model(config), saved["model"], run_dir / f"{name}.pt")
     data = saved["data"]
     classifier = Classifier(net, data["mean"], data["std"], data.get("zca")).eval()
     meta = {"experiment": exp.name, "run": str(run_dir), "model": name,

@@ -499,10 +499,9 @@ def _others(runs: Path, scratch: Path) -> list[Section]:
     for folder in sorted(p for p in runs.iterdir() if p.is_dir() and p.name not in known):
         if not _finished(folder) or not (folder / "config.json").is_file():
             continue
-        record = read_json(folder / "config.json")
-        name = record.get("experiment", "?")
+        name = read_json(folder / "config.json").get("experiment", "?")
         try:
-            about = experiment_of(folder, record).description
+            about = experiment_of(folder)[0].description
         except NnlabError:
             about = "an experiment this nnlab does not know (its package is not installed)"
         s = Section(f"run-{folder.name}", f"{folder.name}: {name}")

@@ -182,6 +182,17 @@ class Checkpoints:
         return None
 
 
+def load_weights(model: Any, weights: dict, where: str | Path) -> Any:
+    """``model.load_state_dict(weights)``; weights of other layers or shapes (a file that is
+    not what it claims) are one NnlabError naming ``where``. Returns the model."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError:  # missing or unexpected keys, other shapes
+        raise NnlabError(f"{where}: its saved model does not fit the network its config.json "
+                         "describes (other layers or shapes)") from None
+    return model
+
+
 def state_key(phase: str, part: str) -> str:
     """The name of a phase's tracked object in a checkpoint's state: 'train.model',
     'adam.ema'. Written by the training drivers, read back by :func:`saved_model`."""

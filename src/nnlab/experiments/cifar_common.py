@@ -355,7 +355,7 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Modu
     the data as the run saw it (its normalisation, and its ZCA when it had one)."""
     from nnlab.data.cifar10 import Loader
     from nnlab.device import autocast, resolve_precision
-    from nnlab.engine.checkpoint import saved_model
+    from nnlab.engine.checkpoint import load_weights, saved_model
 
     if split == "val" and cfg.final:
         raise ConfigError("this run trained on all of train (--final): evaluate it with "
@@ -364,12 +364,7 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Modu
     device = resolve_device("auto")
     precision = resolve_precision(cfg.precision, device)
     splits = make_splits(data or cfg.data, cfg.val_size, final=split == "test")
-    model = build()
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError:  # missing or unexpected keys, other shapes
-        raise ConfigError(f"{run_dir}: its saved model does not fit the network its "
-                          "config.json describes (other layers or shapes)") from None
+    model = load_weights(build(), weights, run_dir)
     model.to(device, memory_format=memory_format)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, state["mean"], state["std"],
                   zca=state.get("zca"), device=device, memory_format=memory_format)

@@ -216,15 +216,11 @@ def eval_run(run_dir: Path, config: Config, split: str, tta: str | None,
     """``nnlab eval``: the saved model (the best state at T) on the test set (``eval_size``
     fresh palindromes, as metrics.json) or the validation set (2,000); ``tta`` and ``data``
     do not apply."""
-    from nnlab.engine.checkpoint import saved_model
+    from nnlab.engine.checkpoint import load_weights, saved_model
 
     weights, _ = saved_model(run_dir)
-    model = _build_model(config, input_dim=10 if config.input == "onehot" else 1)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError:  # missing or unexpected keys, other shapes
-        raise ConfigError(f"{run_dir}: its saved model does not fit the network its "
-                          "config.json describes (other layers or shapes)") from None
+    model = load_weights(_build_model(config, input_dim=10 if config.input == "onehot" else 1),
+                         weights, run_dir)
     n, seed = (config.eval_size, TEST_SEED) if split == "test" else (2000, VAL_SEED)
     loss, acc = evaluate(model, *held_out_set(n, config.length, seed, _encoding(config)),
                          batch_size=2000)
