@@ -101,10 +101,9 @@ def _stop_workers(pool: ProcessPoolExecutor, futures: list, stop, signum: int,  
 
 def _child_args(exp, config) -> tuple:  # noqa: ANN001
     """(device flags, extra) of each seed's sub-run, as :func:`start_run` gives a run."""
-    from nnlab.engine.run import experiment_extra
+    from nnlab.engine.run import device_flags, experiment_extra
 
-    device = (config.device, config.precision) if exp.devices else (None, None)
-    return device, experiment_extra(exp)
+    return device_flags(exp, config), experiment_extra(exp)
 
 
 def run_seeds(exp, config, out_dir: Path, n_seeds: int, jobs: int = 1,  # noqa: ANN001

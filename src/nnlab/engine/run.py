@@ -504,9 +504,15 @@ def start_run(experiment: Any, config: Any, out: str | Path, extra: dict | None 
     """The started :class:`Run` of ``experiment`` (a record) in ``out``."""
     if options.get("checkpoint_every") is None:
         options["checkpoint_every"] = experiment.checkpoint_every
-    device = (config.device, config.precision) if experiment.devices else (None, None)
     return Run(out, experiment.name, config, RunOptions(**options),
-               {**experiment_extra(experiment), **(extra or {})}, *device).start()
+               {**experiment_extra(experiment), **(extra or {})},
+               *device_flags(experiment, config)).start()
+
+
+def device_flags(experiment: Any, config: Any) -> tuple[str | None, str | None]:
+    """(device, precision) a run of ``experiment`` asks for: its config's, when the record
+    says it has them; (None, None), the CPU in fp32, otherwise."""
+    return (config.device, config.precision) if experiment.devices else (None, None)
 
 
 def experiment_extra(experiment: Any) -> dict:
