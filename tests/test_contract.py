@@ -204,7 +204,7 @@ def test_a_checkpoint_of_another_experiment_is_refused(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", "toy", "--resume", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err.strip()
-    assert "checkpoint format 99, but this nnlab reads format 1" in err
+    assert "checkpoint format 99, but this nnlab reads format 2" in err
     ckpt.save({**state, "experiment": "palindrome"}, newest)
     assert main(["run", "toy", "--resume", str(tmp_path / "r")]) == 1
     assert "a checkpoint of experiment 'palindrome', not 'toy'" in capsys.readouterr().err

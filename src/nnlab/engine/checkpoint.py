@@ -176,9 +176,11 @@ class Checkpoints:
                     raise ValueError("not an nnlab checkpoint")
                 return state, path
             except Exception as e:  # truncated, corrupt or foreign: say so, try the previous
-                self.damaged.append((path, e.__class__.__name__))
-                print(f"nnlab: warning: checkpoint {path} is unreadable "
-                      f"({e.__class__.__name__}); trying the previous one", file=sys.stderr)
+                why = ("holds more than tensors and numbers: not written by this nnlab"
+                       if isinstance(e, NnlabError) else e.__class__.__name__)
+                self.damaged.append((path, why))
+                print(f"nnlab: warning: checkpoint {path} is unreadable ({why}); trying the "
+                      "previous one", file=sys.stderr)
         return None
 
 

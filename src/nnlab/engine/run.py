@@ -44,7 +44,7 @@ from nnlab.engine import checkpoint as ckpt
 from nnlab.engine.prepare import EXTENDS
 from nnlab.errors import ConfigError, Interrupted, NnlabError
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: NumPy arrays stored as tensors, read with weights_only=True
 
 
 @dataclasses.dataclass
