@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean readme
+.PHONY: demo test test-fast lint bench clean readme docs
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
 
-# The README's flag reference, regenerated from the parsers (a test checks it is current).
+# The flag reference in README.md and docs/cli.md, regenerated from the parsers (a test
+# checks both are current).
 readme: $(STAMP)
-	$(BIN)/python -c "from nnlab.cli import write_readme_reference; write_readme_reference('README.md')"
+	$(BIN)/python -c "from nnlab.cli import write_readme_reference as w; w('README.md'); w('docs/cli.md')"
+
+# The documentation site (MkDocs + Material) into site/; --strict: a broken link fails it.
+docs: readme
+	$(BIN)/mkdocs build --strict

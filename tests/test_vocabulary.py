@@ -261,11 +261,36 @@ def test_epoch_and_T_axes_tick_whole_numbers(tmp_path, monkeypatch):
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_the_readme_flag_reference_is_the_parsers():
+@pytest.mark.parametrize("page", [README, README.with_name("docs") / "cli.md"],
+                         ids=["README.md", "docs/cli.md"])
+def test_the_flag_reference_is_the_parsers(page):
     from nnlab.cli import readme_reference
 
-    written, generated = readme_reference(README)
-    assert written == generated, "the README's flag reference is stale: run `make readme`"
+    written, generated = readme_reference(page)
+    assert written == generated, f"{page.name}'s flag reference is stale: run `make readme`"
+
+
+def test_every_relative_link_and_image_in_the_readme_resolves():
+    import re
+
+    targets = re.findall(r"\]\(([^)\s]+)\)", README.read_text())
+    relative = [t.split("#")[0] for t in targets if not t.startswith(("http", "#", "mailto:"))]
+    assert len(relative) > 10
+    missing = [t for t in relative if not (README.parent / t).exists()]
+    assert not missing, missing
+
+
+@pytest.mark.slow
+def test_the_docs_site_builds_strictly(tmp_path):
+    """mkdocs build --strict: a broken link, a missing page or a docstring that does not
+    render fails it."""
+    pytest.importorskip("mkdocs")
+    root = README.parent
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                           str(tmp_path / "site")], cwd=root, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "site" / "api" / "index.html").read_text().count("nnlab.run") > 0
 
 
 def _readme_commands() -> list[list[str]]:

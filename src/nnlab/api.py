@@ -144,13 +144,13 @@ def run(experiment: str | Path | Experiment, *, out: str | Path | None = None,
     ``metrics.json`` holds; over several seeds, ``<metric>_mean``/``_std``).
 
     ``experiment``: a name (``"cifar-speedrun"``), a ``.py`` file that defines
-    ``EXPERIMENT``, or an :class:`~nnlab.experiments.Experiment`. ``flags``: the
+    ``EXPERIMENT``, or an `Experiment`. ``flags``: the
     experiment's flags by field name (``epochs=2``, ``widths=(32, 64, 64)``). The run
     options are the CLI's: ``out`` (default ``runs/<name>/<timestamp>``), ``overwrite``,
     ``resume`` (a run folder), ``quick``, ``seeds``, ``jobs``, ``checkpoint_every``,
     ``tensorboard``; ``progress=False`` keeps it silent.
 
-    Raises :class:`nnlab.NnlabError` (a ConfigError for a bad value) with the CLI's message.
+    Raises `nnlab.NnlabError` (a ConfigError for a bad value) with the CLI's message.
     """
     exp = experiment if isinstance(experiment, Experiment) else experiments.get(str(experiment))
     from nnlab.engine.run import signals_handled
@@ -168,8 +168,8 @@ def launch(train: Callable[[Any, Any], dict], config: Any, out: str | Path | Non
     ``config`` is a dataclass instance (its fields are recorded in ``config.json``; a
     ``seed`` field makes ``seeds=N`` work, ``device``/``precision`` fields pick where it
     trains). ``train`` builds its model and data, hands what must survive a restart to
-    ``run.track(...)`` and calls a driver (:func:`nnlab.train_epochs`). ``options``: as
-    :func:`run` (``resume``, ``seeds``, ``checkpoint_every``, ``tensorboard``...). Returns
+    ``run.track(...)`` and calls a driver (`nnlab.train_epochs`). ``options``: as
+    `run` (``resume``, ``seeds``, ``checkpoint_every``, ``tensorboard``...). Returns
     the metrics.
     """
     if not dataclasses.is_dataclass(config) or isinstance(config, type):

@@ -41,7 +41,7 @@ class TorchStep:
     forward inside ``autocast()`` -> ``loss_fn(logits, y)`` (default cross-entropy) ->
     backward -> clip the gradients' global L2 norm to ``clip_norm`` (when given) ->
     ``optimizer.step()`` -> ``scheduler.step()`` (a per-step schedule) -> EMA update ->
-    lookahead (:class:`nnlab.engine.lookahead.Lookahead`).
+    lookahead (`nnlab.engine.lookahead.Lookahead`).
     Returns (loss x batch size, correct count) as 0-d tensors on the device: the drivers add
     them up there and synchronise once per epoch or evaluation, not once per batch.
     """
@@ -190,7 +190,7 @@ def train_epochs(
     progress: bool | None = None,
     wall_offset: float = 0.0,
 ) -> History:
-    """Train with ``step`` (:class:`TorchStep` or NumpyStep) on ``batches(epoch)`` (x, y),
+    """Train with ``step`` (`TorchStep` or NumpyStep) on ``batches(epoch)`` (x, y),
     epochs 1..``epochs``; after each, ``evaluate_all()`` and a history row.
 
     Row: the tags, ``epoch``, ``train_loss`` and ``train_acc`` (means over the epoch's

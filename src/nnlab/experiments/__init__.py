@@ -76,7 +76,7 @@ class Experiment:
     Required:
         name: the CLI name (``nnlab run NAME``): lower case, digits, ``-`` and ``_``.
         description: one line for ``nnlab list`` and ``--help``.
-        Config: a dataclass whose fields are the flags (see :func:`nnlab.config.option`);
+        Config: a dataclass whose fields are the flags (see `nnlab.config.option`);
             checks its values in ``__post_init__`` and raises ConfigError naming the flag.
         train: ``train(config, run) -> metrics``: builds the model and data, hands what must
             survive a restart to ``run.track``, calls an engine driver, returns a dict of
