@@ -180,6 +180,7 @@ def test_sigterm_exits_143(tmp_path):
 
 @pytest.mark.parametrize("flag, value", [("--hidden", "32"), ("--lr", "0.1"),
                                          ("--optimizer", "adam")])
+@pytest.mark.slow
 def test_resume_refuses_a_changed_flag_naming_it(tmp_path, capsys, flag, value):
     out = tmp_path / "run"
     assert main(["run", "toy", "--quick", "--out", str(out)]) == 0
@@ -336,6 +337,7 @@ def test_eval_of_a_finished_run_reproduces_its_metrics(name, keys, learnable_cif
         assert f"{key}  " in printed
 
 
+@pytest.mark.slow
 def test_eval_of_a_palindrome_sweep_and_of_a_checkpointed_run(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["run", "palindrome", "--quick", "--lengths", "3,4", "--out", str(out)]) == 0
@@ -357,6 +359,7 @@ def test_eval_of_a_palindrome_sweep_and_of_a_checkpointed_run(tmp_path, capsys):
         int(newest.stem.split("-")[1])
 
 
+@pytest.mark.slow
 def test_eval_of_a_toy_run_says_what_it_takes(tmp_path, capsys):
     assert main(["run", "toy", "--quick", "--out", str(tmp_path / "r")]) == 0
     capsys.readouterr()

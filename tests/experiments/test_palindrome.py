@@ -64,6 +64,7 @@ def test_seeds_draw_the_accuracy_vs_T_figure(tmp_path):
     assert summary["n_seeds"] == 2 and "rnn-T4.test_acc_mean" in summary
 
 
+@pytest.mark.slow
 def test_study_rnn_learns_short_palindromes(tmp_path):
     """T = 4: the study's RNN reaches 100% and early stopping ends the run well before 10,000
     steps (100 distinct palindromes, so 'held-out' cannot mean unseen here)."""
