@@ -225,12 +225,6 @@ def from_file(path: str | Path) -> Experiment:
     return _build(f"file {path}", load)
 
 
-def register(exp: Experiment) -> None:
-    """Make ``exp`` known by its name in this process (tests, notebooks, ``nnlab.run``)."""
-    check(exp)
-    _loaded[exp.name] = exp
-
-
 def reference(exp: Experiment) -> str:
     """What :func:`get` takes to load ``exp`` again (in another process): its name, or the
     file it came from. A record made in code and never registered has none."""
