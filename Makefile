@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean readme docs
+.PHONY: demo test test-fast lint bench bench-docs clean reference docs tables
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The whole study at a preview size (about 10 minutes on 2 cores), then its report. Set
+# The whole study at a preview size, then its report (its time on a named CPU: the README). Set
 # NNLAB_DATA to a CIFAR-10 copy for the CIFAR parts; without one they are skipped with a line.
 demo: $(STAMP)
 	$(BIN)/nnlab reproduce --profile quick --out runs/demo
@@ -45,11 +45,31 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
 
-# The flag reference in README.md and docs/cli.md, regenerated from the parsers (a test
-# checks both are current).
-readme: $(STAMP)
-	$(BIN)/python -c "from nnlab.cli import write_readme_reference as w; w('README.md'); w('docs/cli.md')"
+# The flag reference in docs/cli.md, regenerated from the parsers (a test checks it is
+# current).
+reference: $(STAMP)
+	$(BIN)/python -c "from nnlab.cli import write_readme_reference as w; w('docs/cli.md')"
+
+# The results tables of docs/*.md, regenerated from the run folders under docs/results/ (a
+# test fails when one is not current).
+tables: $(STAMP)
+	$(BIN)/python -m nnlab.docs
 
 # The documentation site (MkDocs + Material) into site/; --strict: a broken link fails it.
-docs: readme
+docs: reference tables
 	$(BIN)/mkdocs build --strict
+
+# The benchmarks the Performance page shows, each one's output kept in docs/results/bench/
+# (then make tables). Run on a quiet machine: about 10 minutes on 2 cores.
+BENCH_OUT := docs/results/bench
+bench-docs: $(STAMP)
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/numpy_vs_torch.py > $(BENCH_OUT)/numpy_vs_torch.md.tmp
+	$(BIN)/python benchmarks/rnn_speed.py > $(BENCH_OUT)/rnn_speed.md.tmp
+	$(BIN)/python benchmarks/cifar_mlp.py --without-dropout --batch-size 64 --budget-s 8 --rounds 2 > $(BENCH_OUT)/cifar_mlp.md.tmp
+	$(BIN)/python benchmarks/cifar_cnn.py --net vgg --budget-s 8 > $(BENCH_OUT)/cifar_cnn_vgg.md.tmp
+	$(BIN)/python benchmarks/cifar_cnn.py --net speedrun --batch-size 128 --budget-s 8 > $(BENCH_OUT)/cifar_cnn_speedrun.md.tmp
+	$(BIN)/python benchmarks/muon_cost.py --only speedrun > $(BENCH_OUT)/muon_cost.md.tmp
+	$(BIN)/python benchmarks/checkpoint_cost.py > $(BENCH_OUT)/checkpoint_cost.md.tmp
+	$(BIN)/python benchmarks/roofline.py > $(BENCH_OUT)/roofline.md.tmp
+	for f in $(BENCH_OUT)/*.md.tmp; do mv $$f $${f%.tmp}; done

@@ -73,8 +73,9 @@ def main() -> None:
     device = resolve_device("auto")
     print(f"{cpu_name()}, native bf16: {cpu_has_native_bf16()}, {device.type}, "
           f"threads {torch.get_num_threads()}")
-    print(f"{'configuration':<28}{'precision':>10}{'epoch s':>10}{'ckpt MB':>10}"
-          f"{'ckpt s':>9}{'share':>8}")
+    print("\n| configuration | precision | epoch (s) | checkpoint (MB) | checkpoint (s) | "
+          "share of an epoch |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, make in CONFIGS.items():
         torch.manual_seed(0)
         cfg, model, opt, sched, channels_last, data = make()
@@ -92,7 +93,7 @@ def main() -> None:
             n += 1
         epoch_s = (time.perf_counter() - t0) / n * (45000 // cfg.batch_size)
         with tempfile.TemporaryDirectory() as tmp:
-            run = Run(Path(tmp), "benchmark", cfg)
+            run = Run(Path(tmp), "benchmark", cfg).start()
             run.track(**{f"train.{k}": v for k, v in step.states().items()},
                       batch_order=torch.Generator(), augmentation=torch.Generator())
             run.data.update(mean=torch.zeros(3), std=torch.ones(3), **data)
@@ -103,8 +104,8 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
             size = max(p.stat().st_size for p in Path(tmp).glob("checkpoint-*.pt")) / 2**20
         ckpt_s = statistics.median(times)
-        print(f"{name:<28}{precision:>10}{epoch_s:>10.1f}{size:>10.1f}{ckpt_s:>9.3f}"
-              f"{ckpt_s / epoch_s:>8.2%}")
+        print(f"| {name} | {precision} | {epoch_s:.1f} | {size:.1f} | {ckpt_s:.3f} | "
+              f"{ckpt_s / epoch_s:.2%} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from nnlab.device import cpu_has_native_bf16, resolve_device
+from nnlab.device import cpu_has_native_bf16, cpu_name, resolve_device
 from nnlab.models.cnn import SpeedrunNet, VGGReduced
 
 MODES = {"fp32 NCHW": ("fp32", False), "fp32 channels_last": ("fp32", True),
@@ -61,8 +61,9 @@ def main() -> None:
                 torch.cuda.synchronize()
 
         runners[name] = step
-    print(f"{args.net}, batch {batch}, {device.type}, threads {torch.get_num_threads()}, "
-          f"native bf16: {device.type == 'cuda' or cpu_has_native_bf16()}")
+    print(f"{cpu_name()}, native bf16: {device.type == 'cuda' or cpu_has_native_bf16()}, "
+          f"{device.type}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+          f"{args.net}, batch {batch}, {args.rounds} rounds of {args.budget_s:g} s per mode")
     seen = {name: [0, 0.0] for name in runners}
     for step in runners.values():
         step()  # warm-up
@@ -76,9 +77,10 @@ def main() -> None:
             seen[name][1] += time.perf_counter() - t0
     rate = {name: images / seconds for name, (images, seconds) in seen.items()}
     baseline = rate["fp32 NCHW"]
+    print("\n| mode | images/s | s per 45,000-image epoch | vs fp32 NCHW |")
+    print("| --- | ---: | ---: | ---: |")
     for name, r in rate.items():
-        print(f"  {name:<20} {r:8.0f} images/s   45,000-image epoch {45000 / r:8.1f} s   "
-              f"x{r / baseline:.2f} vs fp32 NCHW")
+        print(f"| {name} | {r:,.0f} | {45000 / r:,.1f} | {r / baseline:.2f} |")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from nnlab.device import autocast, cpu_has_native_bf16, resolve_device
+from nnlab.device import autocast, cpu_has_native_bf16, cpu_name, resolve_device
 from nnlab.experiments.cifar_mlp import Config, build_model
 
 
@@ -60,8 +60,9 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    print(f"{cfg.recipe} network {cfg.widths}, batch {batch}, {device.type}, "
-          f"threads {torch.get_num_threads()}, native bf16: {native}")
+    print(f"{cpu_name()}, native bf16: {native}, {device.type}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}; {cfg.recipe} network "
+          f"{cfg.widths}, batch {batch}, {args.rounds} rounds of {args.budget_s:g} s per mode")
     seen = {"fp32": [0, 0.0], "bf16": [0, 0.0]}
     if args.without_dropout:
         seen["bf16 dropout 0"] = [0, 0.0]
@@ -76,14 +77,12 @@ def main() -> None:
             seen[precision][0] += n * batch
             seen[precision][1] += time.perf_counter() - t0
     rate = {k: images / seconds for k, (images, seconds) in seen.items()}
+    print("\n| mode | images/s | s per 45,000-image epoch | vs fp32 |")
+    print("| --- | ---: | ---: | ---: |")
     for k, r in rate.items():
-        print(f"  {k:>14}: {r:8.0f} images/s   45,000-image epoch {45000 / r:8.1f} s")
+        print(f"| {k} | {r:,.0f} | {45000 / r:,.1f} | {r / rate['fp32']:.3f} |")
     if device.type == "cuda":
-        print(f"  peak memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
-    print(f"  ratio bf16/fp32 images/s: {rate['bf16'] / rate['fp32']:.3f}")
-    if args.without_dropout:
-        print(f"  ratio bf16 dropout 0 / bf16 images/s: "
-              f"{rate['bf16 dropout 0'] / rate['bf16']:.3f}")
+        print(f"\npeak memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 import torch
 from torch import nn
 
-from nnlab.device import cpu_has_native_bf16
+from nnlab.device import cpu_has_native_bf16, cpu_name
 from nnlab.engine.muon import Chain
 from nnlab.experiments import cifar_mlp, cifar_speedrun
 from nnlab.models.cnn import SpeedrunNet
@@ -86,7 +86,10 @@ def main() -> None:
     def autocast():
         return torch.autocast("cpu", torch.bfloat16, enabled=bf16)
 
-    print(f"threads {torch.get_num_threads()}, precision {'bf16' if bf16 else 'fp32'}")
+    print(f"{cpu_name()}, native bf16: {bf16}, {torch.get_num_threads()} threads, torch "
+          f"{torch.__version__}, precision {'bf16' if bf16 else 'fp32'}; the least disturbed "
+          f"of {args.rounds} rounds of {args.budget_s:g} s per optimizer")
+    print()
     print("| configuration | optimizer | step ms | optimizer ms | step vs the other |")
     print("| --- | --- | ---: | ---: | ---: |")
     for name, build in CONFIGS.items():

@@ -19,6 +19,7 @@ import torch
 
 from nnlab import numpy_nn
 from nnlab.data.toy import make_toy
+from nnlab.device import cpu_has_native_bf16, cpu_name
 from nnlab.engine import fit, fit_numpy
 from nnlab.models.mlp import MLP
 
@@ -48,7 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per set-up")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}")
+    print(f"{cpu_name()}, native bf16: {cpu_has_native_bf16()}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}")
     print()
     print("| set-up | NumPy s/epoch | PyTorch s/epoch | NumPy / PyTorch |")
     print("| --- | ---: | ---: | ---: |")

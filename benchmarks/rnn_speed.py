@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nnlab.data.palindrome import PalindromeDataset
+from nnlab.device import cpu_has_native_bf16, cpu_name
 from nnlab.models.rnn import GRU, LSTM, VanillaRNN
 
 
@@ -49,7 +50,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     x, y = PalindromeDataset(args.T).batch(args.batch)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; T={args.T}, "
+    print(f"{cpu_name()}, native bf16: {cpu_has_native_bf16()}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; T={args.T}, "
           f"batch {args.batch}, hidden {args.hidden}")
     print()
     print("| cell | hand-written ms/step | built-in ms/step | hand-written / built-in |")

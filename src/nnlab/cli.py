@@ -293,7 +293,8 @@ def readme_reference(readme: Path) -> tuple[str, str]:
 
 
 def write_readme_reference(readme: str | Path) -> None:
-    """``make readme``: replace the README's reference block with the generated one."""
+    """``make reference``: replace a page's flag-reference block (docs/cli.md) with the
+    generated one."""
     path = Path(readme)
     text = path.read_text()
     start, end = _reference_span(text)

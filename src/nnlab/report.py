@@ -19,6 +19,7 @@ command).
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
+from nnlab import tables
 from nnlab.engine.checkpoint import read_json
 from nnlab.engine.history import History
 from nnlab.errors import NnlabError
+from nnlab.tables import Table, pct
 
 VERDICTS = ("agrees", "partly agrees", "disagrees", "cannot tell")
 
@@ -60,12 +63,6 @@ class Figure:
     caption: str
 
 
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-
-
 Block = Text | Figure | Table | Claim
 
 
@@ -76,6 +73,7 @@ class Section:
     anchor: str
     title: str
     blocks: list[Block] = field(default_factory=list)
+    docs: tuple[str, str] | None = None  # the documentation page's title and address
 
     def text(self, markdown: str) -> None:
         self.blocks.append(Text(markdown))
@@ -84,11 +82,39 @@ class Section:
         if path.exists():
             self.blocks.append(Figure(Path(path), caption))
 
-    def table(self, header: list[str], rows: list[list[str]]) -> None:
-        self.blocks.append(Table(header, rows))
+    def table(self, table: Table) -> None:
+        if table.rows:
+            self.blocks.append(table)
 
     def claim(self, claim: Claim) -> None:
         self.blocks.append(claim)
+
+
+# --------------------------------------------------------------------------- the docs pages
+
+DOCS_PAGES = {  # a section's anchor -> its page in the documentation (docs/<page>.md)
+    "part-1": ("part-1-toy", "Part I: NumPy and PyTorch MLPs on toy data"),
+    "part-1-3": ("part-1-3-cifar-mlp", "Part I.3: the strongest pure MLP on CIFAR-10"),
+    "part-2": ("part-2-vgg", "Part II: the study's reduced VGG"),
+    "additions": ("part-2-fast-cnn", "Part II: the fast CNN recipe"),
+    "part-3": ("part-3-palindromes", "Part III: palindromes"),
+    "rest": ("lab-notes", "Lab notes"),
+}
+
+
+def docs_link(page: str, title: str) -> tuple[str, str]:
+    """(title, address) of a documentation page: under ``$NNLAB_DOCS_URL`` when set (a
+    published site), else the built site's page in this checkout (``make docs``), else the
+    page's source, ``docs/<page>.md``."""
+    if url := os.environ.get("NNLAB_DOCS_URL"):
+        return title, f"{url.rstrip('/')}/{page}/"
+    root = Path(__file__).resolve().parents[2]
+    built = root / "site" / page / "index.html"
+    source = root / "docs" / f"{page}.md"
+    for path in (built, source):
+        if path.is_file():
+            return title, path.as_uri()
+    return title, f"docs/{page}.md"
 
 
 # --------------------------------------------------------------------------- reading runs
@@ -116,10 +142,6 @@ def _machine(folder: Path) -> str:
     return (f"{machine}, {prov.get('threads', '?')} threads, {prov.get('device', '?')} "
             f"{prov.get('precision', '')}, torch {prov.get('torch', '?')}, nnlab "
             f"{prov.get('nnlab', '?')} ({(prov.get('git_commit') or 'no git')[:12]})")
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
 
 
 # --------------------------------------------------------------------------- the claims
@@ -155,8 +177,8 @@ def claim_mlp_overfits(history: History, split: str) -> Claim:
     best, _ = history.best(f"{split}_loss", lowest=True)
     overfits = gap >= 0.05 or best < len(losses)
     return Claim("The MLP overfits CIFAR-10", _verdict(overfits),
-                 f"after {len(losses)} epochs train accuracy {_pct(last['train_acc'])}, "
-                 f"{split} {_pct(last[f'{split}_acc'])} (gap {100 * gap:.1f} points); {split} "
+                 f"after {len(losses)} epochs train accuracy {pct(last['train_acc'])}, "
+                 f"{split} {pct(last[f'{split}_acc'])} (gap {100 * gap:.1f} points); {split} "
                  f"loss lowest at epoch {best} of {len(losses)}")
 
 
@@ -173,25 +195,47 @@ def claim_adam_faster(adam: History, sgd: History, split: str) -> Claim:
     ea, es = epochs_to(adam, col, target), epochs_to(sgd, col, target)
     agrees = None if ea is None or es is None or ea == es else ea < es  # a tie: can't tell
     return Claim("Adam converges faster than SGD", _verdict(agrees),
-                 f"epochs to {_pct(target)} {split} accuracy: Adam {ea}, SGD {es}")
+                 f"epochs to {pct(target)} {split} accuracy: Adam {ea}, SGD {es}")
+
+
+CHANCE = 0.1  # ten digits
+AT_CHANCE = 2 * CHANCE  # "fails": a mean test accuracy at most twice chance
 
 
 def claim_rnn_fails_beyond_10(results: dict[str, dict[int, list[float]]]) -> Claim:
-    """"The tanh RNN fails beyond T ≈ 10": the longest T at which every seed of the tanh RNN
-    reached 99% test accuracy; the claim holds when that is 15 or less and some longer T
-    failed."""
+    """"The tanh RNN fails beyond T ≈ 10". *Solved* at T: every seed reached 99% test
+    accuracy; *fails* at T: the mean test accuracy is at most twice chance (20%; chance is
+    10%). Agrees when the longest T solved is 15 or less and every longer T tried fails;
+    partly agrees when accuracy falls from 99% by T = 20 but stays above twice chance at some
+    longer T (it degrades rather than fails); disagrees when T = 20 or longer is solved;
+    cannot tell when nothing is solved or nothing longer than the longest solved was tried."""
+    text = "The tanh RNN fails beyond T ≈ 10"
     rnn = results.get("rnn", {})
-    if not rnn:
-        return Claim("The tanh RNN fails beyond T ≈ 10", "cannot tell", "no tanh RNN runs")
     solved = [T for T, accs in sorted(rnn.items()) if min(accs) >= 0.99]
     longest = max(solved, default=None)
-    # Nothing solved at all: a run too short to learn even short palindromes says nothing.
-    agrees = None if longest is None else longest <= 15 and any(T > longest for T in rnn)
+    beyond = {T: sum(a) / len(a) for T, a in sorted(rnn.items())
+              if longest is not None and T > longest}
+    if not rnn or longest is None or not beyond:
+        why = ("no tanh RNN runs" if not rnn else "no length solved: too short a run to say"
+               if longest is None else f"nothing longer than T = {longest} was tried")
+        return Claim(text, "cannot tell", why)
+    failed = [T for T, a in beyond.items() if a <= AT_CHANCE]
+    if longest >= 20:
+        verdict = "disagrees"
+    elif len(failed) == len(beyond):
+        verdict = "agrees"
+    else:
+        verdict = "partly agrees"
+    means = ", ".join(f"{pct(a)} at T = {T}" for T, a in beyond.items())
     lstm = results.get("lstm", {})
     lstm_longest = max((T for T, a in lstm.items() if min(a) >= 0.99), default=None)
-    evidence = (f"longest T solved (≥ 99% test accuracy, every seed): tanh RNN {longest}, "
-                f"LSTM {lstm_longest}; lengths tried {sorted(rnn)}")
-    return Claim("The tanh RNN fails beyond T ≈ 10", _verdict(agrees), evidence)
+    evidence = (f"the tanh RNN solves (≥ 99% test accuracy, every seed) up to T = {longest}; "
+                f"beyond it, mean test accuracy {means} (chance 10%; \"fails\" here means at "
+                f"most {pct(AT_CHANCE)}"
+                + (f", which {len(failed)} of these {len(beyond)} lengths meet" if failed
+                   else ", which none of them meets") + ")"
+                + (f"; the LSTM solves up to T = {lstm_longest}" if lstm_longest else ""))
+    return Claim(text, verdict, evidence)
 
 
 # --------------------------------------------------------------------------- the parts
@@ -218,15 +262,8 @@ def _part_toy(folder: Path) -> Section:
            f"lr {cfg.get('lr')}, {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}. "
            "The study captions its Figures 1–2 \"CIFAR-10 MLP\", but they sit in its make_moons "
            "section and show the moons runs: this report follows the section.")
-    rows, histories = [], {}
-    for d in datasets:
-        m = metrics[d]
-        histories[d] = History.load_csv(folder / d / "history.csv")
-        rows.append([d, _pct(m["numpy"]["test_acc"]), _pct(m["torch"]["test_acc"]),
-                     f"{m['numpy']['wall_s']:.2f}", f"{m['torch']['wall_s']:.2f}",
-                     f"{m['time_ratio_numpy_over_torch']:.2f}"])
-    s.table(["dataset", "NumPy test acc", "PyTorch test acc", "NumPy s", "PyTorch s",
-             "time NumPy / PyTorch"], rows)
+    histories = {d: History.load_csv(folder / d / "history.csv") for d in datasets}
+    s.table(tables.toy(folder))
     for d in datasets:
         s.figure(folder / d / "curves.png", f"{d}: loss and accuracy of both implementations "
                                             "(the study's Figures 1–2 for moons, 3–6 for "
@@ -240,11 +277,8 @@ def _part_mlp(folder: Path) -> Section:
     s = Section("part-1-3", "Part I.3 — an MLP on CIFAR-10")
     if not _opened(s, folder, ": it needs CIFAR-10"):
         return s
-    m = read_json(folder / "metrics.json")
-    split = "test" if "test_acc" in m else "val"
-    s.table(["train acc", f"{split} acc", f"{split} acc, no TTA", "epochs", "wall s"],
-            [[_pct(m["train_acc"]), _pct(m[f"{split}_acc"]), _pct(m[f"{split}_acc_no_tta"]),
-              str(m["epochs"]), f"{m['wall_s']:.0f}"]])
+    split = "test" if "test_acc" in read_json(folder / "metrics.json") else "val"
+    s.table(tables.cifar_mlp(folder))
     s.figure(folder / "curves.png", "loss and accuracy by epoch (the study's Figure 7)")
     s.figure(folder / "confusion.png", "confusion matrix on the held-out split")
     s.claim(claim_mlp_overfits(History.load_csv(folder / "history.csv"), split))
@@ -256,25 +290,10 @@ def _part_cnn(folder: Path) -> Section:
     if not _opened(s, folder, ": it needs CIFAR-10, and at the study's length it resumes "
                               "when `nnlab reproduce` runs again"):
         return s
-    m = read_json(folder / "metrics.json")
-    split = "test" if "n_test" in m else "val"
-    rows, histories = [], {}
-    for opt in ("adam", "sgd"):
-        if opt not in m:
-            continue
-        h = History.load_csv(folder / f"history-{opt}.csv")
-        histories[opt] = h
-        minutes = h.last["wall_s"] / len(h) / 60
-        best_epoch, best_acc = h.best(f"{split}_acc")
-        final = m[opt].get(f"{split}_acc", m[opt].get(f"final_{split}_acc"))  # nnlab <= 0.1
-        # the best epoch is chosen on validation only: never on the test split
-        lr = m[opt].get("lr", h.rows[0].get("lr"))  # older runs: the history's
-        rows.append([opt, f"{lr:g}" if isinstance(lr, float) else "—",
-                     _pct(best_acc) if split == "val" else "—",
-                     str(best_epoch) if split == "val" else "—", _pct(final),
-                     str(h.best(f"{split}_loss", lowest=True)[0]), f"{minutes:.2f}"])
-    s.table(["optimizer", "lr", "best val acc", "at epoch", f"final {split} acc",
-             f"{split} loss lowest at epoch (overfitting after)", "minutes per epoch"], rows)
+    split = "test" if "n_test" in read_json(folder / "metrics.json") else "val"
+    histories = {opt: History.load_csv(folder / f"history-{opt}.csv") for opt in ("adam", "sgd")
+                 if (folder / f"history-{opt}.csv").exists()}
+    s.table(tables.vgg(folder))
     s.figure(folder / "curves.png", "Adam and SGD from the same initial weights, shared axes "
                                     "(the study's Figures 9–10)")
     for opt in histories:
@@ -288,16 +307,7 @@ def _part_palindrome(folder: Path) -> Section:
     s = Section("part-3", "Part III — a tanh RNN (and an LSTM) on palindromes")
     if not _opened(s, folder):
         return s
-    results: dict[str, dict[int, list[float]]] = {}
-    runs = sorted(p.parent for p in folder.glob("**/metrics.json") if p.parent != folder)
-    for run in runs:
-        m = read_json(run / "metrics.json")
-        if "cell" in m:
-            results.setdefault(m["cell"], {}).setdefault(m["T"], []).append(m["test_acc"])
-    rows = [[_cell_name(cell), str(T), " / ".join(_pct(a) for a in accs)]
-            for cell, by_T in sorted(results.items(), key=lambda kv: kv[0] != "rnn")
-            for T, accs in sorted(by_T.items())]
-    s.table(["cell", "T", "test accuracy (each seed)"], rows)
+    s.table(tables.palindrome(folder))
     s.figure(folder / "acc_vs_T.png", "test accuracy against palindrome length T (the study's "
                                       "Figure 14)")
     for T in (4, 5, 10):  # a sweep's own folder, or its first seed's
@@ -306,7 +316,7 @@ def _part_palindrome(folder: Path) -> Section:
         if found:
             s.figure(found[0], f"tanh RNN at T = {T}, {found[0].parent.parent.name} "
                                "(the study's Figures 12–13)")
-    s.claim(claim_rnn_fails_beyond_10(results))
+    s.claim(claim_rnn_fails_beyond_10(tables.palindrome_results(folder)))
     return s
 
 
@@ -340,9 +350,7 @@ def additions(runs: Path, profile_json: dict) -> Section:
                    f"loss (on up to {g['elements']} elements of each parameter) and against "
                    "torch autograd (every element). The largest relative error over all "
                    "parameters (about 1e-7 or less: right; 1e-2 or more: wrong):")
-            s.table(["dataset", "vs centred differences", "vs autograd"],
-                    [[d, f"{g['max_vs_differences']:.1e}", f"{g['max_vs_autograd']:.1e}"]
-                     for d, g in checks.items()])
+            s.table(tables.gradient_check(toy))
         else:
             s.text("**Gradients proven exact:** this toy run was made before nnlab recorded "
                    "its gradient check; run it again (`nnlab reproduce --profile ... --force "
@@ -354,39 +362,24 @@ def additions(runs: Path, profile_json: dict) -> Section:
     speedruns = [runs / n for n in (SPEEDRUN, SPEEDRUN_MUON) if _finished(runs / n)]
     if speedruns:
         s.text("**A fast CNN recipe: time to accuracy** (validation):")
-        rows = []
-        for folder in speedruns:
-            m = read_json(folder / "metrics.json")
-            rows.append([folder.name, str(int(m.get("n_seeds", 1))),
-                         _mean_sd(m, "val_acc", _pct), _mean_sd(m, "wall_s", _whole)]
-                        + [_time_to(m, p) for p in (80, 84)])
-        s.table(["part", "seeds", "val acc (TTA)", "wall s", "s to 80% (no TTA)",
-                 "s to 84% (no TTA)"], rows)
+        s.table(tables.speedrun(*speedruns))
         for folder in speedruns:
             s.figure(folder / "time_to_accuracy.png", f"{folder.name}: validation accuracy "
                                                       "against minutes since the start, every "
                                                       "seed")
         _where_from(s, runs, [f.name for f in speedruns], profile_json)
     missing += [n for n in (SPEEDRUN, SPEEDRUN_MUON) if not _finished(runs / n)]
-    rows, figures = [], []
-    for name in LONG_MEMORY:
-        folder = runs / name
-        if not _finished(folder):
-            missing.append(name)
-            continue
-        m = read_json(folder / "metrics.json")
-        to_99 = m.get("wall_s_to_99")
-        rows.append([name, m["cell"], str(m["T"]), _pct(m["test_acc"]), str(m["steps"]),
-                     "never" if to_99 is None else f"{to_99:.0f}", f"{m['wall_s']:.0f}"])
-        figures.append((folder / "curves.png", f"{name}: {m['cell']} at T = {m['T']}"))
-    if rows:
+    long = [runs / n for n in LONG_MEMORY if _finished(runs / n)]
+    missing += [n for n in LONG_MEMORY if not _finished(runs / n)]
+    if long:
         s.text("**Memory across hundreds of steps** (the long recipe: one-hot digits, a "
                "curriculum on T, recurrent init and lr per cell; test accuracy on held-out "
                "palindromes):")
-        s.table(["part", "cell", "T", "test acc", "steps", "s to 99% (val)", "wall s"], rows)
-        for path, caption in figures:
-            s.figure(path, caption)
-        _where_from(s, runs, [r[0] for r in rows], profile_json)
+        s.table(tables.long_memory(*long))
+        for folder in long:
+            m = read_json(folder / "metrics.json")
+            s.figure(folder / "curves.png", f"{folder.name}: {m['cell']} at T = {m['T']}")
+        _where_from(s, runs, [f.name for f in long], profile_json)
     if missing:
         names = ", ".join(f"`{n}`" for n in missing)
         s.text(f"Not finished yet: {names} (`nnlab reproduce --profile full` again continues)."
@@ -411,75 +404,35 @@ def _rest(runs: Path, profile_json: dict) -> Section | None:
            "palindromes, as mean ± standard deviation over the seeds where a part ran several. "
            "Where each came from: the table at the end.")
     metrics = {n: read_json(runs / n / "metrics.json") for n in names}
-    what = {n: RESULTS[n][1].split(": ", 1)[-1] for n in names}
     kind = {n: RESULTS[n][0][0] for n in names}
-    group = [n for n in names if kind[n] == "toy"]
+    group = [runs / n for n in names if kind[n] == "toy"]
     if group:
-        rows = [[n, d, str(metrics[n].get("n_seeds", 1)),
-                 _mean_sd(metrics[n], f"{d}.numpy.test_acc", _pct),
-                 _mean_sd(metrics[n], f"{d}.torch.test_acc", _pct),
-                 _mean_sd(metrics[n], f"{d}.time_ratio_numpy_over_torch", lambda x: f"{x:.2f}")]
-                for n in group for d in ("moons", "circles", "blobs")
-                if d in metrics[n] or f"{d}.numpy.test_acc_mean" in metrics[n]]
         s.text("**Part I over seeds** (NumPy and PyTorch from the same weights; test points):")
-        s.table(["part", "dataset", "seeds", "NumPy test acc", "PyTorch test acc",
-                 "time NumPy / PyTorch"], rows)
-    group = [n for n in names if kind[n] == "cifar-mlp"]
+        s.table(tables.toy_seeds(*group))
+    group = [runs / n for n in names if kind[n] == "cifar-mlp"]
     if group:
         s.text("**Part I.3: MLPs on CIFAR-10** (validation):")
-        s.table(["part", "what", "seeds", "val acc", "val acc, no TTA", "train acc", "epochs",
-                 "wall s per seed"],
-                [[n, what[n], str(metrics[n].get("n_seeds", 1)),
-                  _mean_sd(metrics[n], "val_acc", _pct),
-                  _mean_sd(metrics[n], "val_acc_no_tta", _pct),
-                  _mean_sd(metrics[n], "train_acc", _pct),
-                  _mean_sd(metrics[n], "epochs", _whole),
-                  _mean_sd(metrics[n], "wall_s", _whole)] for n in group])
-    group = [n for n in names if kind[n] == "cifar-cnn"]
+        s.table(tables.cifar_mlp(*group))
+    group = [runs / n for n in names if kind[n] == "cifar-cnn"]
     if group:
         s.text("**Part II: the study's VGG for 10 epochs, as the study trains it and improved** "
                "(validation; the end's with TTA where the part uses it, the best epoch's "
                "without):")
-        s.table(["part", "what", "optimizer", "val acc at the end", "best val acc", "at epoch",
-                 "wall s"],
-                [[n, what[n], opt, _mean_sd(metrics[n], f"{opt}.val_acc", _pct),
-                  _mean_sd(metrics[n], f"{opt}.best_val_acc", _pct),
-                  _mean_sd(metrics[n], f"{opt}.best_epoch", _whole),
-                  _mean_sd(metrics[n], f"{opt}.wall_s", _whole)]
-                 for n in group for opt in ("adam", "sgd")
-                 if opt in metrics[n] or f"{opt}.val_acc_mean" in metrics[n]])
-    group = [n for n in names if kind[n] == "cifar-speedrun"]
+        s.table(tables.vgg_short(*group))
+    group = [runs / n for n in names if kind[n] == "cifar-speedrun"]
     if group:
         s.text("**Part II: what each part of the speedrun recipe buys** (10,000 training "
                "images, 4 epochs, one change at a time; validation):")
-        s.table(["part", "what", "val acc (TTA)", "against the whole recipe", "val acc, no TTA",
-                 "wall s"],
-                [[n, what[n], _mean_sd(metrics[n], "val_acc", _pct),
-                  _against(metrics, n, "speedrun-ablation-full", "val_acc"),
-                  _mean_sd(metrics[n], "val_acc_no_tta", _pct),
-                  _mean_sd(metrics[n], "wall_s", _whole)] for n in group])
-    group = [n for n in names if kind[n] == "palindrome" and "cell" in metrics[n]]
+        s.table(tables.ablation(*group, base="speedrun-ablation-full"))
+    group = [runs / n for n in names if kind[n] == "palindrome" and "cell" in metrics[n]]
     if group:
         s.text("**Part III: what each choice of the long recipe buys** (the tanh RNN at T = 60, "
                "2,000 steps; test accuracy on held-out palindromes):")
-        s.table(["part", "what", "test acc", "against the whole recipe", "steps to 99% (val)",
-                 "wall s"],
-                [[n, what[n], _pct(metrics[n]["test_acc"]),
-                  _against(metrics, n, "palindrome-ablation-full", "test_acc"),
-                  "never" if metrics[n].get("steps_to_99") is None
-                  else str(metrics[n]["steps_to_99"]), _whole(metrics[n]["wall_s"])]
-                 for n in group])
+        s.table(tables.ablation(*group, base="palindrome-ablation-full", key="test_acc"))
     for n in (n for n in names if kind[n] == "palindrome" and "cell" not in metrics[n]):
-        m = metrics[n]
-        runs_in = sorted({k.split(".")[0] for k in m if "." in k}
-                         | {k for k, v in m.items() if isinstance(v, dict)})
-        cells = sorted({r.split("-T")[0] for r in runs_in}, key=lambda c: c != "rnn")
-        lengths = sorted({int(r.split("-T")[1]) for r in runs_in})
-        s.text(f"**`{n}`: {what[n]}** (test accuracy on held-out palindromes"
-               + (", mean ± sd over the seeds):" if "n_seeds" in m else "):"))
-        s.table(["cell"] + [f"T = {t}" for t in lengths],
-                [[_cell_name(c)]
-                 + [_mean_sd(m, f"{c}-T{t}.test_acc", _pct) for t in lengths] for c in cells])
+        s.text(f"**`{n}`: {RESULTS[n][1].split(': ', 1)[-1]}** (test accuracy on held-out "
+               "palindromes, mean ± sd over the seeds where it ran several):")
+        s.table(tables.palindrome_grid(runs / n))
         s.figure(runs / n / "acc_vs_T.png", f"{n}: test accuracy against T")
     _where_from(s, runs, names, profile_json)
     return s
@@ -507,7 +460,7 @@ def _others(runs: Path, scratch: Path) -> list[Section]:
         s = Section(f"run-{folder.name}", f"{folder.name}: {name}")
         s.text(f"**{name}**: {about}. From {_source(folder)}.")
         metrics = flatten(read_json(folder / "metrics.json"))
-        s.table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in metrics.items()])
+        s.table(Table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in metrics.items()]))
         pngs = sorted(folder.glob("*.png"))
         if not any(p.name.startswith("curves") for p in pngs) and \
                 (folder / "history.csv").is_file():
@@ -538,51 +491,9 @@ def _where_from(s: Section, runs: Path, names: list[str], profile_json: dict) ->
 
     seconds = profile_json.get("seconds", {})
     s.text("**Where each came from:**")
-    s.table(["part", "command", "folder", "machine", "wall time"],
+    s.table(Table(["part", "command", "folder", "machine", "wall time"],
             [[n, f"nnlab run {' '.join(RESULTS[n][0])}", str(runs / n), _machine(runs / n),
-              _duration(seconds[n]) if n in seconds else "—"] for n in names])
-
-
-def _cell_name(cell: str) -> str:
-    return "tanh RNN" if cell == "rnn" else cell.upper()
-
-
-def _against(metrics: dict[str, dict], name: str, base: str, key: str) -> str:
-    """'−3.1 points' from ``base``'s mean ``key``; '—' for the base itself or without it."""
-    if name == base or base not in metrics:
-        return "—"
-    mean = lambda m: m.get(f"{key}_mean", m.get(key))  # noqa: E731
-    return f"{100 * (mean(metrics[name]) - mean(metrics[base])):+.1f} points"
-
-
-def _time_to(m: dict, percent: int) -> str:
-    """Seconds to a milestone: over the seeds that reached it (saying how many when not all),
-    or 'not reached'."""
-    key = f"time_to_{percent}_s"
-    if f"{key}_n" in m:  # a seeds summary
-        n, seeds = int(m[f"{key}_n"]), int(m.get("n_seeds", 1))
-        if n == 0:
-            return "not reached"
-        text = _mean_sd(m, key, _whole)
-        return text if n == seeds else f"{text} ({n} of {seeds} seeds)"
-    return "not reached" if m.get(key) is None else f"{m[key]:.0f}"
-
-
-def _mean_sd(m: dict, key: str, fmt) -> str:
-    """'84.5% ± 0.3%' from a seeds summary's key_mean/key_std, or the one run's value (a
-    dotted key walks a one-run metrics.json's nesting: 'adam.val_acc'); '—' if it has none."""
-    if f"{key}_mean" in m:
-        return f"{fmt(m[f'{key}_mean'])} ± {fmt(m.get(f'{key}_std', 0.0))}"
-    value = m.get(key)
-    if value is None and "." in key:
-        value = m
-        for k in key.split("."):
-            value = value.get(k) if isinstance(value, dict) else None
-    return "—" if value is None else fmt(value)
-
-
-def _whole(x: float) -> str:
-    return f"{x:.0f}"
+              _duration(seconds[n]) if n in seconds else "—"] for n in names]))
 
 
 # --------------------------------------------------------------------------- writing
@@ -611,6 +522,9 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
                              f"{', '.join(PARTS)}); run nnlab reproduce --profile quick first")
         if not any(_finished(runs / name) for name in PARTS):
             sections = []  # runs of other experiments only: no empty study sections
+        for s in sections:
+            if s.anchor in DOCS_PAGES:
+                s.docs = docs_link(*DOCS_PAGES[s.anchor])
         return _write(runs, out, profile_json, sections + others)
 
 
@@ -685,9 +599,10 @@ th:first-child,td:first-child{text-align:left}
 .claim{border-left:4px solid #999;background:#f6f6f6;padding:.5rem .8rem;margin:1rem 0}
 .agrees{border-color:#2e7d32}.disagrees{border-color:#c62828}
 code{font-size:.85em;background:#f2f2f2;padding:0 .2em}
-.lightbox{display:none;position:fixed;inset:0;background:rgba(0,0,0,.85);z-index:9;
-align-items:center;justify-content:center}.lightbox:target{display:flex}
-.lightbox img{max-width:100vw;max-height:100vh}
+.close{display:none}figure:target{position:fixed;inset:0;margin:0;z-index:9;display:flex;
+flex-direction:column;align-items:center;justify-content:center;background:rgba(0,0,0,.9)}
+figure:target img{max-width:100vw;max-height:90vh}figure:target figcaption{color:#eee}
+figure:target .open{display:none}figure:target .close{display:inline;color:#fff;margin-left:1em}
 """
 
 

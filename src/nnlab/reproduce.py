@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 import sys
 import time
@@ -269,6 +270,19 @@ def _parts(text: str, known: list[str], flag: str) -> set[str]:
     return names
 
 
+def warn_if_busy(threshold: float = 0.5) -> None:
+    """One line when other processes already keep about ``threshold`` of a core or more busy:
+    the parts will take longer than planned, and the run's timings say less."""
+    from nnlab.device import busy_cores
+
+    busy = busy_cores()
+    if busy is not None and busy >= threshold:
+        print(f"note: other processes keep about {busy:.1f} of this machine's "
+              f"{os.cpu_count()} cores busy: the parts will take longer than planned, and "
+              "their timings will say so (one heavy job per machine: docs/long-runs.md)",
+              flush=True)
+
+
 def profile(args: argparse.Namespace) -> None:
     """The study as one command: a plan, then one line per part; resumable."""
     # The plan's minutes: on a CPU with native bf16, what the full profile's parts took on one.
@@ -312,7 +326,7 @@ def profile(args: argparse.Namespace) -> None:
     print(f"nnlab reproduce --profile {args.profile}: {len(chosen)} parts into {out}, about "
           f"{total:.0f} min on a 2-core CPU ("
           + (f"as measured {MEASURED_ON}" if measured else
-             "measured on this project's machines") + ")"
+             "measured on 2-core CPUs") + ")"
           + (f", about {left:.0f} min of it still to run" if left < total else ""))
     for i, (name, argv, what, cifar, minutes) in enumerate(chosen, 1):
         state = ("skipped: no CIFAR-10" if cifar and cifar_missing else
@@ -324,6 +338,7 @@ def profile(args: argparse.Namespace) -> None:
         print(f"  {i}. {name:<24} {what} [{state}]\n     nnlab {shlex.join(['run', *argv])}")
     if args.list:
         return
+    warn_if_busy()
     if clash:
         name, argv = next(iter(clash.items()))
         raise NnlabError(f"{out / name} holds a run of `nnlab {shlex.join(['run', *argv])}`, not "
