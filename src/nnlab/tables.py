@@ -81,6 +81,14 @@ def seed_folders(run: Path) -> list[Path]:
     return found or [run]
 
 
+def run_name(folder: Path) -> str:
+    """A run folder's name in a table: 'pair/recipe' when it sits in a folder of runs that is
+    not a profile's (so two pairs' 'recipe' runs stay apart), else its own name."""
+    if (folder.parent / "profile.json").exists() or folder.parent.name in ("", "results"):
+        return folder.name
+    return f"{folder.parent.name}/{folder.name}"
+
+
 def _metrics(folder: Path) -> dict:
     return read_json(folder / "metrics.json")
 
@@ -272,7 +280,7 @@ def speedrun(*folders: Path, milestones: str = "80,84") -> Table:
                         + [_summary_time_to(m, p) for p in percents] + ["—"])
             continue
         ms = [{**_metrics(s), **_milestones(s, percents)} for s in seeds]
-        row = [folder.name, setting, ", ".join(_seed(s) for s in seeds),
+        row = [run_name(folder), setting, ", ".join(_seed(s) for s in seeds),
                _spread([m["val_acc"] for m in ms], pct),
                _spread([m["val_acc_no_tta"] for m in ms], pct),
                _spread([m["wall_s"] for m in ms], whole)]
