@@ -6,11 +6,12 @@ Times whole training steps (bf16 autocast where the CPU has it, forward, cross-e
 backward, optimizer step) on random batches, and the optimizer step alone, for each
 optimizer of each configuration: the speedrun network CPU-sized (32, 64, 64 at batch 256)
 and full width (64, 256, 256 at batch 1024), each with Nesterov SGD and with Muon for its
-filters (the optimizers `nnlab run cifar-speedrun [--muon-lr]` builds); and the best MLP
-(3 x 2048 at batch 512) with fused AdamW and with torch's Muon on its hidden matrices.
-Optimizers alternate in rounds so both see the same machine load. Muon's Newton-Schulz
-iterations cost O(rows^2 x cols) per matrix whatever the batch: small beside a conv
-network's step, large beside an MLP's.
+filters (the optimizers `nnlab run cifar-speedrun [--optimizer sgd]` builds; on a CPU without
+native bf16 also with torch's bf16 Newton-Schulz iterations, which nnlab replaces by fp32
+there); and the best MLP (3 x 2048 at batch 512) with fused AdamW and with torch's Muon on
+its hidden matrices. Optimizers alternate in rounds so all see the same machine load.
+Muon's Newton-Schulz iterations cost O(rows^2 x cols) per matrix whatever the batch: small
+beside a conv network's step, large beside an MLP's.
 """
 
 from __future__ import annotations
@@ -27,14 +28,19 @@ from nnlab.experiments import cifar_mlp, cifar_speedrun
 from nnlab.models.cnn import SpeedrunNet
 
 
-def _speedrun(widths, batch, muon):
+def _speedrun(widths, batch, kind):
+    """kind: 'sgd', 'muon' (nnlab's choice of iteration dtype) or 'muon-bf16' (torch's)."""
     model = SpeedrunNet(widths).to(memory_format=torch.channels_last)
     model.init_whitening(torch.randn(512, 3, 32, 32))
-    cfg = cifar_speedrun.Config(muon_lr=0.1 if muon else 0.0)
-    return model, cifar_speedrun.build_optimizer(cfg, model, 0.5), batch
+    cfg = cifar_speedrun.Config(optimizer="sgd" if kind == "sgd" else "muon")
+    opt = cifar_speedrun.build_optimizer(cfg, model, 0.5, None if kind == "sgd" else 0.1)
+    if kind == "muon-bf16":
+        opt.optimizers[1].ns_dtype = torch.bfloat16
+    return model, opt, batch
 
 
-def _mlp(batch, muon):
+def _mlp(batch, kind):
+    muon = kind != "sgd"
     cfg = cifar_mlp.Config().resolved()
     model = cifar_mlp.build_model(cfg)
     opt, _ = cifar_mlp.build_optimizer(cfg, model, 1000)
@@ -48,9 +54,9 @@ def _mlp(batch, muon):
 
 
 CONFIGS = {
-    "speedrun 32-64-64, batch 256": lambda muon: _speedrun((32, 64, 64), 256, muon),
-    "speedrun 64-256-256, batch 1024": lambda muon: _speedrun((64, 256, 256), 1024, muon),
-    "MLP 3 x 2048, batch 512": lambda muon: _mlp(512, muon),
+    "speedrun 32-64-64, batch 256": lambda kind: _speedrun((32, 64, 64), 256, kind),
+    "speedrun 64-256-256, batch 1024": lambda kind: _speedrun((64, 256, 256), 1024, kind),
+    "MLP 3 x 2048, batch 512": lambda kind: _mlp(512, kind),
 }
 
 
@@ -90,23 +96,27 @@ def main() -> None:
           f"{torch.__version__}, precision {'bf16' if bf16 else 'fp32'}; the least disturbed "
           f"of {args.rounds} rounds of {args.budget_s:g} s per optimizer")
     print()
-    print("| configuration | optimizer | step ms | optimizer ms | step vs the other |")
+    print("| configuration | optimizer | step ms | optimizer ms | step vs the first |")
     print("| --- | --- | ---: | ---: | ---: |")
     for name, build in CONFIGS.items():
         if args.only not in name:
             continue
-        torch.manual_seed(0)
-        runs = {False: build(False), True: build(True)}
-        times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
-        for _ in range(args.rounds):
-            for muon, (model, opt, batch) in runs.items():
-                times[muon].append(_time(model, opt, batch, args.budget_s, autocast))
-        step = {m: min(t[0] for t in ts) for m, ts in times.items()}  # least disturbed round
-        only = {m: min(t[1] for t in ts) for m, ts in times.items()}
         base = "AdamW (fused)" if "MLP" in name else "SGD"
-        for muon in (False, True):
-            print(f"| {name} | {'Muon + ' + base if muon else base} | {1e3 * step[muon]:.1f} | "
-                  f"{1e3 * only[muon]:.2f} | {step[muon] / step[not muon]:.2f} |")
+        kinds = {"sgd": base, "muon": f"Muon + {base}"}
+        if "speedrun" in name and not bf16:  # the iterations torch.optim.Muon runs, emulated
+            kinds["muon"] = f"Muon (fp32 iterations) + {base}"
+            kinds["muon-bf16"] = f"Muon (bf16 iterations, torch's) + {base}"
+        torch.manual_seed(0)
+        runs = {kind: build(kind) for kind in kinds}
+        times: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
+        for _ in range(args.rounds):
+            for kind, (model, opt, batch) in runs.items():
+                times[kind].append(_time(model, opt, batch, args.budget_s, autocast))
+        step = {k: min(t[0] for t in ts) for k, ts in times.items()}  # least disturbed round
+        only = {k: min(t[1] for t in ts) for k, ts in times.items()}
+        for kind, label in kinds.items():
+            print(f"| {name} | {label} | {1e3 * step[kind]:.1f} | {1e3 * only[kind]:.2f} | "
+                  f"{step[kind] / step['sgd']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

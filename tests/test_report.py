@@ -187,7 +187,8 @@ def test_report_shows_the_full_profiles_additions(tmp_path):
     additions = (page.parent / "index.md").read_text().split("## nnlab's additions")[1]
     assert ("| cifar-speedrun-cpu | ?, ? ep., SGD | 3 | 84.5% ± 0.3% | — | 338 ± 46 | 242 ± 40 "
             "| 300 ± 10 (2 of 3) | — |") in additions
-    assert "| cifar-speedrun-cpu | nnlab run cifar-speedrun --widths 32,64,64" in additions
+    assert ("| cifar-speedrun-cpu | nnlab run cifar-speedrun --optimizer sgd --widths 32,64,64"
+            in additions)
     assert ("| palindrome-long-lstm | LSTM | ? | 1000 | — | 99.50% | 4,000 | 512 | 900 |"
             in additions)
     assert "| palindrome-long-lstm | nnlab run palindrome --recipe long --cell lstm" in additions

@@ -270,7 +270,8 @@ def speedrun(*folders: Path, milestones: str = "80,84") -> Table:
     for folder in folders:
         seeds = seed_folders(folder)
         cfg = read_json(folder / "config.json")
-        optimizer = "Muon" if cfg.get("muon_lr") else "SGD"
+        optimizer = {"muon": "Muon", "sgd": "SGD"}.get(
+            cfg.get("optimizer"), "Muon" if cfg.get("muon_lr") else "SGD")  # before format 3
         setting = f"{cfg.get('widths', '?')}, {cfg.get('epochs', '?')} ep., {optimizer}"
         if not (seeds[0] / "history.csv").exists():  # a seeds summary alone: its means
             m = _metrics(folder)

@@ -38,19 +38,44 @@ def test_update_of_a_filter_bank_is_orthogonal(memory_format):
     assert (update * grad.flatten(1)).sum() > 0
 
 
-def test_equals_torch_muon_on_the_matrix_view():
+@pytest.mark.parametrize("path", ["torch's", "ours in bf16", "ours in fp32"])
+def test_equals_torch_muon_on_the_matrix_view(path):
+    """torch.optim.Muon's own step (bf16 where it is native), nnlab's step with the same bf16
+    iterations (equal to rounding), and nnlab's fp32 iterations for CPUs without native bf16
+    (equal to bf16's rounding, the size of Muon's own error)."""
     torch.manual_seed(1)
     w = torch.randn(6, 4, 3, 3)
     filters = nn.Parameter(w.clone())
     matrix = nn.Parameter(w.clone().flatten(1))
     kwargs = dict(lr=0.05, momentum=0.6, nesterov=True, weight_decay=0.01)
-    ours, theirs = MatrixMuon([filters], **kwargs), torch.optim.Muon([matrix], **kwargs)
+    dtype = torch.float32 if path == "ours in fp32" else torch.bfloat16
+    ours, theirs = MatrixMuon([filters], ns_dtype=dtype, **kwargs), torch.optim.Muon([matrix],
+                                                                                      **kwargs)
     for _ in range(3):
         g = torch.randn(6, 4, 3, 3)
         filters.grad, matrix.grad = g.clone(), g.clone().flatten(1)
-        ours.step()
+        if path == "ours in bf16":  # the same pinning and views as step(), nnlab's update
+            ours.pairs[0][1].grad = as_matrix(filters.grad)
+            ours._step_in(torch.bfloat16)
+        else:
+            ours.step()
         theirs.step()
-    torch.testing.assert_close(filters.detach().flatten(1), matrix.detach())
+    tolerance = {"atol": 2e-3, "rtol": 0} if path == "ours in fp32" else {}
+    torch.testing.assert_close(filters.detach().flatten(1), matrix.detach(), **tolerance)
+    assert "momentum_buffer" in ours.state[ours.pairs[0][1]]  # torch's state: either resumes
+
+
+def test_fp32_iterations_are_chosen_where_bf16_is_emulated(monkeypatch):
+    import nnlab.device
+
+    p = nn.Parameter(torch.randn(4, 6))
+    monkeypatch.setattr(nnlab.device, "cpu_has_native_bf16", lambda: False)
+    assert MatrixMuon([p])._dtype() == torch.float32
+    monkeypatch.setattr(nnlab.device, "cpu_has_native_bf16", lambda: True)
+    assert MatrixMuon([p])._dtype() == torch.bfloat16
+    assert MatrixMuon([p], ns_dtype=torch.float32)._dtype() == torch.float32
+    with pytest.raises(ValueError, match="ns_dtype"):
+        MatrixMuon([p], ns_dtype=torch.float16)
 
 
 def test_channels_last_only_reorders_the_columns():

@@ -8,6 +8,7 @@ import torch
 
 from nnlab.cli import main
 from nnlab.engine import History, launch
+from nnlab.errors import ConfigError
 from nnlab.experiments import cifar_cnn, cifar_speedrun
 
 
@@ -53,12 +54,12 @@ def test_speedrun_quick_records_milestones(learnable_cifar, nnlab_cache, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("muon_lr", [0.0, 0.1])
-def test_speedrun_learns(muon_lr, learnable_cifar, nnlab_cache, tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "muon"])
+def test_speedrun_learns(optimizer, learnable_cifar, nnlab_cache, tmp_path):
     # whiten_eps 1: the fake images' noise is white, pixel by pixel, so full whitening
     # (eps 5e-4, right for real images) would blow it up to the size of the colour signal.
     cfg = cifar_speedrun.Config(widths="16,32,32", epochs=10, batch_size=50, val_size=100,
-                                whiten_eps=1.0, muon_lr=muon_lr, data=str(learnable_cifar))
+                                whiten_eps=1.0, optimizer=optimizer, data=str(learnable_cifar))
     metrics = launch(cifar_speedrun.EXPERIMENT, cfg, tmp_path, progress=False)
     assert metrics["val_acc"] >= 0.8  # chance is 0.1; seeds 0-3 give 0.90-1.00
     rows = History.load_csv(tmp_path / "history.csv")
@@ -84,8 +85,38 @@ def test_muon_takes_the_filters_and_sgd_the_rest():
     assert sorted(map(id, filters + rest)) == sorted(map(id, trainable))  # each exactly once
     assert id(model.head.weight) in map(id, rest)
     assert id(model.whiten.weight) not in map(id, rest + filters)  # frozen
-    assert isinstance(cifar_speedrun.build_optimizer(cifar_speedrun.Config(), model, 0.5),
-                      torch.optim.SGD)
+    assert isinstance(cifar_speedrun.build_optimizer(
+        cifar_speedrun.Config(optimizer="sgd"), model, 0.5), torch.optim.SGD)
+    ruled = cifar_speedrun.build_optimizer(cifar_speedrun.Config(), model, 0.5, muon_lr=0.13)
+    assert ruled.optimizers[1].param_groups[0]["lr"] == 0.13
+
+
+def test_muon_is_the_default_and_its_lr_follows_the_steps():
+    cfg = cifar_speedrun.Config().resolved()
+    assert cfg.optimizer == "muon" and cfg.muon_lr is None and cfg.warmup == 0.0
+    assert cifar_speedrun.Config(optimizer="sgd").resolved().warmup == 0.2
+    rule = cifar_speedrun.muon_lr_rule
+    # the two points the rule was fitted on, within 3%, and fewer steps want a higher lr
+    assert abs(rule(76) - 0.24) / 0.24 < 0.03 and abs(rule(1400) - 0.1) / 0.1 < 0.03
+    assert rule(76) > rule(195) > rule(430) > rule(1400)
+
+
+def test_sgd_with_a_muon_lr_is_refused():
+    with pytest.raises(ConfigError, match="--muon-lr needs --optimizer muon"):
+        cifar_speedrun.Config(optimizer="sgd", muon_lr=0.1)
+
+
+@pytest.mark.parametrize("recorded, optimizer, muon_lr", [
+    ({"muon_lr": 0.0, "warmup": 0.2}, "sgd", None), ({"muon_lr": 0.1, "warmup": 0.0}, "muon", 0.1),
+])
+def test_a_run_from_before_muon_was_the_default_keeps_its_optimizer(recorded, optimizer,
+                                                                     muon_lr):
+    from nnlab import experiments
+    from nnlab.engine.prepare import config_from
+
+    exp = experiments.get("cifar-speedrun")
+    cfg = config_from(exp, {"experiment": "cifar-speedrun", "config_format": 2, **recorded})
+    assert (cfg.optimizer, cfg.muon_lr, cfg.warmup) == (optimizer, muon_lr, recorded["warmup"])
 
 
 def test_train_limit_keeps_the_validation_split(learnable_cifar, nnlab_cache):

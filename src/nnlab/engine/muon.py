@@ -9,6 +9,10 @@ taken in memory order, (kh, kw, in); orthogonalisation does not depend on the co
 Fast CIFAR-10 recipes hand Muon the convolution filters only; the rest (biases, BatchNorm
 shifts, the head) stays on SGD or Adam. :class:`Chain` steps such a pair as one optimizer,
 so a single learning-rate scheduler, checkpoint and training step drive both.
+
+``torch.optim.Muon`` runs its Newton-Schulz iterations in bf16. On a CPU without native bf16
+(AVX2 only) bf16 matrix products are emulated and some 40x slower than fp32, so there
+:class:`MatrixMuon` runs the same update with the iterations in fp32 (``ns_dtype``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,23 @@ def as_matrix(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1)
 
 
+def orthogonalize(g: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
+                  eps: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The quintic Newton-Schulz iteration Muon uses, in ``dtype``: g (rows, cols) scaled to
+    spectral norm at most 1, then X <- a X + (b A + c A^2) X with A = X X^T, on the wider
+    orientation. Returns a matrix of g's shape whose singular values lie near 1."""
+    a, b, c = coefficients
+    x = g.to(dtype)
+    tall = g.size(0) > g.size(1)
+    if tall:
+        x = x.T
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
+
 class MatrixMuon(torch.optim.Muon):
     """``torch.optim.Muon`` for parameters of any rank >= 2 (see the module's docstring).
 
@@ -49,8 +70,12 @@ class MatrixMuon(torch.optim.Muon):
     """
 
     def __init__(self, params: Iterable[torch.Tensor], normalize: bool = False,
-                 **kwargs: Any) -> None:
+                 ns_dtype: torch.dtype | str = "auto", **kwargs: Any) -> None:
         params = list(params)
+        if ns_dtype not in ("auto", torch.bfloat16, torch.float32):
+            raise ValueError(f"ns_dtype must be 'auto', torch.bfloat16 or torch.float32, "
+                             f"got {ns_dtype!r}")
+        self.ns_dtype = ns_dtype
         if not params or any(p.ndim < 2 for p in params):
             raise ValueError("MatrixMuon needs one or more parameters of rank 2 or more")
         # Leaf tensors that alias each parameter's memory: torch's Muon updates them in place.
@@ -67,7 +92,47 @@ class MatrixMuon(torch.optim.Muon):
                 memory_format=layout))
             if self.normalize and p.grad is not None:
                 p.mul_(math.sqrt(len(p)) / p.norm().clamp_min(1e-12))
-        return super().step(closure)
+        if self._dtype() == torch.bfloat16:
+            return super().step(closure)
+        return self._step_in(self._dtype(), closure)
+
+    def _dtype(self) -> torch.dtype:
+        """The Newton-Schulz dtype: bf16 (torch's) on CUDA and on CPUs with native bf16,
+        fp32 on other CPUs, unless ``ns_dtype`` says which."""
+        if self.ns_dtype != "auto":
+            return self.ns_dtype
+        from nnlab.device import cpu_has_native_bf16
+
+        device = self.pairs[0][1].device
+        return torch.bfloat16 if device.type != "cpu" or cpu_has_native_bf16() else \
+            torch.float32
+
+    @torch.no_grad()
+    def _step_in(self, dtype: torch.dtype, closure: Any = None) -> Any:
+        """torch.optim.Muon's update (Nesterov momentum, orthogonalised, lr scaled by
+        sqrt(max(1, rows / cols)), decoupled weight decay) with the iterations in ``dtype``;
+        the momentum buffers are torch's own state, so either path resumes the other."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, momentum = group["lr"], group["momentum"]
+            for m in group["params"]:
+                if m.grad is None:
+                    continue
+                state = self.state[m]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(m.grad)
+                buf = state["momentum_buffer"]
+                buf.lerp_(m.grad, 1 - momentum)
+                update = m.grad.lerp(buf, momentum) if group["nesterov"] else buf
+                update = orthogonalize(update, group["ns_coefficients"], group["ns_steps"],
+                                       group["eps"], dtype)
+                rows, cols = m.shape[:2]
+                m.mul_(1 - lr * group["weight_decay"])
+                m.add_(update.to(m.dtype), alpha=-lr * math.sqrt(max(1.0, rows / cols)))
+        return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p, m in self.pairs:

@@ -42,7 +42,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
                   "(Part II)"),
     "cifar-speedrun": ("nnlab.experiments.cifar_speedrun",
                        "a compact CNN and recipe for time-to-accuracy on CIFAR-10 "
-                       "(patch whitening, Nesterov SGD, TTA)"),
+                       "(patch whitening, Muon + Nesterov SGD, TTA)"),
     "palindrome": ("nnlab.experiments.palindrome",
                    "hand-written RNN/LSTM/GRU recalling a palindrome's first digit, by length T "
                    "(Part III)"),

@@ -3,11 +3,12 @@
 Built from public descriptions of the fastest known CIFAR-10 trainings ("How to train your
 ResNet", airbench): a frozen 2x2 patch-whitening first layer fitted to the training images'
 patch covariance, three conv groups (convs Dirac-initialised) with BatchNorm whose scales
-stay 1, Nesterov SGD with a linear warm-up and linear decay (lr scaled with the batch size,
-BatchNorm shifts at 64x), label smoothing, flips that alternate between epochs plus small
-translations, an optional EMA of the weights, optional Muon for the conv filters
-(``--muon-lr``), and flip / translate test-time augmentation. Each run records the time to
-every validation milestone.
+stay 1, Muon for the conv filters (its lr from the planned number of steps, ``muon_lr_rule``)
+and Nesterov SGD for the rest, on a linear decay (``--optimizer sgd``: Nesterov SGD for all,
+with a linear warm-up; lr scaled with the batch size, BatchNorm shifts at 64x), label
+smoothing, flips that alternate between epochs plus small translations, an optional EMA of
+the weights, and flip / translate test-time augmentation. Each run records the time to every
+validation milestone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from nnlab.data.cifar10 import Augment, Loader
 from nnlab.engine import Run
 from nnlab.engine.lookahead import Lookahead
 from nnlab.engine.muon import Chain, MatrixMuon
+from nnlab.errors import ConfigError
 from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
@@ -43,6 +45,17 @@ from nnlab.plots import plot_time_to_accuracy
 MILESTONES = (0.80, 0.84, 0.85, 0.90, 0.92, 0.93, 0.94)  # 80-85: for CPU-sized runs
 
 
+# Muon's peak lr against the planned number of optimizer steps, lr = A * steps^-B: a power
+# law through the two lrs found best by a sweep (0.24 at 76 steps, 0.1 at 1,400), checked at
+# 195 steps, a size it was not fitted on (docs: Part II, a fast CNN).
+RULE_A, RULE_B = 0.88, 0.30
+
+
+def muon_lr_rule(steps: int) -> float:
+    """Muon's peak learning rate for a run of ``steps`` optimizer steps (see RULE_A)."""
+    return round(RULE_A * max(steps, 1) ** -RULE_B, 4)
+
+
 @dataclass
 class Config(CifarOptions):
     widths: tuple[int, ...] = option((64, 256, 256), "channels of the three conv groups")
@@ -55,8 +68,11 @@ class Config(CifarOptions):
                                   gt=0)
     momentum: float = option(0.85, "Nesterov momentum", ge=0, lt=1)
     weight_decay: float = option(5e-5, "weight decay (L2, as SGD's weight_decay)", ge=0)
-    warmup: float = option(0.2, "fraction of steps warming up linearly; then linear decay to 0",
-                           ge=0, lt=1)
+    optimizer: str = option("muon", "muon: the conv filters on Muon, the rest (head, BatchNorm "
+                            "shifts, whitening bias) on Nesterov SGD; sgd: Nesterov SGD for "
+                            "all, the recipe before Muon", choices=("muon", "sgd"))
+    warmup: float | None = option(None, "fraction of steps warming up linearly; then linear "
+                                  "decay to 0", ge=0, lt=1)
     label_smoothing: float = option(0.2, "label smoothing of the cross-entropy", ge=0, lt=1)
     whiten_eps: float = option(5e-4, "eigenvalue floor of the patch whitening", gt=0)
     ema: float = option(0.0, "decay of an EMA of the weights that is evaluated; 0 = off",
@@ -66,10 +82,11 @@ class Config(CifarOptions):
                               "moved falls from 1 to this value over the run (as 1 - (1 - "
                               "value) x progress^3); 0 = off", ge=0, le=1)
     lookahead_k: int = option(5, "steps between lookahead updates", gt=0)
-    muon_lr: float = option(0.0, "train the conv filters with Muon (momentum orthogonalised; "
-                            "each filter bank's norm pinned to sqrt(output channels)) at this "
-                            "peak lr, on the same schedule; the rest stays on SGD. 0 = SGD "
-                            "for all", ge=0, le=LR_MAX)
+    muon_lr: float | None = option(None, "Muon's peak lr for the conv filters (momentum "
+                                   "orthogonalised; each filter bank's norm pinned to "
+                                   "sqrt(output channels)), on the same schedule; default: "
+                                   "from the planned number of steps by muon_lr_rule",
+                                   gt=0, le=LR_MAX, shown=f"{RULE_A:g} x steps^-{RULE_B:g}")
     muon_momentum: float = option(0.6, "Muon's Nesterov momentum", ge=0, lt=1)
     whiten_bias_epochs: int = option(0, "train the whitening conv's bias for the first N epochs "
                                      "only, then freeze it; 0 = train it throughout", ge=0)
@@ -80,26 +97,48 @@ class Config(CifarOptions):
     init: str = option("dirac", "conv init: dirac (identity filters first) or default "
                        "(PyTorch's)", choices=("dirac", "default"))
 
-    # Flips alternate between epochs (each image is seen both ways in two epochs).
-    RECIPES = {"speedrun": {"flip": True, "translate": 2, "tta": "flip+translate"}}
+    # Flips alternate between epochs (each image is seen both ways in two epochs). The recipe
+    # is the optimizer's: Muon runs without a warm-up, as airbench's Muon record does.
+    RECIPE_FIELD = "optimizer"
+    RECIPES = {"muon": {"flip": True, "translate": 2, "tta": "flip+translate", "warmup": 0.0},
+               "sgd": {"flip": True, "translate": 2, "tta": "flip+translate", "warmup": 0.2}}
 
     def __post_init__(self) -> None:
         self.check_common()
+        if self.optimizer == "sgd" and self.muon_lr is not None:
+            raise ConfigError("--muon-lr needs --optimizer muon (the default), not sgd")
+
+    @staticmethod
+    def from_format_2(fields: dict) -> dict:
+        """Before format 3 Muon was off unless --muon-lr was above 0: such a run resumes with
+        the optimizer it started with."""
+        if "optimizer" not in fields:
+            muon = bool(fields.get("muon_lr"))
+            fields = {**fields, "optimizer": "muon" if muon else "sgd"}
+            if not muon:
+                fields["muon_lr"] = None
+        return fields
 
 
-def build_optimizer(cfg: Config, model: SpeedrunNet, lr: float) -> torch.optim.Optimizer:
-    """Nesterov SGD (BatchNorm shifts at ``bias_lr_scale`` x ``lr``); with ``muon_lr`` the
-    conv filters go to Muon instead, the two chained as one optimizer."""
+
+def build_optimizer(cfg: Config, model: SpeedrunNet, lr: float,
+                    muon_lr: float | None = None) -> torch.optim.Optimizer:
+    """Nesterov SGD (BatchNorm shifts at ``bias_lr_scale`` x ``lr``); with ``--optimizer muon``
+    the conv filters go to Muon instead at ``muon_lr`` (default: the config's), the two
+    chained as one optimizer."""
+    muon_lr = cfg.muon_lr if muon_lr is None else muon_lr
+    if cfg.optimizer == "muon" and muon_lr is None:
+        raise ValueError("build_optimizer: Muon needs a learning rate (muon_lr_rule(steps))")
     weights, shifts = weight_decay_groups(model, cfg.weight_decay)
     shifts.update(lr=lr * cfg.bias_lr_scale, weight_decay=cfg.weight_decay / cfg.bias_lr_scale)
-    filters = [p for p in weights["params"] if p.ndim == 4] if cfg.muon_lr else []
+    filters = [p for p in weights["params"] if p.ndim == 4] if cfg.optimizer == "muon" else []
     if filters:
         weights["params"] = [p for p in weights["params"] if p.ndim != 4]
     sgd = torch.optim.SGD([weights, shifts], lr=lr, momentum=cfg.momentum, nesterov=True)
     if not filters:
         return sgd
     # No weight decay on the filters: their norm is pinned, so decay would do nothing.
-    muon = MatrixMuon(filters, normalize=True, lr=cfg.muon_lr, momentum=cfg.muon_momentum,
+    muon = MatrixMuon(filters, normalize=True, lr=muon_lr, momentum=cfg.muon_momentum,
                       nesterov=True, weight_decay=0.0)
     return Chain(sgd, muon)
 
@@ -146,7 +185,13 @@ def train(cfg: Config, run: Run) -> dict:
 
     steps = cfg.epochs * len(loader)
     lr = cfg.lr * cfg.batch_size / 512
-    opt = build_optimizer(cfg, model, lr)
+    muon_lr = None
+    if cfg.optimizer == "muon":
+        muon_lr = cfg.muon_lr if cfg.muon_lr is not None else muon_lr_rule(steps)
+        run.note(f"Muon for the conv filters at lr {muon_lr:g}"
+                 + (" (given)" if cfg.muon_lr is not None else
+                    f" (the rule {RULE_A:g} x steps^-{RULE_B:g}, for {steps} steps)"))
+    opt = build_optimizer(cfg, model, lr, muon_lr)
     warm = max(1, int(cfg.warmup * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / (steps - warm)))
@@ -170,7 +215,8 @@ def train(cfg: Config, run: Run) -> dict:
         plot_time_to_accuracy([run.out / "history.csv"], run.out / "time_to_accuracy.png",
                               MILESTONES, title=title)
     return {**end, **run_facts(run, splits, model),
-            **milestone_times(history, splits.eval_name)}
+            **milestone_times(history, splits.eval_name),
+            **({"muon_lr": muon_lr} if muon_lr is not None else {})}
 
 
 def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
