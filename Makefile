@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/checkpoint_cost.py
 	$(BIN)/python benchmarks/roofline.py
 	$(BIN)/python benchmarks/muon_cost.py
+	$(BIN)/python benchmarks/muon_lr_rule.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

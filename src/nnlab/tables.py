@@ -340,6 +340,31 @@ def ablation(*folders: Path, base: str = "", key: str = "val_acc") -> Table:
     return Table(["run", "change", f"{split} acc", "against the base", last, "wall s"], rows)
 
 
+def muon_lr_sweep(*folders: Path) -> Table:
+    """Speedrun runs that differ only in ``--muon-lr`` (multi-seed): per lr, validation
+    accuracy with and without TTA (mean ± std over seeds), marking the best lr and the one
+    nearest what ``muon_lr_rule`` gives for the runs' number of steps."""
+    from nnlab.experiments.cifar_speedrun import muon_lr_rule
+
+    runs = []
+    for folder in folders:
+        cfg, m = read_json(folder / "config.json"), _metrics(folder)
+        n_train = int(m.get("n_train", 0))
+        steps = cfg["epochs"] * (n_train // cfg["batch_size"])
+        accs = [_metrics(s)["val_acc"] for s in seed_folders(folder)]
+        runs.append((cfg["muon_lr"], steps, accs, m))
+    runs.sort(key=lambda r: r[0])
+    best = max(runs, key=lambda r: statistics.mean(r[2]))[0]
+    rule = muon_lr_rule(runs[0][1])
+    nearest = min(runs, key=lambda r: abs(r[0] - rule))[0]
+    rows = [[f"{lr:g}", str(steps), str(len(accs)), _spread(accs, pct),
+             mean_sd(m, "val_acc_no_tta", pct),
+             ", ".join(filter(None, ["best" if lr == best else "",
+                                     f"nearest the rule's {rule:.3g}" if lr == nearest else ""]))
+             or "—"] for lr, steps, accs, m in runs]
+    return Table(["Muon lr", "steps", "seeds", "val acc, TTA", "val acc, no TTA", ""], rows)
+
+
 # --------------------------------------------------------------------------- Part III
 
 
@@ -496,7 +521,7 @@ BUILDERS: dict[str, Callable[..., Table]] = {
     "cifar-mlp": cifar_mlp, "evaluations": evaluations, "vgg": vgg, "vgg-short": vgg_short,
     "speedrun": speedrun, "ablation": ablation, "palindrome": palindrome,
     "palindrome-grid": palindrome_grid, "long-memory": long_memory, "profile": profile,
-    "claims": claims, "bench": bench,
+    "claims": claims, "bench": bench, "muon-lr-sweep": muon_lr_sweep,
 }
 
 

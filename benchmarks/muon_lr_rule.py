@@ -1,0 +1,43 @@
+"""How close Muon's learning-rate rule lands to the best lr of a sweep at a held-back size.
+
+    python benchmarks/muon_lr_rule.py [FOLDER]   # default: docs/results/muon-lr-rule
+
+The rule (``nnlab.experiments.cifar_speedrun.muon_lr_rule``, lr = A x steps^-B) was fitted on
+the lrs a sweep found best at 76 and 1,400 steps. FOLDER holds runs that differ only in
+``--muon-lr`` at another number of steps (made by the commands in the docs' fast-CNN page);
+this prints their accuracies, the rule's lr for their steps, and the gap between the best lr
+and the rule's, in accuracy and as a ratio of lrs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+from nnlab.engine.checkpoint import read_json
+from nnlab.experiments.cifar_speedrun import RULE_A, RULE_B, muon_lr_rule
+from nnlab.tables import markdown, muon_lr_sweep, seed_folders
+
+
+def main() -> None:
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/muon-lr-rule")
+    runs = sorted(p for p in folder.glob("lr*") if (p / "metrics.json").exists())
+    if not runs:
+        sys.exit(f"{folder}: no finished sweep runs (lr*/metrics.json)")
+    print(f"the rule: lr = {RULE_A:g} x steps^-{RULE_B:g}; the sweep in {folder}\n")
+    print(markdown(muon_lr_sweep(*runs)))
+    mean = {read_json(r / "config.json")["muon_lr"]: statistics.mean(
+        read_json(s / "metrics.json")["val_acc"] for s in seed_folders(r)) for r in runs}
+    best = max(mean, key=mean.get)
+    cfg = read_json(runs[0] / "config.json")
+    n = cfg["epochs"] * (int(read_json(runs[0] / "metrics.json")["n_train"]) // cfg["batch_size"])
+    rule = muon_lr_rule(n)
+    nearest = min(mean, key=lambda lr: abs(lr - rule))
+    print(f"\n{n} steps: the rule gives {rule:.3g}; the best lr swept is {best:g} "
+          f"({100 * mean[best]:.1f}%), {best / rule:.2f}x the rule's; the lr swept nearest the "
+          f"rule ({nearest:g}) is {100 * (mean[best] - mean[nearest]):.1f} points below the best")
+
+
+if __name__ == "__main__":
+    main()
