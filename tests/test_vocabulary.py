@@ -296,10 +296,13 @@ def _readme_commands() -> list[list[str]]:
 
     commands = []
     pages = [README, *sorted(README.with_name("docs").glob("*.md"))]
-    for line in (line for page in pages for line in page.read_text().splitlines()):
+    # a line ending in a backslash continues on the next, as in a shell
+    text = "\n".join(page.read_text().replace("\\\n", " ") for page in pages)
+    for line in text.splitlines():
         line = line.strip().removeprefix("# = ").removeprefix("# or: ").split(" #")[0]
         line = line.split("   ")[0].replace("[change]", "").strip()  # before a comment
-        if line.startswith("nnlab run ") and "NAME" not in line and "…" not in line:
+        if line.startswith("nnlab run ") and "NAME" not in line and "…" not in line and \
+                "$" not in line:  # with a shell variable ($lr) it is not one literal command
             commands.append(shlex.split(line)[1:])
     return commands
 

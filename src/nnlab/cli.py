@@ -66,7 +66,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None
         parser.add_argument(f"--{flag_name(field.name)}", dest=field.name, **kwargs)
 
 
-# The flags every `nnlab run NAME` has besides its Config's (and the README's reference).
+# The flags every `nnlab run NAME` has besides its Config's (and the flag reference in docs/cli.md).
 RUN_OPTIONS: list[tuple[str, dict[str, typing.Any]]] = [
     ("--out", dict(type=Path, default=None, metavar="DIR",
                    help="run folder (default: runs/NAME/<timestamp>)")),
@@ -109,9 +109,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
     sub.add_parser("list", help="list the experiments, one line each")
-    rep = sub.add_parser("reproduce", help="re-run the commands behind the README's results "
+    rep = sub.add_parser("reproduce", help="re-run the commands behind the documentation's results "
                          "into runs/reproduce/NAME, or the whole study: --profile P",
-                         description="Re-run the README's results (NAME ...), or the study "
+                         description="Re-run the documentation's results (NAME ...), or the study "
                          "as one command (--profile quick|study|full), then build its report "
                          "with nnlab report. Finished parts are kept, interrupted ones resumed.")
     rep.add_argument("names", nargs="*", metavar="NAME",
@@ -122,7 +122,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     rep.add_argument("--profile", choices=PROFILES, default=None,
                      help="quick: every part of the study at a size that takes about 10 "
                           "minutes on 2 CPU cores; study: the study's own settings (hours on "
-                          "a CPU); full: study plus every result of the README")
+                          "a CPU); full: study plus every result in the documentation")
     rep.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="with --profile: where the parts go (default: runs/study-PROFILE)")
     rep.add_argument("--only", default="", metavar="PART[,PART...]",
@@ -241,7 +241,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         print(f"{key}  {value:.4f}")
 
 
-# --------------------------------------------------------------------------- README reference
+# --------------------------------------------------------------------------- flag reference
 
 REFERENCE_START, REFERENCE_END = "<!-- cli-reference: start -->", "<!-- cli-reference: end -->"
 
@@ -260,8 +260,8 @@ def _flag_cell(field: dataclasses.Field, kind: type) -> str:
 
 
 def reference_markdown() -> str:
-    """The README's flag reference, generated from what the parsers are built from: the run
-    options, then one table per experiment (a test checks the README holds exactly this)."""
+    """The flag reference (docs/cli.md), generated from what the parsers are built from: the
+    run options, then one table per experiment (a test checks the page holds exactly this)."""
     lines = ["**Run options** (every experiment; not part of the config):", "",
              "| flag | what it does |", "| --- | --- |"]
     for flag, kwargs in RUN_OPTIONS:
@@ -281,12 +281,12 @@ def reference_markdown() -> str:
 
 
 def _reference_span(text: str) -> tuple[int, int]:
-    """Where the README's generated reference sits: between its two markers."""
+    """Where a page's generated reference sits: between its two markers."""
     return text.index(REFERENCE_START) + len(REFERENCE_START), text.index(REFERENCE_END)
 
 
 def readme_reference(readme: Path) -> tuple[str, str]:
-    """(the README's reference block as it is, as it should be)."""
+    """(the page's reference block as it is, as it should be)."""
     text = readme.read_text()
     start, end = _reference_span(text)
     return text[start:end].strip(), reference_markdown()

@@ -11,7 +11,7 @@ Expected layout (what ``nnlab reproduce --profile P`` writes): ``RUNS/toy`` (a t
 any may be missing, and a missing part is said to be missing. After them, nnlab's additions:
 the toy runs' gradient checks and decision boundaries, and, where the ``full`` profile ran
 them, ``RUNS/cifar-speedrun-cpu`` (time to accuracy) and the long-memory palindrome runs;
-then a table for each kind of the full profile's other parts (``RUNS/<README result>``),
+then a table for each kind of the full profile's other parts (``RUNS/<documented result>``),
 and a section for every other finished run folder, of any experiment (metrics, figures,
 command).
 """
@@ -389,7 +389,7 @@ def additions(runs: Path, profile_json: dict) -> Section:
 
 
 def _rest(runs: Path, profile_json: dict) -> Section | None:
-    """The full profile's other parts (every README result beyond the study and the
+    """The full profile's other parts (every documented result beyond the study and the
     additions), grouped by experiment, one table each from their metrics.json, and a table of
     where each came from; None when none of them is finished."""
     from nnlab.reproduce import RESULTS
@@ -399,8 +399,8 @@ def _rest(runs: Path, profile_json: dict) -> Section | None:
     if not names:
         return None
     s = Section("rest", "The full profile's other results")
-    s.text("The README's other results, each from its part's `metrics.json`: accuracy on the "
-           "validation split carved from CIFAR-10's train, or on held-out points and "
+    s.text("The documentation's other results, each from its part's `metrics.json`: accuracy "
+           "on the validation split carved from CIFAR-10's train, or on held-out points and "
            "palindromes, as mean ± standard deviation over the seeds where a part ran several. "
            "Where each came from: the table at the end.")
     metrics = {n: read_json(runs / n / "metrics.json") for n in names}

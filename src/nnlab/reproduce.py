@@ -1,4 +1,4 @@
-"""Every result in the README, as the exact `nnlab run` command that makes it, and the
+"""Every documented result, as the exact `nnlab run` command that makes it, and the
 study's profiles (quick, study, full) as lists of such commands.
 
 `nnlab reproduce` runs them all (or the ones named) into runs/reproduce/<name>;
@@ -95,7 +95,7 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
                             "--epochs", "8", "--batch-size", "256", "--seeds", "3"],
                            "Part II: the speedrun recipe sized for a CPU, 3 seeds",
                            "30-50 min"),
-    # Muon in place of SGD for the convolutions, 7 epochs: the README's seeds 1-3.
+    # Muon in place of SGD for the convolutions, 7 epochs: the documented seeds 1-3.
     "cifar-speedrun-cpu-muon": (["cifar-speedrun", "--widths", "32,64,64", "--batch-size",
                                  "256", "--seeds", "3", "--seed", "1", "--epochs", "7",
                                  "--muon-lr", "0.1", "--warmup", "0"],
@@ -130,7 +130,7 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
 # The study as one command: `nnlab reproduce --profile NAME` runs these parts, in order, each
 # into OUT/<part> (a part whose experiment needs CIFAR-10 is skipped, with a line, without
 # it); `minutes` is the time one part took on this project's 2-core machines (the plan's
-# estimate; see the README for the measured totals).
+# estimate; see docs/long-runs.md for the measured totals).
 PROFILE_PARTS: dict[str, list[tuple[str, list[str], str, float]]] = {
     "quick": [  # (part, argv after `nnlab run`, what, minutes)
         ("toy", ["toy", "--dataset", "all"],
@@ -161,13 +161,13 @@ PROFILE_PARTS: dict[str, list[tuple[str, list[str], str, float]]] = {
 
 
 def _minutes(cost: str) -> float:
-    """'40-60 min' -> 60.0, '5-15 min' -> 15.0: the upper end of a README cost."""
+    """'40-60 min' -> 60.0, '5-15 min' -> 15.0: the upper end of a recorded cost."""
     import re
 
     return max(float(n) for n in re.findall(r"\d+(?:\.\d+)?", cost))
 
 
-PROFILE_PARTS["full"] = PROFILE_PARTS["study"] + [  # a README result the study has: once
+PROFILE_PARTS["full"] = PROFILE_PARTS["study"] + [  # a documented result the study has: once
     (name, argv, what, _minutes(cost))
     for name, (argv, what, cost) in RESULTS.items()
     if argv not in [part[1] for part in PROFILE_PARTS["study"]]]
@@ -176,7 +176,7 @@ PROFILES = tuple(PROFILE_PARTS)
 # What the `full` parts beyond the study cost when the whole profile was measured
 # (docs/results/full-profile/profile.json, wall minutes): a 2-core Intel Xeon with
 # AVX-512-BF16/AMX, where the CIFAR recipes train in bf16. The plan uses these on a CPU with
-# native bf16; elsewhere bf16 is emulated, those recipes train in fp32, and the README's
+# native bf16; elsewhere bf16 is emulated, those recipes train in fp32, and the
 # recorded costs (upper ends, from AVX2 machines) stand.
 FULL_MINUTES_NATIVE_BF16: dict[str, float] = {
     "toy-sgd": 0.8, "toy-adam": 0.4, "palindrome-study-10k": 54.8, "palindrome-study": 13.1,
@@ -196,7 +196,7 @@ MEASURED_ON = "on a Xeon with native bf16, like this CPU"
 
 def measured_minutes() -> dict[str, float]:
     """FULL_MINUTES_NATIVE_BF16 on a CPU with native bf16 (what the times were measured on),
-    else {}: there only the README's recorded costs apply."""
+    else {}: there only the recorded costs apply."""
     from nnlab.device import cpu_has_native_bf16
 
     return FULL_MINUTES_NATIVE_BF16 if cpu_has_native_bf16() else {}

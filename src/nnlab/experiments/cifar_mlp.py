@@ -42,7 +42,7 @@ RECIPES: dict[str, dict] = {
                   schedule="constant", warmup=0.0, epochs=20, batch_size=128,
                   label_smoothing=0.0, zca_eps=0.0, flip=False, translate=0, cutout=0,
                   ema=0.0, tta="none"),
-    # Ours: see the README for how each ingredient was chosen and what it buys.
+    # Ours: see the docs (Part I.3) for how each ingredient was chosen and what it buys.
     "best": dict(widths=(2048, 2048, 2048), activation="gelu", norm="batch", block="plain",
                  expansion=4, dropout=0.1, optimizer="adamw", lr=3e-3, weight_decay=0.05,
                  schedule="onecycle", warmup=0.25, epochs=28, batch_size=512,
@@ -96,7 +96,7 @@ def build_model(cfg: Config, n_classes: int = 10) -> ImageMLP:
 def build_optimizer(cfg: Config, model: nn.Module, steps: int):
     groups = weight_decay_groups(model, cfg.weight_decay)
     # One fused kernel per Adam step instead of a dozen passes over the 14.7 M weights: the
-    # optimizer was a third of the best recipe's step time on a 2-core CPU (see the README's
+    # optimizer was a third of the best recipe's step time on a 2-core CPU (see the docs'
     # roofline table).
     fused = next(model.parameters()).device.type in ("cpu", "cuda")
     if cfg.optimizer == "sgd":

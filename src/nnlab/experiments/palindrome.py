@@ -18,7 +18,7 @@ from nnlab.models.rnn import CELLS, VanillaRNN
 from nnlab.plots import plot_accuracy_vs_length, plot_curves
 
 # The long-memory recipe, per cell: learning rate (Adam) and what each choice buys is in
-# the README. The study recipe is RMSprop lr 1e-3 with scalar input for every cell.
+# the docs. The study recipe is RMSprop lr 1e-3 with scalar input for every cell.
 LONG_LR = {"rnn": 3e-4, "lstm": 3e-3, "gru": 3e-3}
 VAL_SEED, TEST_SEED = 1_000_003, 2_000_003  # fixed held-out sets, disjoint seeds from training
 MAX_T = 10_000  # a sequence of this length already takes minutes per step on a CPU

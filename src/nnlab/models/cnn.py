@@ -67,7 +67,7 @@ class FrozenScaleBN(nn.BatchNorm2d):
 def conv3x3(fan_in: int, width: int, dirac: bool = True) -> nn.Conv2d:
     """A 3x3 'same' conv without bias. With ``dirac`` its first min(fan_in, width) filters
     start as the identity and the rest as PyTorch's default: signals pass through a fresh
-    network unchanged, which trains much faster in short runs (see the README's ablation)."""
+    network unchanged, which trains much faster in short runs (see the docs' ablation)."""
     conv = nn.Conv2d(fan_in, width, 3, padding="same", bias=False)
     if dirac:
         with torch.no_grad():
