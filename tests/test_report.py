@@ -479,3 +479,29 @@ def test_the_html_escapes_what_the_runs_hold_and_renders_the_little_markdown():
     html = str(report.inline_html("a **bold** `<b>code</b>` <script>x</script> *it* & more"))
     assert html == ("a <strong>bold</strong> <code>&lt;b&gt;code&lt;/b&gt;</code> "
                     "&lt;script&gt;x&lt;/script&gt; <em>it</em> &amp; more")
+
+
+def test_the_plan_warns_when_other_processes_keep_the_cores_busy(monkeypatch, capsys):
+    import nnlab.device
+    from nnlab.reproduce import warn_if_busy
+
+    monkeypatch.setattr(nnlab.device, "busy_cores", lambda: 1.4)
+    warn_if_busy()
+    out = capsys.readouterr().out
+    assert "other processes keep about 1.4 of this machine's" in out and "longer" in out
+    for quiet in (0.1, None):  # idle, or no /proc/stat to read
+        monkeypatch.setattr(nnlab.device, "busy_cores", lambda quiet=quiet: quiet)
+        warn_if_busy()
+        assert capsys.readouterr().out == ""
+
+
+def test_busy_cores_reads_the_machine():
+    import os
+
+    from nnlab.device import busy_cores
+
+    busy = busy_cores(0.05)
+    if not os.path.exists("/proc/stat"):
+        assert busy is None
+    else:
+        assert 0.0 <= busy <= (os.cpu_count() or 1)
