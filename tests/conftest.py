@@ -22,3 +22,18 @@ def learnable_cifar(tmp_path_factory):
     (root / "tmp" / "test").rename(rng_root)
     (root / "tmp").rmdir()
     return root
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The headless browser the page tests drive: skipped where it is not installed, a
+    failure on CI (.ci/run installs Debian's chromium package)."""
+    import os
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+    pytest.skip("chromium is not installed here (apt-get install chromium); CI installs it")

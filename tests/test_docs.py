@@ -133,26 +133,15 @@ window.addEventListener("load", () => setTimeout(() => {
 </script>"""
 
 
-def _chromium() -> str:
-    import os
-
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
-    pytest.skip("chromium is not installed here (apt-get install chromium); CI installs it")
-
-
 @pytest.mark.slow
-def test_the_site_has_no_horizontal_overflow_at_390_and_1280_px(tmp_path):
+def test_the_site_has_no_horizontal_overflow_at_390_and_1280_px(tmp_path, chromium):
     """The built site's results pages in headless Chromium, in a frame 390 px (a phone) and
     1280 px (a laptop) wide: nothing in the content reaches past the window's right edge
     unless it sits in something that scrolls (a table's or a code block's wrapper)."""
     import os
 
     pytest.importorskip("mkdocs")
-    browser = _chromium()
+    browser = chromium
     site = tmp_path / "site"
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
                            str(site)], cwd=ROOT, capture_output=True, text=True, timeout=300,

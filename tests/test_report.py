@@ -4,7 +4,6 @@
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -433,18 +432,9 @@ HARNESS = """<!doctype html><html><body style="margin:0">
   "beforeend", "<pre id=browser-check>" + e.data + "</pre>"));</script></body></html>"""
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
-    pytest.skip("chromium is not installed here (apt-get install chromium); CI installs it")
-
-
 @pytest.mark.slow
-def test_report_page_in_a_headless_browser_at_phone_width(tmp_path, capsys):
-    browser = _chromium()
+def test_report_page_in_a_headless_browser_at_phone_width(tmp_path, capsys, chromium):
+    browser = chromium
     out = tmp_path / "study"
     assert main(["run", "toy", "--quick", "--dataset", "all", "--out", str(out / "toy")]) == 0
     assert main(["run", "palindrome", "--quick", "--lengths", "4,5", "--cell", "rnn,lstm",
