@@ -70,7 +70,7 @@ def test_flags_override_the_recipe_and_sentinels_take_it():
     assert cfg.dropout == 0.3 and cfg.flip is True
     assert cfg.optimizer == "adam" and cfg.widths == RECIPES["study"]["widths"] == (1024, 512,
                                                                                    256)
-    assert Config().resolved().optimizer == "adamw" and Config().resolved().tta == "flip"
+    assert Config().resolved().optimizer == "adamw" and Config().resolved().tta == "flip+translate"
     assert Config(recipe="study").resolved().tta == "none"
 
 
