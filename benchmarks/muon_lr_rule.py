@@ -11,13 +11,11 @@ and the rule's, in accuracy and as a ratio of lrs.
 
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 
-from nnlab.engine.checkpoint import read_json
-from nnlab.experiments.cifar_speedrun import RULE_A, RULE_B, muon_lr_rule
-from nnlab.tables import markdown, muon_lr_sweep, seed_folders
+from nnlab.experiments.cifar_speedrun import RULE_A, RULE_B
+from nnlab.tables import lr_sweep, markdown, muon_lr_sweep
 
 
 def main() -> None:
@@ -27,16 +25,12 @@ def main() -> None:
         sys.exit(f"{folder}: no finished sweep runs (lr*/metrics.json)")
     print(f"the rule: lr = {RULE_A:g} x steps^-{RULE_B:g}; the sweep in {folder}\n")
     print(markdown(muon_lr_sweep(*runs)))
-    mean = {read_json(r / "config.json")["muon_lr"]: statistics.mean(
-        read_json(s / "metrics.json")["val_acc"] for s in seed_folders(r)) for r in runs}
-    best = max(mean, key=mean.get)
-    cfg = read_json(runs[0] / "config.json")
-    n = cfg["epochs"] * (int(read_json(runs[0] / "metrics.json")["n_train"]) // cfg["batch_size"])
-    rule = muon_lr_rule(n)
-    nearest = min(mean, key=lambda lr: abs(lr - rule))
-    print(f"\n{n} steps: the rule gives {rule:.3g}; the best lr swept is {best:g} "
-          f"({100 * mean[best]:.1f}%), {best / rule:.2f}x the rule's; the lr swept nearest the "
-          f"rule ({nearest:g}) is {100 * (mean[best] - mean[nearest]):.1f} points below the best")
+    sweep = lr_sweep(*runs)
+    best, nearest = sweep.best, sweep.nearest
+    print(f"\n{sweep.steps} steps: the rule gives {sweep.rule:.3g}; the best lr swept is "
+          f"{best:g} ({100 * sweep.mean(best):.1f}%), {best / sweep.rule:.2f}x the rule's; the "
+          f"lr swept nearest the rule ({nearest:g}) is "
+          f"{100 * (sweep.mean(best) - sweep.mean(nearest)):.1f} points below the best")
 
 
 if __name__ == "__main__":

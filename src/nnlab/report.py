@@ -129,8 +129,7 @@ def _source(folder: Path) -> str:
     command is the part's own (from profile.json) when a profile ran it, else the one that
     started the run."""
     prov = read_json(folder / "config.json").get("provenance", {})
-    parts = read_json(folder.parent / "profile.json").get("parts", [])
-    argv = next((p["argv"] for p in parts if p["name"] == folder.name), None)
+    argv = tables.profile_argv(folder)
     command = "nnlab run " + " ".join(argv) if argv else prov.get("command", "?")
     return f"`{command}` → `{folder}`; {_machine(folder)}"
 

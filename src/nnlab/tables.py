@@ -187,6 +187,12 @@ def evaluations(*folders: Path) -> Table:
 # --------------------------------------------------------------------------- Part II
 
 
+def epoch_seconds(history: History) -> list[float]:
+    """Each epoch's seconds, from a history's cumulative ``wall_s``."""
+    wall = history.column("wall_s")
+    return [b - a for a, b in zip([0.0, *wall], wall, strict=False)]
+
+
 def vgg(folder: Path) -> Table:
     """A cifar-cnn run (one or both optimizers), from its per-optimizer histories: epochs,
     the best validation accuracy and its epoch, the last epoch's accuracies, the epoch of the
@@ -203,8 +209,7 @@ def vgg(folder: Path) -> Table:
         h = History.load_csv(path)
         best_epoch, best_acc = h.best(f"{split}_acc")
         low_epoch, low_loss = h.best(f"{split}_loss", lowest=True)
-        wall = h.column("wall_s")
-        per_epoch = [b - a for a, b in zip([0.0, *wall], wall, strict=False)]
+        per_epoch = epoch_seconds(h)
         lr = m.get(opt, {}).get("lr", h.rows[0].get("lr"))
         rows.append([opt, f"{lr:g}" if isinstance(lr, float) else "—", str(len(h)),
                      f"{pct(best_acc)} ({best_epoch})" if split == "val" else "—",
@@ -237,14 +242,12 @@ def vgg_short(*folders: Path) -> Table:
 
 
 def _milestones(folder: Path, percents: Sequence[int]) -> dict[str, float | None]:
-    """Seconds to each milestone, from history.csv: the first epoch end at or above it
-    (no TTA)."""
-    rows = list(History.load_csv(folder / "history.csv"))
-    out: dict[str, float | None] = {}
-    for p in percents:
-        reached = [r["wall_s"] for r in rows if r["val_acc"] >= p / 100]
-        out[f"time_to_{p}_s"] = reached[0] if reached else None
-    return out
+    """Seconds to each milestone, from history.csv (cifar_speedrun.milestone_times: the first
+    epoch end at or above it, no TTA)."""
+    from nnlab.experiments.cifar_speedrun import milestone_times
+
+    return milestone_times(list(History.load_csv(folder / "history.csv")), "val",
+                           [p / 100 for p in percents])
 
 
 def _summary_time_to(m: dict, percent: int) -> str:
@@ -296,11 +299,17 @@ def speedrun(*folders: Path, milestones: str = "80,84") -> Table:
                  + ["per seed, TTA (%)"], rows)
 
 
+def profile_argv(folder: Path) -> list[str] | None:
+    """The words after ``nnlab run`` of the profile part a folder is (its profile.json beside
+    it), or None when no profile ran it."""
+    parts = read_json(folder.parent / "profile.json").get("parts", [])
+    return next((p["argv"] for p in parts if p["name"] == folder.name), None)
+
+
 def _argv(folder: Path) -> list[str]:
     """The command that made a run folder, as words after ``nnlab run``: the profile part's
-    own (profile.json beside it), else the recorded command's."""
-    parts = read_json(folder.parent / "profile.json").get("parts", [])
-    argv = next((p["argv"] for p in parts if p["name"] == folder.name), None)
+    own, else the recorded command's."""
+    argv = profile_argv(folder)
     if argv is None:
         argv = read_json(folder / "config.json").get("provenance", {}).get("command", "").split()
         argv = argv[argv.index("run") + 1:] if "run" in argv else argv
@@ -340,28 +349,46 @@ def ablation(*folders: Path, base: str = "", key: str = "val_acc") -> Table:
     return Table(["run", "change", f"{split} acc", "against the base", last, "wall s"], rows)
 
 
+@dataclass
+class LrSweep:
+    """Speedrun runs that differ only in ``--muon-lr``: each lr's seed accuracies, the runs'
+    number of steps, what ``muon_lr_rule`` gives for it, the best lr and the one nearest it."""
+
+    runs: list[tuple[float, list[float], dict]]  # (lr, each seed's val_acc, metrics), by lr
+    steps: int
+    rule: float
+    best: float
+    nearest: float
+
+    def mean(self, lr: float) -> float:
+        return next(statistics.mean(accs) for x, accs, _ in self.runs if x == lr)
+
+
+def lr_sweep(*folders: Path) -> LrSweep:
+    from nnlab.experiments.cifar_speedrun import muon_lr_rule
+
+    runs, steps = [], 0
+    for folder in folders:
+        cfg, m = read_json(folder / "config.json"), _metrics(folder)
+        steps = cfg["epochs"] * (int(m.get("n_train", 0)) // cfg["batch_size"])
+        runs.append((cfg["muon_lr"], [_metrics(s)["val_acc"] for s in seed_folders(folder)], m))
+    runs.sort(key=lambda r: r[0])
+    rule = muon_lr_rule(steps)
+    return LrSweep(runs, steps, rule,
+                   best=max(runs, key=lambda r: statistics.mean(r[1]))[0],
+                   nearest=min(runs, key=lambda r: abs(r[0] - rule))[0])
+
+
 def muon_lr_sweep(*folders: Path) -> Table:
     """Speedrun runs that differ only in ``--muon-lr`` (multi-seed): per lr, validation
     accuracy with and without TTA (mean ± std over seeds), marking the best lr and the one
     nearest what ``muon_lr_rule`` gives for the runs' number of steps."""
-    from nnlab.experiments.cifar_speedrun import muon_lr_rule
-
-    runs = []
-    for folder in folders:
-        cfg, m = read_json(folder / "config.json"), _metrics(folder)
-        n_train = int(m.get("n_train", 0))
-        steps = cfg["epochs"] * (n_train // cfg["batch_size"])
-        accs = [_metrics(s)["val_acc"] for s in seed_folders(folder)]
-        runs.append((cfg["muon_lr"], steps, accs, m))
-    runs.sort(key=lambda r: r[0])
-    best = max(runs, key=lambda r: statistics.mean(r[2]))[0]
-    rule = muon_lr_rule(runs[0][1])
-    nearest = min(runs, key=lambda r: abs(r[0] - rule))[0]
-    rows = [[f"{lr:g}", str(steps), str(len(accs)), _spread(accs, pct),
-             mean_sd(m, "val_acc_no_tta", pct),
-             ", ".join(filter(None, ["best" if lr == best else "",
-                                     f"nearest the rule's {rule:.3g}" if lr == nearest else ""]))
-             or "—"] for lr, steps, accs, m in runs]
+    sweep = lr_sweep(*folders)
+    marks = {sweep.best: ["best"]}
+    marks.setdefault(sweep.nearest, []).append(f"nearest the rule's {sweep.rule:.3g}")
+    rows = [[f"{lr:g}", str(sweep.steps), str(len(accs)), _spread(accs, pct),
+             mean_sd(m, "val_acc_no_tta", pct), ", ".join(marks.get(lr, [])) or "—"]
+            for lr, accs, m in sweep.runs]
     return Table(["Muon lr", "steps", "seeds", "val acc, TTA", "val acc, no TTA", ""], rows)
 
 
@@ -557,8 +584,7 @@ def _vgg_time(folder: Path) -> str:
     (epochs slowed by other work or a pause count little)."""
     total = 0.0
     for opt in ("adam", "sgd"):
-        wall = History.load_csv(folder / f"history-{opt}.csv").column("wall_s")
-        per_epoch = [b - a for a, b in zip([0.0, *wall], wall, strict=False)]
+        per_epoch = epoch_seconds(History.load_csv(folder / f"history-{opt}.csv"))
         total += statistics.median(per_epoch) * len(per_epoch)
     return duration(total) + " (median epoch × epochs)"
 

@@ -92,9 +92,10 @@ class MatrixMuon(torch.optim.Muon):
                 memory_format=layout))
             if self.normalize and p.grad is not None:
                 p.mul_(math.sqrt(len(p)) / p.norm().clamp_min(1e-12))
-        if self._dtype() == torch.bfloat16:
+        dtype = self._dtype()
+        if dtype == torch.bfloat16:
             return super().step(closure)
-        return self._step_in(self._dtype(), closure)
+        return self._step_in(dtype, closure)
 
     def _dtype(self) -> torch.dtype:
         """The Newton-Schulz dtype: bf16 (torch's) on CUDA and on CPUs with native bf16,
