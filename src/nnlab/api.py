@@ -59,13 +59,14 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
             overwrite: bool = False, resume: str | Path | None = None, quick: bool = False,
             seeds: int | None = None, jobs: int | None = None,
             checkpoint_every: int | None = None, tensorboard: bool = False,
-            progress: bool | None = None) -> Outcome:
+            progress: bool | None = None, time_budget: str | float | None = None) -> Outcome:
     """One experiment run (or several seeds) as ``nnlab run`` makes it; see :func:`run`."""
     from nnlab.engine import prepare
     from nnlab.engine.run import finished, launch
     from nnlab.seeds import run_seeds
 
     out = Path(out) if out is not None else None
+    budget_s = _check_budget(exp, time_budget, resume, 1 if seeds is None else seeds)
     if resume is not None:
         resume = Path(resume)
         record = prepare.recorded(resume)
@@ -108,6 +109,15 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
     again = shlex.join(["nnlab", "run", experiments.reference_or_name(exp), "--resume",
                         str(out)])
     try:
+        if budget_s is not None:  # probe this machine, choose, and set the plan's flags
+            from nnlab.engine import budget
+
+            say = (lambda line: print(f"nnlab: {line}", file=sys.stderr, flush=True)) \
+                if progress is not False else (lambda line: None)
+            plan, costs = budget.plan(exp.budget, config, budget_s, given, say)
+            config = exp.resolve(dataclasses.replace(config, **plan.fields))
+            options.update(budget=plan.record(),
+                           deadline=plan.deadline_s(costs[plan.size.name]))
         if seeds == 1:
             metrics = launch(exp, config, out, **options)
         else:
@@ -136,10 +146,33 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
     return Outcome(exp, metrics, out, seeds)
 
 
+def _check_budget(exp: Experiment, time_budget: str | float | None, resume: Path | None,
+                  seeds: int) -> float | None:
+    """The seconds of ``--time-budget`` (None without one); one line for a budget that
+    cannot apply."""
+    if time_budget is None:
+        return None
+    from nnlab.engine.budget import parse_budget
+
+    seconds = parse_budget(time_budget)
+    if exp.budget is None:
+        raise ConfigError(f"{exp.name} has no --time-budget plan (nothing measured says what "
+                          "its sizes reach); set its flags instead")
+    if resume is not None:
+        raise ConfigError("--time-budget plans a new run; a resumed run keeps its own plan "
+                          "(drop --time-budget)")
+    if seeds != 1:
+        raise ConfigError("--time-budget plans one run; drop --seeds")
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        raise ConfigError("--time-budget probes one process; run it without torchrun")
+    return seconds
+
+
 def run(experiment: str | Path | Experiment, *, out: str | Path | None = None,
         overwrite: bool = False, resume: str | Path | None = None, quick: bool = False,
         seeds: int | None = None, jobs: int | None = None, checkpoint_every: int | None = None,
-        tensorboard: bool = False, progress: bool | None = None, **flags: Any) -> dict:
+        tensorboard: bool = False, progress: bool | None = None,
+        time_budget: str | float | None = None, **flags: Any) -> dict:
     """Run an experiment as ``nnlab run`` does and return its metrics (the dict that
     ``metrics.json`` holds; over several seeds, ``<metric>_mean``/``_std``).
 
@@ -148,7 +181,8 @@ def run(experiment: str | Path | Experiment, *, out: str | Path | None = None,
     experiment's flags by field name (``epochs=2``, ``widths=(32, 64, 64)``). The run
     options are the CLI's: ``out`` (default ``runs/<name>/<timestamp>``), ``overwrite``,
     ``resume`` (a run folder), ``quick``, ``seeds``, ``jobs``, ``checkpoint_every``,
-    ``tensorboard``; ``progress=False`` keeps it silent.
+    ``tensorboard``, ``time_budget`` (``"10m"`` or seconds: the experiment's sizes are probed
+    on this machine and the best plan that fits runs); ``progress=False`` keeps it silent.
 
     Raises `nnlab.NnlabError` (a ConfigError for a bad value) with the CLI's message.
     """
@@ -158,7 +192,8 @@ def run(experiment: str | Path | Experiment, *, out: str | Path | None = None,
     with signals_handled():
         return execute(exp, flags, out=out, overwrite=overwrite, resume=resume, quick=quick,
                        seeds=seeds, jobs=jobs, checkpoint_every=checkpoint_every,
-                       tensorboard=tensorboard, progress=progress).metrics
+                       tensorboard=tensorboard, progress=progress,
+                       time_budget=time_budget).metrics
 
 
 def launch(train: Callable[[Any, Any], dict], config: Any, out: str | Path | None = None, *,

@@ -90,6 +90,12 @@ RUN_OPTIONS: list[tuple[str, dict[str, typing.Any]]] = [
     ("--jobs", dict(type=int, default=None, metavar="N",
                     help="with --seeds: run N seeds at once in separate processes "
                          "(default: 1)")),
+    ("--time-budget", dict(default=None, metavar="DURATION",
+                           help="e.g. 10m, 90s, 1h: probe this machine for a few seconds, then "
+                                "run the size and number of epochs expected to give the best "
+                                "accuracy in that much time, whole process included; the plan "
+                                "is printed first, and training stops early if it runs late "
+                                "(experiments with measured sizes: cifar-speedrun)")),
     ("--quick", dict(action="store_true",
                      help="a smoke run in seconds (flags you give still win)")),
 ]
@@ -217,13 +223,18 @@ def _cmd_run(args: argparse.Namespace) -> None:
     exp = experiments.get(args.experiment)
     outcome = execute(exp, given_flags(exp, args), out=args.out, overwrite=args.overwrite,
                       resume=args.resume, quick=args.quick, seeds=args.seeds, jobs=args.jobs,
-                      checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard)
+                      checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
+                      time_budget=args.time_budget)
     if not outcome.trained:
         print(f"nnlab: {outcome.out} is a finished run (it holds metrics.json); raise "
               f"--epochs or --steps to extend it", file=sys.stderr)
         return
     if int(os.environ.get("RANK", 0)) == 0:
+        from nnlab.engine.budget import outcome as budget_outcome
+
         print(outcome.summary())
+        if (line := budget_outcome(outcome.metrics)) is not None:
+            print(line)
         print(f"run folder: {outcome.out}")
 
 

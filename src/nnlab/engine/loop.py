@@ -170,6 +170,18 @@ class _Driver:
         finally:
             self.bar.close()
 
+    def late(self, where: str, ahead: float = 0.0) -> bool:
+        """Stop (``stopped``) when the run's time budget ends within ``ahead`` seconds: the
+        machine is slower than its probe said. Every rank decides alike (torchrun runs have
+        no budget)."""
+        if self.run is None or not self.run.out_of_time(ahead):
+            return False
+        self.stopped = True
+        self.run.stopped_by_budget = where
+        self.run.note(f"{self.desc}: the time budget ends: stopped at {where} ({self.total} "
+                      f"{self.unit}s planned)")
+        return True
+
     def diverged(self, loss: float, where: str, hint: str) -> TrainingDiverged:
         self.bar.close()
         return TrainingDiverged(f"{self.desc}: training loss became {loss} {where}; {hint}")
@@ -205,6 +217,8 @@ def train_epochs(
     the epoch's batches are drawn again from the generators' state at its start and the done
     ones skipped, so the result is the same as an uninterrupted run's). ``batches`` must draw
     its randomness only from generators given to ``run.track``.
+    With a time budget (``run.deadline``) it stops early, keeping the epochs done, when the
+    next epoch would end past the deadline, or inside an epoch once it has passed.
     Raises TrainingDiverged, naming the epoch, if the training loss is NaN or infinite.
     """
     d = _Driver(run, phase, step, epochs, "epoch", tags, desc, history_path, progress,
@@ -214,6 +228,7 @@ def train_epochs(
     every = run.options.checkpoint_every if run is not None else 1
     with d.training():
         for epoch in range(d.position + 1, epochs + 1):
+            began = time.perf_counter()
             snapshot = run.generator_states() if run is not None else None  # epoch start
             skip, sums = 0, (0.0, 0, 0, 0.0)
             if d.partial is not None:
@@ -231,6 +246,8 @@ def train_epochs(
                                 sums=(float(loss_sum), int(correct), n,
                                       train_s + time.perf_counter() - t),
                                 generator_states=snapshot)
+                if d.late(f"epoch {epoch}, batch {i + 1}"):
+                    break
             train_s += time.perf_counter() - t
             loss = float(loss_sum) / n if n else float("nan")
             if not math.isfinite(loss):
@@ -241,11 +258,15 @@ def train_epochs(
                    "wall_s": d.elapsed()}
             d.position = epoch
             d.log(row)
+            if not d.stopped and epoch < epochs:  # the next epoch would end past the deadline
+                d.late(f"the end of epoch {epoch}", ahead=time.perf_counter() - began)
             signum = d.signal()
-            if epoch % every == 0 or epoch == epochs or signum:
+            if epoch % every == 0 or epoch == epochs or signum or d.stopped:
                 d.save()
             if signum:
                 d.interrupt(signum, f"after epoch {epoch}")
+            if d.stopped:
+                break
     return d.history
 
 

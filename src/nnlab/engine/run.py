@@ -56,6 +56,10 @@ class RunOptions:
     tensorboard: bool = False
     progress: bool | None = None  # None: a bar on a terminal, lines in a log; False: silent
     keep: int = 2  # checkpoints kept
+    # --time-budget: the plan (nnlab.engine.budget.Plan.record()) and the process age, in
+    # seconds, by which training stops; the epoch driver stops early only if it runs late
+    budget: dict | None = None
+    deadline: float | None = None
 
 
 # --------------------------------------------------------------------------- signals
@@ -189,6 +193,12 @@ class Run:
         self._phases: dict[str, PhaseState] = {}
         self.data: dict[str, Any] = {}  # fitted data state (normalisation, ZCA, ...)
         self._writers: dict[str, Any] = {}  # TensorBoard, one writer per phase
+        self.deadline: float | None = None  # time.monotonic() by which training stops
+        if self.options.deadline is not None:
+            from nnlab.engine.budget import process_age_s
+
+            self.deadline = time.monotonic() + self.options.deadline - process_age_s()
+        self.stopped_by_budget: str | None = None  # where a late run was stopped
 
     def start(self) -> Run:
         """Join the torchrun group (if any), load the newest checkpoint when resuming, make
@@ -267,8 +277,12 @@ class Run:
                   **dataclasses.asdict(self.config),
                   "checkpoint_every": self.options.checkpoint_every, **extra}
         info = provenance(self.device, self.precision)
+        if self.options.budget is not None:
+            record["time_budget"] = self.options.budget  # the plan that chose the config
         if self.options.resume and path.exists():
             old = json.loads(path.read_text())
+            if "time_budget" in old:
+                record["time_budget"] = old["time_budget"]
             record["provenance"] = old.get("provenance", info)
             record["provenance"].setdefault("resumed", []).append(
                 {k: info[k] for k in ("command", "started", "host", "cpu", "threads",
@@ -450,8 +464,21 @@ class Run:
         self.finish(metrics)
         return metrics
 
+    def out_of_time(self, ahead: float = 0.0) -> bool:
+        """True when a time budget's deadline falls within ``ahead`` seconds from now."""
+        return self.deadline is not None and time.monotonic() + ahead > self.deadline
+
     def finish(self, metrics: dict) -> None:
-        """metrics.json, last and atomically; the figures into TensorBoard."""
+        """metrics.json, last and atomically; the figures into TensorBoard. A run with a time
+        budget adds its block: the budget, the plan's prediction, the process's age now."""
+        if self.options.budget is not None:
+            from nnlab.engine.budget import process_age_s
+
+            plan = self.options.budget
+            metrics["time_budget"] = {
+                "budget_s": plan["budget_s"], "predicted_s": plan["predicted_s"],
+                "predicted_acc": plan["predicted_acc"], "process_s": round(process_age_s(), 1),
+                "probe_s": plan["probe_s"], "stopped_early": self.stopped_by_budget is not None}
         if not self.main:
             return
         if self.options.tensorboard:

@@ -105,6 +105,9 @@ class Experiment:
         resolve: ``config -> config`` with every "the recipe's value" (None) filled in, so
             that config.json records what runs.
         checkpoint_every: the default of ``--checkpoint-every`` (epochs, or evaluations).
+        budget: a :class:`nnlab.engine.budget.Budget` (its sizes with their measured
+            accuracy, and a probe of what an epoch of each costs here): ``--time-budget``
+            then plans the run; None: ``--time-budget`` says this experiment has no plan.
         source: where the record came from (set by the registry; ``nnlab list`` shows it).
     """
 
@@ -123,6 +126,7 @@ class Experiment:
     extendable: Callable[[Any], bool] = _always
     resolve: Callable[[Any], Any] = _as_is
     checkpoint_every: int = 1
+    budget: Any = None
     source: str = "nnlab"
 
     def __post_init__(self) -> None:
@@ -152,6 +156,11 @@ def check(exp: Experiment) -> None:
     if missing := sorted(needed - fields):
         raise NnlabError(f"{where}: its Config needs a {missing[0]!r} field "
                          f"({'needs_cifar' if missing[0] == 'data' else 'devices'} is set)")
+    if exp.budget is not None:
+        from nnlab.engine.budget import Budget
+
+        if not isinstance(exp.budget, Budget):
+            raise NnlabError(f"{where}: budget must be an nnlab.engine.budget.Budget or None")
     if not isinstance(exp.checkpoint_every, int) or exp.checkpoint_every < 1:
         raise NnlabError(f"{where}: checkpoint_every must be a whole number >= 1")
 
