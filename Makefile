@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/roofline.py
 	$(BIN)/python benchmarks/muon_cost.py
 	$(BIN)/python benchmarks/muon_lr_rule.py
+	$(BIN)/python benchmarks/time_budget.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
@@ -73,4 +74,5 @@ bench-docs: $(STAMP)
 	$(BIN)/python benchmarks/muon_cost.py --only speedrun > $(BENCH_OUT)/muon_cost.md.tmp
 	$(BIN)/python benchmarks/checkpoint_cost.py > $(BENCH_OUT)/checkpoint_cost.md.tmp
 	$(BIN)/python benchmarks/roofline.py > $(BENCH_OUT)/roofline.md.tmp
+	$(BIN)/python benchmarks/time_budget.py > $(BENCH_OUT)/time_budget.md.tmp
 	for f in $(BENCH_OUT)/*.md.tmp; do mv $$f $${f%.tmp}; done

@@ -192,3 +192,50 @@ def test_the_whitening_bias_trains_only_in_the_first_epochs_when_asked(
     assert not torch.equal(after_2["groups.0.net.0.weight"], final["groups.0.net.0.weight"])
     frozen = torch.equal(after_2["whiten.bias"], final["whiten.bias"])
     assert frozen == (epochs_trained == 1)
+
+
+def test_the_budget_table_is_what_its_run_folders_measured():
+    """Every accuracy --time-budget plans with is a run folder's under docs/results, made by
+    the default recipe (Muon, no warm-up) at that size and number of epochs, on the
+    45,000/5,000 split; the mean over seeds where the folder holds several."""
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[2] / "docs" / "results"
+    sources = cifar_speedrun.SIZE_SOURCES
+    for size in cifar_speedrun.BUDGET_SIZES:
+        for epochs, acc in size.accuracy.items():
+            folder = results / sources[size.name, epochs]
+            metrics = json.loads((folder / "metrics.json").read_text())
+            config = json.loads((folder / "config.json").read_text())
+            measured = metrics.get("val_acc_mean", metrics.get("val_acc"))
+            assert acc == round(measured, 4), (size.name, epochs)
+            assert config["epochs"] == epochs and not config["final"]
+            assert tuple(config["widths"]) == size.fields["widths"]
+            assert config["batch_size"] == size.fields["batch_size"]
+            assert config.get("optimizer", "muon" if config["muon_lr"] else "sgd") == "muon"
+            assert config["warmup"] == 0 and config["val_size"] == 5000
+            assert config["train_limit"] == 0 and config["tta"] == "flip+translate"
+    assert set(sources) == {(s.name, e) for s in cifar_speedrun.BUDGET_SIZES
+                            for e in s.accuracy}
+
+
+@pytest.mark.slow
+def test_speedrun_with_a_time_budget_probes_plans_and_records(learnable_cifar, nnlab_cache,
+                                                             tmp_path, capsys):
+    from nnlab.engine.budget import process_age_s
+
+    out = tmp_path / "run"
+    budget = process_age_s() + 60
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(learnable_cifar),
+                 "--widths", "16,32,32", "--time-budget", f"{budget:.0f}s",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "probed this machine in" in err and "plan: tiny (--widths 16,32,32" in err
+    config = json.loads((out / "config.json").read_text())
+    plan = config["time_budget"]
+    # 400 images a few seconds an epoch at most: as many epochs as the table allows
+    assert plan["size"] == "tiny" and config["epochs"] == plan["epochs"] == 30
+    assert config["batch_size"] == 256 and [c["size"] for c in plan["considered"]] == ["tiny"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["time_budget"]["process_s"] <= budget
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 30

@@ -23,6 +23,7 @@ import torch
 from nnlab.config import LR_MAX, option
 from nnlab.data.cifar10 import Augment, Loader
 from nnlab.engine import Run
+from nnlab.engine.budget import Budget, Cost, Size
 from nnlab.engine.lookahead import Lookahead
 from nnlab.engine.muon import Chain, MatrixMuon
 from nnlab.errors import ConfigError
@@ -219,6 +220,93 @@ def train(cfg: Config, run: Run) -> dict:
             **({"muon_lr": muon_lr} if muon_lr is not None else {})}
 
 
+# --time-budget: the sizes it chooses from, with the validation accuracy (TTA) measured after
+# runs of so many epochs with the default recipe (Muon, the rule's lr) on the 45,000/5,000
+# split. Each number is the run folder's under docs/results/ (SIZE_SOURCES; a test checks
+# them); a size is planned only from its fewest measured epochs on.
+BUDGET_SIZES = (
+    Size("tiny", {"widths": (16, 32, 32), "batch_size": 256}, {3: 0.7926, 10: 0.835}),
+    Size("cpu", {"widths": (32, 64, 64), "batch_size": 256},
+         {3: 0.837, 7: 0.8613, 8: 0.864, 14: 0.8732}),
+    Size("full", {"widths": (64, 256, 256), "batch_size": 1024}, {10: 0.9042}),
+)
+SIZE_SOURCES = {  # (size, epochs) -> run folder under docs/results
+    ("tiny", 3): "speedrun-budget-table/tiny-3", ("tiny", 10): "speedrun-budget-table/tiny-10",
+    ("cpu", 3): "speedrun-budget-table/cpu-3", ("cpu", 7): "full-profile/cifar-speedrun-cpu-muon",
+    ("cpu", 8): "speedrun-cpu-muon-8ep/muon", ("cpu", 14): "speedrun-budget-table/cpu-14",
+    ("full", 10): "speedrun-full-muon/muon",
+}
+FIXED_S = 6.0  # loading the cached data, figures, model.pt: measured on a 2-core EPYC
+
+
+def budget_sizes(cfg: Config) -> list[Size]:
+    return list(BUDGET_SIZES)
+
+
+def probe(cfg: Config, size: Size) -> Cost:
+    """What one epoch of ``size`` costs on this machine, from a few steps on random images
+    of the run's batch size (at most 128: a larger batch is costed per image): a forward
+    and backward pass, the optimizer's step, the loader's augmentation, and the evaluation's
+    forward passes (every epoch: plain; at the end: the TTA's views)."""
+    import dataclasses
+
+    from nnlab.device import autocast, resolve_device, resolve_precision
+    from nnlab.engine.budget import timed
+    from nnlab.experiments.cifar_common import smoothed_cross_entropy
+
+    t0 = time.perf_counter()
+    cfg = dataclasses.replace(cfg, **size.fields).resolved()
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    n_eval = 10_000 if cfg.final else cfg.val_size
+    n_train = 50_000 if cfg.final else 50_000 - cfg.val_size
+    n_train = min(n_train, cfg.train_limit) if cfg.train_limit else n_train
+    b = min(cfg.batch_size, 128)
+    fmt = layout(cfg)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (b, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 10, (b,), generator=gen)
+    mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
+    loader = Loader(images, labels, b, mean, std, shuffle=True,
+                    augment=Augment(flip=False, translate=cfg.translate), drop_last=True,
+                    device=device, memory_format=fmt, alternate_flips=cfg.flip)
+    x, y = next(iter(loader.epoch(1)))
+    model = SpeedrunNet(cfg.widths, 10, dirac=cfg.init == "dirac").to(device)
+    model.init_whitening((images.float() - 127.5) / 64, cfg.whiten_eps)
+    model = model.to(memory_format=fmt)
+    opt = build_optimizer(cfg, model, 0.01, 0.01 if cfg.optimizer == "muon" else None)
+    loss_fn = smoothed_cross_entropy(cfg.label_smoothing)
+
+    def forward_backward() -> None:
+        opt.zero_grad(set_to_none=False)
+        with autocast(device, precision):
+            loss = loss_fn(model(x), y)
+        loss.backward()
+
+    def forward() -> None:
+        with torch.no_grad(), autocast(device, precision):
+            model(x)
+
+    def sync(fn):  # noqa: ANN001, ANN202 - wait for the device, so the time is the work's
+        def call() -> None:
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        return call
+
+    model.train()
+    per_image = timed(sync(forward_backward)) / b
+    per_step = timed(sync(opt.step), warmup=0)
+    per_image += timed(lambda: list(loader.epoch(2))) / b
+    model.eval()
+    per_view = timed(sync(forward), warmup=0) / b
+    views = {"none": 1, "flip": 2, "flip+translate": 6}[cfg.tta]
+    steps = n_train // cfg.batch_size
+    epoch_s = n_train * per_image + steps * per_step + n_eval * per_view
+    return Cost(epoch_s=epoch_s, fixed_s=FIXED_S + views * n_eval * per_view,
+                probe_s=time.perf_counter() - t0)
+
+
 def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
     """time_to_accuracy.png: every seed's held-out accuracy against minutes since start."""
     plot_time_to_accuracy(sorted(Path(out_dir).glob("seed*/history.csv")),
@@ -240,4 +328,5 @@ EXPERIMENT = cifar_experiment(
     build_model=lambda cfg: SpeedrunNet(cfg.widths, 10, dirac=False), layout=layout,
     quick={**QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
     extendable=lambda config: False,  # the lr warms up and decays to 0 over the planned steps
+    budget=Budget(budget_sizes, probe),
 )
