@@ -76,6 +76,34 @@ def _speedrun_figure(*runs: Path, out: Path, milestones: tuple[float, ...]) -> N
                           title="speedrun: every seed of each")
 
 
+def _budget_figure(runs: list[Path], out: Path) -> None:
+    """Accuracy against budget: what the planner expects on the runs' machine (from the
+    costs its probe measured there) and what each planned run reached."""
+    from nnlab.engine.budget import Cost, choose
+    from nnlab.engine.checkpoint import read_json
+    from nnlab.experiments.cifar_speedrun import BUDGET_SIZES
+    from nnlab.plots import plot_accuracy_vs_budget
+
+    plans = [read_json(r / "config.json")["time_budget"] for r in runs]
+    costs = {c["size"]: Cost(c["epoch_s"], c["fixed_s"]) for c in plans[0]["considered"]}
+    expected = []
+    for minutes in [m / 4 for m in range(8, 241)]:
+        try:
+            size, _, _, acc, _ = choose(minutes * 60, plans[0]["spent_before_s"], BUDGET_SIZES,
+                                        costs)
+        except NnlabError:
+            continue
+        expected.append((minutes, acc, size.name))
+    measured = [(p["budget_s"] / 60, read_json(r / "metrics.json")["val_acc"],
+                 f"{p['size']}, {p['epochs']} ep.") for r, p in zip(runs, plans, strict=True)]
+    prov = read_json(runs[0] / "config.json")["provenance"]
+    plot_accuracy_vs_budget(expected, measured, out, title=f"cifar-speedrun --time-budget, "
+                            f"{prov['cpu']}, {prov['threads']} threads")
+
+
+BUDGET_RUNS = ("5m", "10m", "20m", "40m")
+
+
 def draw_figures(root: Path) -> list[Path]:
     """The documentation's figures that combine run folders, drawn again from docs/results."""
     results, figures = root / "docs" / "results", root / "docs" / "figures"
@@ -87,8 +115,12 @@ def draw_figures(root: Path) -> list[Path]:
                      results / "speedrun-full-muon" / "muon",
                      out=figures / "cifar-speedrun-full-muon.png",
                      milestones=(0.80, 0.85, 0.88, 0.89))
+    budget = [results / "time-budget" / b for b in BUDGET_RUNS
+              if (results / "time-budget" / b / "metrics.json").exists()]
+    if budget:
+        _budget_figure(budget, figures / "time-budget.png")
     return [figures / n for n in ("cifar-cnn-study-100ep.png", "cifar-speedrun-cpu-muon.png",
-                                  "cifar-speedrun-full-muon.png")]
+                                  "cifar-speedrun-full-muon.png", "time-budget.png")]
 
 
 def update(page: Path, root: Path) -> tuple[str, list[str]]:

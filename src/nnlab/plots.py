@@ -212,3 +212,37 @@ def plot_time_to_accuracy(paths: Sequence[str | Path], path: str | Path,
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def plot_accuracy_vs_budget(expected: Sequence[tuple[float, float, str]],
+                            measured: Sequence[tuple[float, float, str]], path: str | Path,
+                            title: str = "") -> Path:
+    """Accuracy against a time budget: the planner's expectation as a step line
+    (budget minutes, accuracy, size) and the runs it planned as points (budget minutes,
+    accuracy reached, label)."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if expected:
+        xs, ys, sizes = zip(*expected, strict=True)
+        ax.step(xs, [100 * y for y in ys], where="post", color="0.55", lw=1.5,
+                label="expected (the planner's table)")
+        changes = [i for i in range(len(sizes)) if i == 0 or sizes[i] != sizes[i - 1]]
+        for i in changes:
+            ax.annotate(sizes[i], (xs[i], 100 * ys[i]), textcoords="offset points",
+                        xytext=(2, -12), fontsize=8, color="0.4")
+    for i, (x, y, label) in enumerate(measured):
+        ax.plot([x], [100 * y], "o", color=COLORS[0], ms=7,
+                label="measured: the planned run" if i == 0 else None)
+        ax.annotate(label, (x, 100 * y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xscale("log")
+    ticks = sorted({round(x) for x, _, _ in measured} | {2, 3, 5, 10, 20, 40, 60})
+    ticks = [t for t in ticks if min(xs_all := [x for x, _, _ in [*expected, *measured]])
+             <= t <= max(xs_all)]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("time budget (minutes, whole process)")
+    ax.set_ylabel("validation accuracy, TTA (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)

@@ -544,12 +544,51 @@ def bench_caption(path: Path) -> str:
     return next((line.strip() for line in path.read_text().splitlines() if line.strip()), "")
 
 
+def budget_sizes(results: Path) -> Table:
+    """The accuracy ``--time-budget`` plans with: each size of cifar-speedrun, each number of
+    epochs measured, its validation accuracy (TTA; mean over seeds where there are several)
+    read from the run folder under ``results`` that measured it."""
+    from nnlab.experiments.cifar_speedrun import BUDGET_SIZES, SIZE_SOURCES
+
+    rows = []
+    for size in BUDGET_SIZES:
+        for epochs in sorted(size.accuracy):
+            folder = results / SIZE_SOURCES[size.name, epochs]
+            m = _metrics(folder)
+            seeds = m.get("n_seeds", 1)
+            rows.append([size.name, ",".join(map(str, size.fields["widths"])),
+                         str(size.fields["batch_size"]), str(epochs),
+                         mean_sd(m, "val_acc", pct), str(seeds),
+                         f"`{folder.relative_to(results.parent.parent)}`"])
+    return Table(["size", "widths", "batch", "epochs", "val acc, TTA", "seeds", "run folder"],
+                 rows)
+
+
+def time_budget(*folders: Path) -> Table:
+    """Runs of ``--time-budget``: the budget, the plan it printed (size, epochs, predicted
+    seconds and accuracy), the whole process's seconds (from the process's start to its
+    metrics.json) and their ratio to the budget, the accuracy reached, and the CPU."""
+    rows = []
+    for folder in folders:
+        plan = read_json(folder / "config.json")["time_budget"]
+        m = _metrics(folder)
+        done = m["time_budget"]
+        rows.append([duration(plan["budget_s"]), f"{plan['size']}, {plan['epochs']} epochs",
+                     f"{plan['probe_s']:.1f}", f"{plan['predicted_s']:.0f}",
+                     f"{done['process_s']:.0f}", f"{done['process_s'] / plan['budget_s']:.3f}",
+                     pct(plan["predicted_acc"]), pct(m["val_acc"]),
+                     "yes" if done["stopped_early"] else "no", _cpu(folder)])
+    return Table(["budget", "plan", "probe s", "planned s", "whole process s", "/ budget",
+                  "expected val acc", "val acc, TTA", "stopped early", "CPU"], rows)
+
+
 BUILDERS: dict[str, Callable[..., Table]] = {
     "toy": toy, "toy-seeds": toy_seeds, "gradient-check": gradient_check,
     "cifar-mlp": cifar_mlp, "evaluations": evaluations, "vgg": vgg, "vgg-short": vgg_short,
     "speedrun": speedrun, "ablation": ablation, "palindrome": palindrome,
     "palindrome-grid": palindrome_grid, "long-memory": long_memory, "profile": profile,
     "claims": claims, "bench": bench, "muon-lr-sweep": muon_lr_sweep,
+    "budget-sizes": budget_sizes, "time-budget": time_budget,
 }
 
 

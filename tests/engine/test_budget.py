@@ -174,7 +174,19 @@ def test_a_budgeted_run_prints_its_plan_runs_it_and_records_it(tmp_path, capsys)
 
 def test_the_command_line_says_how_the_run_fared_against_its_budget(tmp_path, capsys):
     exp_file = tmp_path / "budgeted.py"
-    exp_file.write_text("from test_budget import BUDGETED as EXPERIMENT\n")
+    exp_file.write_text(
+        "from dataclasses import dataclass\n"
+        "from nnlab.config import option\n"
+        "from nnlab.engine.budget import Budget, Cost, Size\n"
+        "from nnlab.experiments import Experiment\n\n"
+        "@dataclass\n"
+        "class Config:\n"
+        "    epochs: int = option(1, 'epochs', gt=0)\n\n"
+        "EXPERIMENT = Experiment(\n"
+        "    name='budgeted', description='one size', Config=Config,\n"
+        "    train=lambda cfg, run: {'epochs': cfg.epochs},\n"
+        "    budget=Budget(lambda cfg: [Size('one', {}, {1: 0.5})],\n"
+        "                  lambda cfg, size: Cost(0.01, 0.1)))\n")
     budget = _budget(30)
     assert main(["run", str(exp_file), "--time-budget", f"{budget:.1f}", "--out",
                  str(tmp_path / "run")]) == 0
