@@ -240,3 +240,13 @@ def test_speedrun_with_a_time_budget_probes_plans_and_records(learnable_cifar, n
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["time_budget"]["process_s"] <= budget
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 30
+
+
+def test_speedrun_of_a_single_step_runs(learnable_cifar, nnlab_cache, tmp_path):
+    # one batch in all (280 images, batch 256, one epoch): the linear decay has no length
+    # after Muon's zero warm-up; it once divided by zero there
+    out = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(learnable_cifar),
+                 "--val-size", "20", "--batch-size", "256", "--epochs", "1", "--widths",
+                 "8,16,16", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1

@@ -195,7 +195,7 @@ def train(cfg: Config, run: Run) -> dict:
     opt = build_optimizer(cfg, model, lr, muon_lr)
     warm = max(1, int(cfg.warmup * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / (steps - warm)))
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
     lookahead = (Lookahead(model, cfg.lookahead_k, cfg.lookahead, total_steps=steps)
                  if cfg.lookahead else None)
 
