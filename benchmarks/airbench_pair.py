@@ -1,0 +1,164 @@
+"""nnlab's fast CNN beside the public airbench records, side by side on the same split.
+
+    python benchmarks/airbench_pair.py --data PATH --anchors DIR --out DIR \\
+        [--anchor airbench94_muon_cpu.py] [--seeds 1] [--precision auto] [-- NNLAB FLAGS...]
+
+DIR (``--anchors``) holds CPU ports of the airbench scripts (``airbench94_muon_cpu.py``,
+``airbench94_cpu.py``: measuring instruments, run from where they are, never copied into
+nnlab). nnlab's own 45,000/5,000 split is written to ``OUT/split.npz`` (the validation images
+as the ports' test split), so nnlab's ``val_acc`` and a port's ``tta_test_acc`` score the
+same 5,000 images. For each seed, ``nnlab run cifar-speedrun`` (``OMP_NUM_THREADS=1``) and
+each port (``--threads 1``) run at the same time, one core each, so both see the same
+machine; each is timed as a whole process from outside. Flags after ``--`` go to
+``nnlab run`` (``-- --widths 32,64,64 --batch-size 256``). Prints a Markdown table: accuracy
+with and without TTA, the whole process's seconds and their ratio to the port's, and the
+seconds each took to reach 89% and 90% without TTA (from nnlab's history.csv and the port's
+per-epoch lines; both count from before the whitening fit, data loading excluded). Its run
+folders, the ports' logs and ``pair.json`` stay in OUT.
+
+Full-width runs take hours per core on a CPU without native bf16; ``--train-limit N
+--epochs E --val-size V`` (passed to both sides) make a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nnlab.device import cpu_has_native_bf16, cpu_name, resolve_precision
+from nnlab.tables import Table, markdown
+
+MILESTONES = (0.89, 0.90)
+
+
+def write_split(data: str, out: Path, val_size: int = 5000) -> Path:
+    """nnlab's split as the ports read it: x_train, y_train, x_test (= validation), y_test."""
+    from nnlab.experiments.cifar_common import make_splits
+
+    splits = make_splits(data, val_size, final=False)
+    path = out / "split.npz"
+    np.savez(path, x_train=splits.x_train.numpy(), y_train=splits.y_train.numpy(),
+             x_test=splits.x_eval.numpy(), y_test=splits.y_eval.numpy())
+    return path
+
+
+def anchor_epochs(log: str) -> list[tuple[float, float]]:
+    """(val_acc, total_time_seconds) of each epoch line a port printed."""
+    rows = []
+    for line in log.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[1].isdigit():
+            try:
+                rows.append((float(cells[4]), float(cells[6])))
+            except ValueError:
+                continue
+    return rows
+
+
+def time_to(rows: list[tuple[float, float]], level: float) -> float | None:
+    return next((t for acc, t in rows if acc >= level), None)
+
+
+def run_pair(args: argparse.Namespace, split: Path, anchor: str, seed: int,
+             nnlab_flags: list[str]) -> dict:
+    """nnlab and one port, started together, one thread each; both timed from outside."""
+    folder = args.out / f"nnlab-seed{seed}"
+    smoke = (["--train-limit", str(args.train_limit)] if args.train_limit else [])
+    nn_cmd = [sys.executable, "-m", "nnlab", "run", "cifar-speedrun", "--data", args.data,
+              "--seed", str(seed), "--precision", args.precision, "--out", str(folder),
+              "--overwrite", "--val-size", str(args.val_size), *smoke,
+              *(["--epochs", str(args.epochs)] if args.epochs else []), *nnlab_flags]
+    precision = resolve_precision(args.precision, __import__("torch").device("cpu"))
+    an_cmd = [sys.executable, str(args.anchors / anchor), "--npz", str(split), "--precision",
+              precision, "--threads", "1", "--seed", str(seed), *smoke,
+              *(["--epochs", str(args.epochs)] if args.epochs else [])]
+    log = args.out / f"{Path(anchor).stem}-seed{seed}.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    t = time.perf_counter()
+    with open(log, "w") as out:
+        procs = {"nnlab": subprocess.Popen(nn_cmd, env=env, stdout=subprocess.DEVNULL),
+                 "anchor": subprocess.Popen(an_cmd, stdout=out, cwd=args.anchors)}
+        ends = {}
+        while len(ends) < 2:
+            for name, p in procs.items():
+                if name not in ends and p.poll() is not None:
+                    if p.returncode != 0:
+                        for other in procs.values():
+                            other.kill()
+                        sys.exit(f"{name} failed (exit {p.returncode}): "
+                                 f"{' '.join(nn_cmd if name == 'nnlab' else an_cmd)}")
+                    ends[name] = time.perf_counter() - t
+            time.sleep(0.5)
+    text = log.read_text()
+    result = json.loads(text.strip().splitlines()[-1])
+    metrics = json.loads((folder / "metrics.json").read_text())
+    import csv
+
+    with open(folder / "history.csv") as f:
+        nn_rows = [(float(r["val_acc"]), float(r["wall_s"])) for r in csv.DictReader(f)]
+    return {"seed": seed, "anchor": anchor, "nnlab_folder": str(folder), "anchor_log": str(log),
+            "nnlab": {"tta": metrics["val_acc"], "no_tta": metrics["val_acc_no_tta"],
+                      "process_s": ends["nnlab"],
+                      **{f"s_to_{round(m * 100)}": time_to(nn_rows, m) for m in MILESTONES}},
+            "anchor_result": {"tta": result["tta_test_acc"],
+                              "no_tta": result["test_acc_no_tta"],
+                              "process_s": ends["anchor"],
+                              **{f"s_to_{round(m * 100)}": time_to(anchor_epochs(text), m)
+                                 for m in MILESTONES}}}
+
+
+def table(pairs: list[dict]) -> Table:
+    rows = []
+    for p in pairs:
+        for name, r in (("nnlab cifar-speedrun", p["nnlab"]),
+                        (Path(p["anchor"]).stem, p["anchor_result"])):
+            ratio = r["process_s"] / p["anchor_result"]["process_s"]
+            rows.append([name, str(p["seed"]), f"{100 * r['tta']:.2f}%",
+                         f"{100 * r['no_tta']:.2f}%", f"{r['process_s']:.0f}", f"{ratio:.2f}"]
+                        + [f"{r[f's_to_{round(m * 100)}']:.0f}"
+                           if r[f"s_to_{round(m * 100)}"] is not None else "not reached"
+                           for m in MILESTONES])
+    return Table(["run", "seed", "val acc, TTA", "no TTA", "whole process s", "/ the port's"]
+                 + [f"s to {round(m * 100)}% (no TTA)" for m in MILESTONES], rows)
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    nnlab_flags = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="CIFAR-10 (as nnlab run --data takes it)")
+    ap.add_argument("--anchors", type=Path, required=True, help="folder of the airbench ports")
+    ap.add_argument("--anchor", default="airbench94_muon_cpu.py",
+                    help="port(s) to run beside nnlab, comma-separated")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    ap.add_argument("--train-limit", type=int, default=0, help="smoke runs: N training images")
+    ap.add_argument("--epochs", type=int, default=0, help="smoke runs: epochs for both")
+    ap.add_argument("--val-size", type=int, default=5000,
+                    help="validation images (smoke runs: fewer make the evaluations quicker)")
+    args = ap.parse_args(argv)
+    anchors = args.anchor.split(",")
+    for a in anchors:
+        if not (args.anchors / a).is_file():
+            sys.exit(f"--anchors {args.anchors}: no {a} there")
+    args.out.mkdir(parents=True, exist_ok=True)
+    split = write_split(args.data, args.out, args.val_size)
+    pairs = [run_pair(args, split, a, seed, nnlab_flags)
+             for seed in range(args.seeds) for a in anchors]
+    (args.out / "pair.json").write_text(json.dumps(pairs, indent=1))
+    print(f"{cpu_name()}, native bf16: {cpu_has_native_bf16()}, one thread each, side by "
+          f"side; nnlab flags: {' '.join(nnlab_flags) or '(defaults)'}\n")
+    print(markdown(table(pairs)))
+
+
+if __name__ == "__main__":
+    main()
