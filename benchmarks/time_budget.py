@@ -58,10 +58,9 @@ def run_budgets(budgets: list[str], data: str, out: Path) -> Table:
     rows = []
     for text in budgets:
         folder = out / text
-        cmd = ["nnlab", "run", "cifar-speedrun", "--time-budget", text, "--data", data,
-               "--out", str(folder), "--overwrite"]
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "nnlab", *cmd[1:]], check=True)
+        subprocess.run([sys.executable, "-m", "nnlab", "run", "cifar-speedrun", "--time-budget",
+                        text, "--data", data, "--out", str(folder), "--overwrite"], check=True)
         whole = time.perf_counter() - t
         metrics = json.loads((folder / "metrics.json").read_text())
         plan = json.loads((folder / "config.json").read_text())["time_budget"]

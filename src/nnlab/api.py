@@ -114,10 +114,9 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
 
             say = (lambda line: print(f"nnlab: {line}", file=sys.stderr, flush=True)) \
                 if progress is not False else (lambda line: None)
-            plan, costs = budget.plan(exp.budget, config, budget_s, given, say)
+            plan = budget.plan(exp.budget, config, budget_s, given, say)
             config = exp.resolve(dataclasses.replace(config, **plan.fields))
-            options.update(budget=plan.record(),
-                           deadline=plan.deadline_s(costs[plan.size.name]))
+            options.update(budget=plan.record(), deadline=plan.deadline_s)
         if seeds == 1:
             metrics = launch(exp, config, out, **options)
         else:

@@ -123,7 +123,8 @@ class Budget:
 @dataclass
 class Plan:
     """The chosen run: ``size`` for ``epochs``, expected to take ``predicted_s`` seconds of
-    the whole process and reach ``predicted_acc``; ``considered``: every size's best fit."""
+    the whole process and reach ``predicted_acc``; ``cost``: the chosen size's, as probed
+    (its deadline follows from it); ``considered``: every size's best fit."""
 
     budget_s: float
     size: Size
@@ -132,6 +133,7 @@ class Plan:
     predicted_acc: float
     spent_s: float  # before the run started: start-up, imports and the probe
     probe_s: float
+    cost: Cost  # the chosen size's, as the probe measured it
     considered: list[dict] = field(default_factory=list)
     epochs_field: str = "epochs"
 
@@ -140,9 +142,10 @@ class Plan:
         """The Config fields the plan sets."""
         return {**self.size.fields, self.epochs_field: self.epochs}
 
-    def deadline_s(self, cost: Cost) -> float:
+    @property
+    def deadline_s(self) -> float:
         """Process age by which training must stop so that the rest fits in the budget."""
-        return self.budget_s - cost.fixed_s
+        return self.budget_s - self.cost.fixed_s
 
     def lines(self) -> list[str]:
         """What ``nnlab run`` prints before it starts."""
@@ -211,7 +214,7 @@ def choose(budget_s: float, spent_s: float, sizes: Sequence[Size], costs: Mappin
 
 
 def plan(budget: Budget, config: Any, budget_s: float, given: Mapping[str, Any],
-         say: Callable[[str], None] = print) -> tuple[Plan, dict[str, Cost]]:
+         say: Callable[[str], None] = print) -> Plan:
     """Probe every size of ``budget`` that agrees with the flags ``given`` and choose (see
     :func:`choose`). ConfigError when the flags leave no size, or when the budget fits none."""
     if budget.epochs_field in given:
@@ -231,11 +234,11 @@ def plan(budget: Budget, config: Any, budget_s: float, given: Mapping[str, Any],
     probe_s = time.perf_counter() - t
     spent = process_age_s()
     size, epochs, seconds, acc, considered = choose(budget_s, spent, sizes, costs)
-    chosen = Plan(budget_s, size, epochs, seconds, acc, spent, probe_s, considered,
-                  budget.epochs_field)
+    chosen = Plan(budget_s, size, epochs, seconds, acc, spent, probe_s, costs[size.name],
+                  considered, budget.epochs_field)
     for line in chosen.lines():
         say(line)
-    return chosen, costs
+    return chosen
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -22,6 +22,7 @@ from nnlab.errors import ConfigError
 from nnlab.plots import plot_confusion, plot_curves
 
 TTA = ("none", "flip", "flip+translate")
+TTA_VIEWS = {"none": 1, "flip": 2, "flip+translate": 6}  # forward passes per image (predict)
 EVAL_BATCH = 1000  # images per forward pass when evaluating (training runs and nnlab eval)
 
 

@@ -31,6 +31,7 @@ from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
     QUICK,
+    TTA_VIEWS,
     CifarOptions,
     cifar_experiment,
     cifar_summary,
@@ -300,7 +301,7 @@ def probe(cfg: Config, size: Size) -> Cost:
     per_image += timed(lambda: list(loader.epoch(2))) / b
     model.eval()
     per_view = timed(sync(forward), warmup=0) / b
-    views = {"none": 1, "flip": 2, "flip+translate": 6}[cfg.tta]
+    views = TTA_VIEWS[cfg.tta]
     steps = n_train // cfg.batch_size
     epoch_s = n_train * per_image + steps * per_step + n_eval * per_view
     return Cost(epoch_s=epoch_s, fixed_s=FIXED_S + views * n_eval * per_view,
