@@ -14,7 +14,9 @@ machine; each is timed as a whole process from outside. Flags after ``--`` go to
 with and without TTA, the whole process's seconds and their ratio to the port's, and the
 seconds each took to reach 89% and 90% without TTA (from nnlab's history.csv and the port's
 per-epoch lines; both count from before the whitening fit, data loading excluded). Its run
-folders, the ports' logs and ``pair.json`` stay in OUT.
+folders, the ports' logs and ``pair.json`` (the outside timings) stay in OUT; the table is
+``nnlab.tables.airbench_pair``, which ``python -m nnlab.docs`` builds again from a copy of OUT
+under ``docs/results``.
 
 Full-width runs take hours per core on a CPU without native bf16; ``--train-limit N
 --epochs E --val-size V`` (passed to both sides) make a smoke run.
@@ -33,9 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlab.device import cpu_has_native_bf16, cpu_name, resolve_precision
-from nnlab.tables import Table, markdown
-
-MILESTONES = (0.89, 0.90)
+from nnlab.tables import airbench_pair, markdown
 
 
 def write_split(data: str, out: Path, val_size: int = 5000) -> Path:
@@ -48,28 +48,10 @@ def write_split(data: str, out: Path, val_size: int = 5000) -> Path:
              x_test=splits.x_eval.numpy(), y_test=splits.y_eval.numpy())
     return path
 
-
-def anchor_epochs(log: str) -> list[tuple[float, float]]:
-    """(val_acc, total_time_seconds) of each epoch line a port printed."""
-    rows = []
-    for line in log.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 8 and cells[1].isdigit():
-            try:
-                rows.append((float(cells[4]), float(cells[6])))
-            except ValueError:
-                continue
-    return rows
-
-
-def time_to(rows: list[tuple[float, float]], level: float) -> float | None:
-    return next((t for acc, t in rows if acc >= level), None)
-
-
 def run_pair(args: argparse.Namespace, split: Path, anchor: str, seed: int,
              nnlab_flags: list[str]) -> dict:
     """nnlab and one port, started together, one thread each; both timed from outside."""
-    folder = args.out / f"nnlab-seed{seed}"
+    folder = args.out / f"nnlab-beside-{Path(anchor).stem}-seed{seed}"
     smoke = (["--train-limit", str(args.train_limit)] if args.train_limit else [])
     nn_cmd = [sys.executable, "-m", "nnlab", "run", "cifar-speedrun", "--data", args.data,
               "--seed", str(seed), "--precision", args.precision, "--out", str(folder),
@@ -96,37 +78,8 @@ def run_pair(args: argparse.Namespace, split: Path, anchor: str, seed: int,
                                  f"{' '.join(nn_cmd if name == 'nnlab' else an_cmd)}")
                     ends[name] = time.perf_counter() - t
             time.sleep(0.5)
-    text = log.read_text()
-    result = json.loads(text.strip().splitlines()[-1])
-    metrics = json.loads((folder / "metrics.json").read_text())
-    import csv
-
-    with open(folder / "history.csv") as f:
-        nn_rows = [(float(r["val_acc"]), float(r["wall_s"])) for r in csv.DictReader(f)]
-    return {"seed": seed, "anchor": anchor, "nnlab_folder": str(folder), "anchor_log": str(log),
-            "nnlab": {"tta": metrics["val_acc"], "no_tta": metrics["val_acc_no_tta"],
-                      "process_s": ends["nnlab"],
-                      **{f"s_to_{round(m * 100)}": time_to(nn_rows, m) for m in MILESTONES}},
-            "anchor_result": {"tta": result["tta_test_acc"],
-                              "no_tta": result["test_acc_no_tta"],
-                              "process_s": ends["anchor"],
-                              **{f"s_to_{round(m * 100)}": time_to(anchor_epochs(text), m)
-                                 for m in MILESTONES}}}
-
-
-def table(pairs: list[dict]) -> Table:
-    rows = []
-    for p in pairs:
-        for name, r in (("nnlab cifar-speedrun", p["nnlab"]),
-                        (Path(p["anchor"]).stem, p["anchor_result"])):
-            ratio = r["process_s"] / p["anchor_result"]["process_s"]
-            rows.append([name, str(p["seed"]), f"{100 * r['tta']:.2f}%",
-                         f"{100 * r['no_tta']:.2f}%", f"{r['process_s']:.0f}", f"{ratio:.2f}"]
-                        + [f"{r[f's_to_{round(m * 100)}']:.0f}"
-                           if r[f"s_to_{round(m * 100)}"] is not None else "not reached"
-                           for m in MILESTONES])
-    return Table(["run", "seed", "val acc, TTA", "no TTA", "whole process s", "/ the port's"]
-                 + [f"s to {round(m * 100)}% (no TTA)" for m in MILESTONES], rows)
+    return {"seed": seed, "anchor": anchor, "nnlab_folder": folder.name, "anchor_log": log.name,
+            "nnlab": {"process_s": ends["nnlab"]}, "anchor_result": {"process_s": ends["anchor"]}}
 
 
 def main() -> None:
@@ -146,6 +99,8 @@ def main() -> None:
     ap.add_argument("--val-size", type=int, default=5000,
                     help="validation images (smoke runs: fewer make the evaluations quicker)")
     args = ap.parse_args(argv)
+    args.out = args.out.resolve()  # the ports run from their own folder
+    args.anchors = args.anchors.resolve()
     anchors = args.anchor.split(",")
     for a in anchors:
         if not (args.anchors / a).is_file():
@@ -157,7 +112,7 @@ def main() -> None:
     (args.out / "pair.json").write_text(json.dumps(pairs, indent=1))
     print(f"{cpu_name()}, native bf16: {cpu_has_native_bf16()}, one thread each, side by "
           f"side; nnlab flags: {' '.join(nnlab_flags) or '(defaults)'}\n")
-    print(markdown(table(pairs)))
+    print(markdown(airbench_pair(args.out)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`make bench` runs the benchmark scripts; the quick ones run here, so a change that breaks
 one fails a test rather than the next person's `make bench`."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -32,12 +33,10 @@ def test_the_muon_rule_benchmark_reads_its_sweep():
     assert "the best lr swept is" in out and "x the rule's" in out
 
 
-def test_the_airbench_pair_reads_a_ports_epochs_and_tabulates_a_pair():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import airbench_pair
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+def test_the_airbench_pair_table_reads_the_run_folder_the_ports_log_and_the_outside_times(
+        tmp_path):
+    from nnlab.tables import airbench_pair, anchor_epochs
+
     log = "\n".join([  # as airbench94_muon_cpu.py prints them
         "data: 45000 train, 5000 test images (1.2s to load); precision bf16, threads 1",
         "|  run     |  epoch  |  train_loss  |  train_acc  |  val_acc  |  tta_val_acc  |"
@@ -47,15 +46,25 @@ def test_the_airbench_pair_reads_a_ports_epochs_and_tabulates_a_pair():
         "|       0  |      1  |      1.0  |     0.7  |   0.9010  |               |"
         "             420.0  |       421.5  |",
         "|          |   eval  |      1.0  |     0.7  |   0.9010  |       0.9100  |"
-        "             450.0  |       451.5  |"])
-    rows = airbench_pair.anchor_epochs(log)
-    assert rows == [(0.88, 210.5), (0.901, 420.0)]
-    assert airbench_pair.time_to(rows, 0.89) == 420.0 and airbench_pair.time_to(rows, 0.95) is None
-    pair = {"seed": 0, "anchor": "airbench94_muon_cpu.py",
-            "nnlab": {"tta": 0.915, "no_tta": 0.905, "process_s": 900.0, "s_to_89": 500.0,
-                      "s_to_90": 700.0},
-            "anchor_result": {"tta": 0.91, "no_tta": 0.901, "process_s": 1000.0,
-                              "s_to_89": 420.0, "s_to_90": 420.0}}
-    table = airbench_pair.table([pair])
-    assert table.rows[0][4:] == ["900", "0.90", "500", "700"]
-    assert table.rows[1][0] == "airbench94_muon_cpu" and table.rows[1][5] == "1.00"
+        "             450.0  |       451.5  |",
+        json.dumps({"tta_test_acc": 0.91, "test_acc_no_tta": 0.901, "total_seconds": 452.0})])
+    assert anchor_epochs(log) == [{"val_acc": 0.88, "wall_s": 210.5},
+                                  {"val_acc": 0.901, "wall_s": 420.0}]
+    (tmp_path / "airbench94_muon_cpu-seed0.log").write_text(log)
+    run = tmp_path / "nnlab-beside-airbench94_muon_cpu-seed0"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"widths": [64, 256, 256], "epochs": 10,
+                                                 "provenance": {"cpu": "Some CPU", "threads": 1}}))
+    (run / "metrics.json").write_text(json.dumps({"val_acc": 0.9123, "val_acc_no_tta": 0.9001}))
+    (run / "history.csv").write_text("epoch,val_acc,wall_s\n1,0.85,100.0\n2,0.895,200.0\n"
+                                     "3,0.9001,300.0\n")
+    (tmp_path / "pair.json").write_text(json.dumps([{  # absolute paths as an older version wrote
+        "seed": 0, "anchor": "airbench94_muon_cpu.py", "nnlab_folder": str(run),
+        "anchor_log": "/elsewhere/airbench94_muon_cpu-seed0.log",
+        "nnlab": {"process_s": 900.0}, "anchor_result": {"process_s": 1000.0}}]))
+    table = airbench_pair(tmp_path)
+    assert table.rows[0][:8] == ["nnlab cifar-speedrun, [64, 256, 256], 10 ep.", "0", "91.23%",
+                                 "90.01%", "900", "0.90", "200", "300"]
+    assert table.rows[0][8].startswith("Some CPU")
+    assert table.rows[1][:8] == ["airbench94_muon_cpu", "0", "91.00%", "90.10%", "1,000",
+                                 "1.00", "420", "420"]

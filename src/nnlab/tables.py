@@ -8,6 +8,7 @@ Every builder returns a :class:`Table`; :func:`markdown` renders one. Builders r
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -582,6 +583,56 @@ def time_budget(*folders: Path) -> Table:
                   "expected val acc", "val acc, TTA", "stopped early", "CPU"], rows)
 
 
+def anchor_epochs(log: str) -> list[dict[str, float]]:
+    """Each epoch line an airbench port printed (``| run | epoch | ... |``) as a history row:
+    ``val_acc`` (no TTA) and ``wall_s`` (its ``total_time_seconds``: whitening and training
+    so far, the per-epoch evaluations excluded)."""
+    rows = []
+    for line in log.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[1].isdigit():
+            try:
+                rows.append({"val_acc": float(cells[4]), "wall_s": float(cells[6])})
+            except ValueError:
+                continue
+    return rows
+
+
+def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
+    """``benchmarks/airbench_pair.py``'s runs: nnlab's speedrun and an airbench port, started
+    together, one thread each. Accuracy from nnlab's run folder and the port's final JSON
+    line; whole-process seconds as the benchmark timed them from outside (``pair.json``) and
+    their ratio to the port's; seconds to each milestone from nnlab's history and the port's
+    epoch lines (no TTA)."""
+    from nnlab.experiments.cifar_speedrun import milestone_times
+
+    percents = [int(p) for p in str(milestones).split(",")]
+    rows = []
+    for folder in folders:
+        for pair in read_json(folder / "pair.json"):
+            run = folder / Path(pair["nnlab_folder"]).name
+            log = (folder / Path(pair["anchor_log"]).name).read_text()
+            port = json.loads(log.strip().splitlines()[-1])
+            m = _metrics(run)
+            cfg = read_json(run / "config.json")
+            base = pair["anchor_result"]["process_s"]
+            sides = [(f"nnlab cifar-speedrun, {cfg['widths']}, {cfg['epochs']} ep.",
+                      m["val_acc"], m["val_acc_no_tta"], pair["nnlab"]["process_s"],
+                      list(History.load_csv(run / "history.csv"))),
+                     (Path(pair["anchor"]).stem, port["tta_test_acc"],
+                      port["test_acc_no_tta"], base, anchor_epochs(log))]
+            for name, tta, no_tta, seconds, history in sides:
+                times = milestone_times(history, "val", [p / 100 for p in percents])
+                rows.append([name, str(pair["seed"]), f"{100 * tta:.2f}%", f"{100 * no_tta:.2f}%",
+                             whole(seconds),
+                             f"{seconds / base:.2f}"]
+                            + [whole(t) if (t := times[f"time_to_{p}_s"]) is not None
+                               else "not reached" for p in percents]
+                            + [_cpu(run)])
+    return Table(["run", "seed", "val acc, TTA", "val acc, no TTA", "whole process s",
+                  "/ the port's"] + [f"s to {p}% (no TTA)" for p in percents] + ["CPU"], rows)
+
+
 BUILDERS: dict[str, Callable[..., Table]] = {
     "toy": toy, "toy-seeds": toy_seeds, "gradient-check": gradient_check,
     "cifar-mlp": cifar_mlp, "evaluations": evaluations, "vgg": vgg, "vgg-short": vgg_short,
@@ -589,6 +640,7 @@ BUILDERS: dict[str, Callable[..., Table]] = {
     "palindrome-grid": palindrome_grid, "long-memory": long_memory, "profile": profile,
     "claims": claims, "bench": bench, "muon-lr-sweep": muon_lr_sweep,
     "budget-sizes": budget_sizes, "time-budget": time_budget,
+    "airbench-pair": airbench_pair,
 }
 
 
