@@ -105,7 +105,8 @@ def test_speedrun_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch)
 
 @pytest.mark.slow
 def test_cifar_mlp_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch):
-    argv = ["--quick", "--epochs", "60", "--data", str(learnable_cifar)]
+    argv = ["--quick", "--epochs", "60", "--mixup", "0.4", "--cutmix", "1",
+            "--data", str(learnable_cifar)]
     _same_results(*_kill_then_resume("cifar-mlp", argv, tmp_path, monkeypatch, at=5))
 
 

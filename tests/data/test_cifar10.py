@@ -15,6 +15,7 @@ from nnlab.data.cifar10 import (
     Augment,
     DataError,
     Loader,
+    Mix,
     channel_stats,
     cutout,
     fit_zca,
@@ -155,6 +156,55 @@ def test_loader_normalises_and_covers_the_split_once_per_pass():
     assert sorted(torch.cat([b[1] for b in batches]).tolist()) == list(range(50))
     plain = torch.cat([b[0] for b in Loader(x, y, 64, mean, std)])
     assert plain.mean().abs() < 0.05 and (plain.std() - 1).abs() < 0.05
+
+
+def _other(soft: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's own label weight, and which image the rest of its label came from."""
+    own = soft[torch.arange(len(y)), y]
+    rest = soft.clone()
+    rest[torch.arange(len(y)), y] = 0
+    where = {int(c): i for i, c in enumerate(y)}  # every class once in the batch
+    return own, torch.tensor([where[int(c)] if w > 0 else i
+                              for i, (w, c) in enumerate(zip(*rest.max(dim=1), strict=True))])
+
+
+def test_mixup_blends_each_image_with_another_by_its_label_weights():
+    x, y = torch.randn(10, 3, 8, 8), torch.randperm(10)
+    out, soft = Mix(mixup=1.0)(x, y, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and soft.shape == (10, 10)
+    assert torch.allclose(soft.sum(dim=1), torch.ones(10))
+    own, j = _other(soft, y)
+    assert 0 < own.min() < 1 and (j != torch.arange(10)).all()
+    assert torch.allclose(out, own[:, None, None, None] * x
+                          + (1 - own[:, None, None, None]) * x[j], atol=1e-6)
+
+
+def test_cutmix_pastes_a_box_whose_area_is_the_other_labels_weight():
+    x, y = torch.randn(10, 3, 16, 16), torch.randperm(10)
+    gen = torch.Generator().manual_seed(1)
+    draws = [Mix(cutmix=1.0)(x, y, gen) for _ in range(5)]
+    for out, soft in draws:
+        own, j = _other(soft, y)
+        mine = (out == x).all(dim=1)  # (B, H, W): pixels still the image's own
+        theirs = (out == x[j]).all(dim=1)
+        assert (mine | theirs).all()
+        assert torch.allclose(mine.float().mean(dim=(1, 2)), own, atol=1e-6)
+    assert any(d[1].max() < 1 for d in draws)  # some draw pasted a box
+
+
+def test_mixing_repeats_from_the_generators_state_and_the_loader_yields_soft_labels():
+    x, y = torch.randn(10, 3, 8, 8), torch.randperm(10)
+    mix = Mix(mixup=0.4, cutmix=1.0)
+    a, b = (mix(x, y, torch.Generator().manual_seed(3)) for _ in range(2))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    gen = torch.Generator().manual_seed(3)
+    first, second = mix(x, y, gen), mix(x, y, gen)
+    assert torch.equal(first[1], a[1]) and not torch.equal(second[1], first[1])
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.arange(40) % 10
+    mean, std = channel_stats(images)
+    xb, yb = next(iter(Loader(images, labels, 16, mean, std, shuffle=True, mix=mix)))
+    assert xb.shape == (16, 3, 32, 32) and yb.shape == (16, 10) and yb.dtype == torch.float32
 
 
 def test_zca_whitens():

@@ -65,6 +65,17 @@ def test_each_recipe_learns_the_fake_classes(recipe, learnable_cifar, nnlab_cach
     assert metrics["val_acc"] >= 0.8  # chance is 0.1
 
 
+@pytest.mark.slow
+def test_mixup_and_cutmix_train_on_soft_labels_and_still_learn(learnable_cifar, nnlab_cache,
+                                                               tmp_path):
+    cfg = Config(data=str(learnable_cifar), val_size=100, widths="128,128", epochs=8,
+                 batch_size=32, zca_eps=0.0, mixup=0.4, cutmix=1.0)
+    metrics = launch(cifar_mlp.EXPERIMENT, cfg, tmp_path, progress=False)
+    assert metrics["val_acc"] >= 0.8  # chance is 0.1
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["mixup"] == 0.4 and config["cutmix"] == 1.0
+
+
 def test_flags_override_the_recipe_and_sentinels_take_it():
     cfg = Config(recipe="study", dropout=0.3, flip=True).resolved()
     assert cfg.dropout == 0.3 and cfg.flip is True
@@ -80,6 +91,7 @@ def test_flags_override_the_recipe_and_sentinels_take_it():
     (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "mps"],
      "--device"),
     (["--lr", "-2"], "--lr must be > 0, got -2.0"),
+    (["--mixup", "-1"], "--mixup must be >= 0, got -1.0"),
     (["--seed", "-1"], "--seed must be between 0 and"),
 ])
 def test_bad_values_are_one_line_and_write_nothing(argv, message, tmp_path, capsys):

@@ -326,6 +326,41 @@ class Augment:
         return cutout(x, self.cutout, gen)
 
 
+@dataclass
+class Mix:
+    """Whole-batch mixing of images and labels: mixup (each image blended with its
+    neighbour in the batch) and cutmix (a box pasted from it), torchvision's ``v2.MixUp`` and
+    ``v2.CutMix``. ``mixup``/``cutmix``: the Beta(α, α) concentration the mixing weight is
+    drawn from, 0 = off; with both on, each batch gets one of the two, chosen at random.
+
+    ``mix(x, y, gen)``: x (B, C, H, W) float, y (B,) int64 -> mixed x (B, C, H, W) and soft
+    labels (B, n_classes) float32 whose rows sum to 1 (each class weighted by its share of
+    the image). The randomness is a seed drawn from ``gen`` per batch, so a resumed run mixes
+    exactly as an uninterrupted one.
+    """
+
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    n_classes: int = 10
+
+    def __post_init__(self) -> None:
+        from torchvision.transforms import v2  # a few seconds to import; only when mixing
+
+        parts = ([v2.MixUp(alpha=self.mixup, num_classes=self.n_classes)] if self.mixup else []
+                 ) + ([v2.CutMix(alpha=self.cutmix, num_classes=self.n_classes)]
+                      if self.cutmix else [])
+        if not parts:
+            raise ValueError("Mix: give mixup or cutmix a positive alpha")
+        self._mix = parts[0] if len(parts) == 1 else v2.RandomChoice(parts)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        seed = int(torch.randint(2**62, (1,), generator=gen))
+        with torch.random.fork_rng(devices=[]):  # torchvision draws from the global generator
+            torch.manual_seed(seed)
+            return self._mix(x, y)
+
+
 class Loader:
     """Batches of a split held whole in memory on ``device``.
 
@@ -337,9 +372,10 @@ class Loader:
     give each process its share of every batch (the batch size stays the global one).
     With ``alternate_flips`` each image gets a fixed coin (drawn once): in even epochs it is
     mirrored when its coin says so, in odd epochs when it does not, so every image is seen
-    both ways in two consecutive epochs (airbench's flips); ``augment`` then adds the rest.
+    both ways in two consecutive epochs (airbench's flips); ``augment`` then adds the rest,
+    and ``mix`` (a :class:`Mix`) mixes the augmented batch.
     ``epoch(e)`` yields epoch e's batches (iterating the loader is ``epoch(0)``):
-    (x (B, 3, 32, 32) float32, y (B,) int64).
+    (x (B, 3, 32, 32) float32, y (B,) int64; with ``mix``, y (B, n_classes) float32).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: torch.Tensor,
@@ -347,8 +383,10 @@ class Loader:
                  zca: torch.Tensor | None = None, drop_last: bool = False, seed: int = 0,
                  device: str | torch.device = "cpu",
                  memory_format: torch.memory_format = torch.contiguous_format,
-                 rank: int = 0, world_size: int = 1, alternate_flips: bool = False) -> None:
+                 rank: int = 0, world_size: int = 1, alternate_flips: bool = False,
+                 mix: Mix | None = None) -> None:
         self.y = y.to(device)
+        self.mix = mix
         self.mean = mean.to(device)[None, :, None, None] * 255
         self.std = std.to(device)[None, :, None, None] * 255
         self.whitened = zca is not None
@@ -396,4 +434,7 @@ class Loader:
                 xb = torch.where(mirror[:, None, None, None], xb.flip(3), xb)
             if self.augment is not None:
                 xb = self.augment(xb, self.aug_gen)
-            yield xb.contiguous(memory_format=self.memory_format), self.y[idx]
+            yb = self.y[idx]
+            if self.mix is not None:
+                xb, yb = self.mix(xb, yb, self.aug_gen)
+            yield xb.contiguous(memory_format=self.memory_format), yb

@@ -42,6 +42,8 @@ class TorchStep:
     backward -> clip the gradients' global L2 norm to ``clip_norm`` (when given) ->
     ``optimizer.step()`` -> ``scheduler.step()`` (a per-step schedule) -> EMA update ->
     lookahead (`nnlab.engine.lookahead.Lookahead`).
+    ``y`` is (B,) class indices, or (B, n_classes) soft labels (mixup, cutmix), whose largest
+    weight counts as the label for the accuracy.
     Returns (loss x batch size, correct count) as 0-d tensors on the device: the drivers add
     them up there and synchronise once per epoch or evaluation, not once per batch.
     """
@@ -78,8 +80,9 @@ class TorchStep:
             self.ema.update_parameters(unwrap(self.model))
         if self.lookahead is not None:
             self.lookahead.step()
+        label = y if y.ndim == 1 else y.argmax(dim=1)  # soft labels (mixing): the largest
         return (loss.detach().float() * len(y),
-                (logits.detach().argmax(dim=1) == y).sum())
+                (logits.detach().argmax(dim=1) == label).sum())
 
     @property
     def lr(self) -> float:

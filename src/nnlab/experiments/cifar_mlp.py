@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nnlab.config import LR_MAX, option, shown
-from nnlab.data.cifar10 import Augment, Loader, fit_zca
+from nnlab.data.cifar10 import Augment, Loader, Mix, fit_zca
 from nnlab.engine import Run
 from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
@@ -41,7 +41,7 @@ RECIPES: dict[str, dict] = {
                   expansion=4, dropout=0.2, optimizer="adam", lr=1e-3, weight_decay=0.0,
                   schedule="constant", warmup=0.0, epochs=20, batch_size=128,
                   label_smoothing=0.0, zca_eps=0.0, flip=False, translate=0, cutout=0,
-                  ema=0.0, tta="none"),
+                  mixup=0.0, cutmix=0.0, ema=0.0, tta="none"),
     # Ours: see the docs (Part I.3) for how each ingredient was chosen and what it buys. Six
     # views at test time (flip+translate): +1.1 and +1.6 points over the two flip views on the
     # two sets of three trained models kept in docs/results/full-profile, for about a second.
@@ -49,7 +49,7 @@ RECIPES: dict[str, dict] = {
                  expansion=4, dropout=0.1, optimizer="adamw", lr=3e-3, weight_decay=0.05,
                  schedule="onecycle", warmup=0.25, epochs=28, batch_size=512,
                  label_smoothing=0.1, zca_eps=0.1, flip=True, translate=2, cutout=0,
-                 ema=0.0, tta="flip+translate"),
+                 mixup=0.0, cutmix=0.0, ema=0.0, tta="flip+translate"),
 }
 
 
@@ -81,6 +81,13 @@ class Config(CifarOptions):
     zca_eps: float | None = option(None, "ZCA whitening with this eigenvalue floor; 0 = "
                                          "per-channel normalisation only", ge=0)
     cutout: int | None = option(None, "cutout square side in pixels; 0 = off", ge=0, le=32)
+    mixup: float | None = option(None, "mixup's alpha: blend each training image and its "
+                                       "label with another's, the weight drawn from "
+                                       "Beta(alpha, alpha); 0 = off", ge=0)
+    cutmix: float | None = option(None, "cutmix's alpha: paste a box of another training "
+                                        "image, labels weighted by its area, drawn from "
+                                        "Beta(alpha, alpha); 0 = off (with --mixup: one of "
+                                        "the two per batch, at random)", ge=0)
     ema: float | None = option(None, "decay of an exponential moving average of the weights, "
                                      "evaluated instead of the weights; 0 = off", ge=0, lt=1)
 
@@ -138,7 +145,9 @@ def train(cfg: Config, run: Run) -> dict:
     train_loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean,
                           splits.std, shuffle=True, augment=augment, zca=zca, drop_last=True,
                           seed=cfg.seed, device=run.device, rank=run.dist.rank,
-                          world_size=run.dist.world_size)
+                          world_size=run.dist.world_size,
+                          mix=(Mix(cfg.mixup, cfg.cutmix, len(splits.classes))
+                               if cfg.mixup or cfg.cutmix else None))
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std, zca=zca,
                   device=run.device)
     model = build_model(cfg, len(splits.classes)).to(run.device)
