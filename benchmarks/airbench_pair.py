@@ -48,9 +48,12 @@ def write_split(data: str, out: Path, val_size: int = 5000) -> Path:
              x_test=splits.x_eval.numpy(), y_test=splits.y_eval.numpy())
     return path
 
+
 def run_pair(args: argparse.Namespace, split: Path, anchor: str, seed: int,
              nnlab_flags: list[str]) -> dict:
-    """nnlab and one port, started together, one thread each; both timed from outside."""
+    """nnlab and one port, started together, one thread each; both timed from outside.
+    With ``--port-only`` the port runs without nnlab beside it (nnlab's side measured in
+    another pair)."""
     folder = args.out / f"nnlab-beside-{Path(anchor).stem}-seed{seed}"
     smoke = (["--train-limit", str(args.train_limit)] if args.train_limit else [])
     nn_cmd = [sys.executable, "-m", "nnlab", "run", "cifar-speedrun", "--data", args.data,
@@ -65,10 +68,11 @@ def run_pair(args: argparse.Namespace, split: Path, anchor: str, seed: int,
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     t = time.perf_counter()
     with open(log, "w") as out:
-        procs = {"nnlab": subprocess.Popen(nn_cmd, env=env, stdout=subprocess.DEVNULL),
-                 "anchor": subprocess.Popen(an_cmd, stdout=out, cwd=args.anchors)}
+        procs = {"anchor": subprocess.Popen(an_cmd, stdout=out, cwd=args.anchors)}
+        if not args.port_only:
+            procs["nnlab"] = subprocess.Popen(nn_cmd, env=env, stdout=subprocess.DEVNULL)
         ends = {}
-        while len(ends) < 2:
+        while len(ends) < len(procs):
             for name, p in procs.items():
                 if name not in ends and p.poll() is not None:
                     if p.returncode != 0:
@@ -78,8 +82,10 @@ def run_pair(args: argparse.Namespace, split: Path, anchor: str, seed: int,
                                  f"{' '.join(nn_cmd if name == 'nnlab' else an_cmd)}")
                     ends[name] = time.perf_counter() - t
             time.sleep(0.5)
-    return {"seed": seed, "anchor": anchor, "nnlab_folder": folder.name, "anchor_log": log.name,
-            "nnlab": {"process_s": ends["nnlab"]}, "anchor_result": {"process_s": ends["anchor"]}}
+    return {"seed": seed, "anchor": anchor, "anchor_log": log.name,
+            "anchor_result": {"process_s": ends["anchor"]},
+            **({} if args.port_only else {"nnlab_folder": folder.name,
+                                          "nnlab": {"process_s": ends["nnlab"]}})}
 
 
 def main() -> None:
@@ -93,6 +99,8 @@ def main() -> None:
                     help="port(s) to run beside nnlab, comma-separated")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--port-only", action="store_true",
+                    help="run the port(s) alone, one thread, without nnlab beside them")
     ap.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     ap.add_argument("--train-limit", type=int, default=0, help="smoke runs: N training images")
     ap.add_argument("--epochs", type=int, default=0, help="smoke runs: epochs for both")
@@ -110,8 +118,12 @@ def main() -> None:
     pairs = [run_pair(args, split, a, seed, nnlab_flags)
              for seed in range(args.seeds) for a in anchors]
     (args.out / "pair.json").write_text(json.dumps(pairs, indent=1))
-    print(f"{cpu_name()}, native bf16: {cpu_has_native_bf16()}, one thread each, side by "
-          f"side; nnlab flags: {' '.join(nnlab_flags) or '(defaults)'}\n")
+    (args.out / "machine.json").write_text(json.dumps({
+        "cpu": cpu_name(), "native_bf16": cpu_has_native_bf16(),
+        "torch": __import__("torch").__version__}))
+    how = "the port alone, one thread" if args.port_only else "one thread each, side by side"
+    print(f"{cpu_name()}, native bf16: {cpu_has_native_bf16()}, {how}; nnlab flags: "
+          f"{' '.join(nnlab_flags) or '(defaults)'}\n")
     print(markdown(airbench_pair(args.out)))
 
 

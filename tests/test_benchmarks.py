@@ -47,7 +47,8 @@ def test_the_airbench_pair_table_reads_the_run_folder_the_ports_log_and_the_outs
         "             420.0  |       421.5  |",
         "|          |   eval  |      1.0  |     0.7  |   0.9010  |       0.9100  |"
         "             450.0  |       451.5  |",
-        json.dumps({"tta_test_acc": 0.91, "test_acc_no_tta": 0.901, "total_seconds": 452.0})])
+        json.dumps({"tta_test_acc": 0.91, "test_acc_no_tta": 0.901, "total_seconds": 452.0,
+                    "precision": "fp32", "threads": 1})])
     assert anchor_epochs(log) == [{"val_acc": 0.88, "wall_s": 210.5},
                                   {"val_acc": 0.901, "wall_s": 420.0}]
     (tmp_path / "airbench94_muon_cpu-seed0.log").write_text(log)
@@ -65,6 +66,17 @@ def test_the_airbench_pair_table_reads_the_run_folder_the_ports_log_and_the_outs
     table = airbench_pair(tmp_path)
     assert table.rows[0][:8] == ["nnlab cifar-speedrun, [64, 256, 256], 10 ep.", "0", "91.23%",
                                  "90.01%", "900", "0.90", "200", "300"]
-    assert table.rows[0][8].startswith("Some CPU")
+    assert table.rows[0][8:] == ["fp32, one thread each", "Some CPU"]
     assert table.rows[1][:8] == ["airbench94_muon_cpu", "0", "91.00%", "90.10%", "1,000",
                                  "1.00", "420", "420"]
+    alone = tmp_path / "alone"  # --port-only: the port's row, no ratio, the benchmark's CPU
+    alone.mkdir()
+    (alone / "airbench94_cpu-seed0.log").write_text(log)
+    (alone / "pair.json").write_text(json.dumps([{
+        "seed": 0, "anchor": "airbench94_cpu.py", "anchor_log": "airbench94_cpu-seed0.log",
+        "anchor_result": {"process_s": 1100.0}}]))
+    (alone / "machine.json").write_text(json.dumps({"cpu": "Other CPU", "native_bf16": True}))
+    rows = airbench_pair(tmp_path, alone).rows
+    assert len(rows) == 3 and rows[2][:6] == ["airbench94_cpu, alone", "0", "91.00%", "90.10%",
+                                              "1,100", "—"]
+    assert rows[2][8:] == ["fp32, 1 thread, alone", "Other CPU, native bf16"]

@@ -598,40 +598,50 @@ def anchor_epochs(log: str) -> list[dict[str, float]]:
     return rows
 
 
+def _pair_cpu(folder: Path, pair: dict) -> str:
+    """The CPU a pair ran on: ``machine.json`` (the benchmark's), else nnlab's provenance."""
+    if (folder / "machine.json").exists():
+        m = read_json(folder / "machine.json")
+        return f"{m['cpu']}, {'native bf16' if m['native_bf16'] else 'AVX2, no native bf16'}"
+    return _cpu(folder / Path(pair["nnlab_folder"]).name).rsplit(", ", 1)[0]
+
+
 def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
     """``benchmarks/airbench_pair.py``'s runs: nnlab's speedrun and an airbench port, started
-    together, one thread each. Accuracy from nnlab's run folder and the port's final JSON
-    line; whole-process seconds as the benchmark timed them from outside (``pair.json``) and
-    their ratio to the port's; seconds to each milestone from nnlab's history and the port's
-    epoch lines (no TTA)."""
+    together, one thread each (or a port alone, with ``--port-only``). Accuracy from nnlab's
+    run folder and the port's final JSON line; whole-process seconds as the benchmark timed
+    them from outside (``pair.json``) and their ratio to the port's beside it; seconds to
+    each milestone from nnlab's history and the port's epoch lines (no TTA)."""
     from nnlab.experiments.cifar_speedrun import milestone_times
 
     percents = [int(p) for p in str(milestones).split(",")]
     rows = []
     for folder in folders:
         for pair in read_json(folder / "pair.json"):
-            run = folder / Path(pair["nnlab_folder"]).name
             log = (folder / Path(pair["anchor_log"]).name).read_text()
             port = json.loads(log.strip().splitlines()[-1])
-            m = _metrics(run)
-            cfg = read_json(run / "config.json")
             base = pair["anchor_result"]["process_s"]
-            sides = [(f"nnlab cifar-speedrun, {cfg['widths']}, {cfg['epochs']} ep.",
-                      m["val_acc"], m["val_acc_no_tta"], pair["nnlab"]["process_s"],
-                      list(History.load_csv(run / "history.csv"))),
-                     (Path(pair["anchor"]).stem, port["tta_test_acc"],
-                      port["test_acc_no_tta"], base, anchor_epochs(log))]
-            for name, tta, no_tta, seconds, history in sides:
+            sides = []
+            if pair.get("nnlab_folder"):
+                run = folder / Path(pair["nnlab_folder"]).name
+                m, cfg = _metrics(run), read_json(run / "config.json")
+                sides.append((f"nnlab cifar-speedrun, {cfg['widths']}, {cfg['epochs']} ep.",
+                              m["val_acc"], m["val_acc_no_tta"], pair["nnlab"]["process_s"],
+                              list(History.load_csv(run / "history.csv")), "one thread each"))
+            alone = "" if sides else ", alone"
+            sides.append((Path(pair["anchor"]).stem + alone, port["tta_test_acc"],
+                          port["test_acc_no_tta"], base, anchor_epochs(log),
+                          f"{port.get('threads', '?')} thread{alone}"))
+            for name, tta, no_tta, seconds, history, how in sides:
                 times = milestone_times(history, "val", [p / 100 for p in percents])
                 rows.append([name, str(pair["seed"]), f"{100 * tta:.2f}%", f"{100 * no_tta:.2f}%",
-                             whole(seconds),
-                             f"{seconds / base:.2f}"]
+                             whole(seconds), f"{seconds / base:.2f}" if len(sides) > 1 else "—"]
                             + [whole(t) if (t := times[f"time_to_{p}_s"]) is not None
                                else "not reached" for p in percents]
-                            + [_cpu(run)])
+                            + [f"{port.get('precision', '?')}, {how}", _pair_cpu(folder, pair)])
     return Table(["run", "seed", "val acc, TTA", "val acc, no TTA", "whole process s",
-                  "/ the port's"] + [f"s to {p}% (no TTA)" for p in percents] + ["CPU"], rows)
-
+                  "/ the port's"] + [f"s to {p}% (no TTA)" for p in percents]
+                  + ["precision, threads", "CPU"], rows)
 
 BUILDERS: dict[str, Callable[..., Table]] = {
     "toy": toy, "toy-seeds": toy_seeds, "gradient-check": gradient_check,
