@@ -631,7 +631,8 @@ def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
             alone = "" if sides else ", alone"
             sides.append((Path(pair["anchor"]).stem + alone, port["tta_test_acc"],
                           port["test_acc_no_tta"], base, anchor_epochs(log),
-                          f"{port.get('threads', '?')} thread{alone}"))
+                          f"{port.get('threads', '?')} thread, alone" if alone
+                          else "one thread each"))
             for name, tta, no_tta, seconds, history, how in sides:
                 times = milestone_times(history, "val", [p / 100 for p in percents])
                 rows.append([name, str(pair["seed"]), f"{100 * tta:.2f}%", f"{100 * no_tta:.2f}%",
