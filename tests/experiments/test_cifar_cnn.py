@@ -58,10 +58,12 @@ def test_speedrun_quick_records_milestones(learnable_cifar, nnlab_cache, tmp_pat
 def test_speedrun_learns(optimizer, learnable_cifar, nnlab_cache, tmp_path):
     # whiten_eps 1: the fake images' noise is white, pixel by pixel, so full whitening
     # (eps 5e-4, right for real images) would blow it up to the size of the colour signal.
-    cfg = cifar_speedrun.Config(widths="16,32,32", epochs=10, batch_size=50, val_size=100,
+    # 16 epochs (64 steps): at 10, Muon's seed 0 ended at 0.74 with one thread (1.00 with
+    # two), still settling; at 16 seeds 0-3 end at 1.00 with one thread and with two.
+    cfg = cifar_speedrun.Config(widths="16,32,32", epochs=16, batch_size=50, val_size=100,
                                 whiten_eps=1.0, optimizer=optimizer, data=str(learnable_cifar))
     metrics = launch(cifar_speedrun.EXPERIMENT, cfg, tmp_path, progress=False)
-    assert metrics["val_acc"] >= 0.8  # chance is 0.1; seeds 0-3 give 0.90-1.00
+    assert metrics["val_acc"] >= 0.8  # chance is 0.1
     rows = History.load_csv(tmp_path / "history.csv")
     assert {k: v for k, v in metrics.items() if k.startswith("time_to_")} == (
         cifar_speedrun.milestone_times(rows))

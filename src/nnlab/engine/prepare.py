@@ -68,8 +68,13 @@ def lock(folder: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        holder = ""
+        for _ in range(100):  # the holder writes its PID just after taking the lock
+            if holder := os.pread(fd, 200, 0).decode(errors="replace").strip():
+                break
+            time.sleep(0.01)
         os.close(fd)
+        holder = holder or "another process"
         raise NnlabError(f"{folder} is in use by {holder}: one process writes in a run "
                          "folder at a time; wait for it, or stop it") from None
     os.ftruncate(fd, 0)
