@@ -77,6 +77,7 @@ def test_the_airbench_pair_table_reads_the_run_folder_the_ports_log_and_the_outs
         "anchor_result": {"process_s": 1100.0}}]))
     (alone / "machine.json").write_text(json.dumps({"cpu": "Other CPU", "native_bf16": True}))
     rows = airbench_pair(tmp_path, alone).rows
-    assert len(rows) == 3 and rows[2][:6] == ["airbench94_cpu, alone", "0", "91.00%", "90.10%",
-                                              "1,100", "—"]
-    assert rows[2][8:] == ["fp32, 1 thread, alone", "Other CPU, native bf16"]
+    assert len(rows) == 3 and rows[2][:6] == ["airbench94_cpu (--port-only)", "0", "91.00%",
+                                              "90.10%", "1,100", "—"]
+    assert rows[2][8:] == ["fp32, 1 thread, no nnlab beside it",
+                           "Other CPU, native bf16"]

@@ -628,10 +628,10 @@ def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
                 sides.append((f"nnlab cifar-speedrun, {cfg['widths']}, {cfg['epochs']} ep.",
                               m["val_acc"], m["val_acc_no_tta"], pair["nnlab"]["process_s"],
                               list(History.load_csv(run / "history.csv")), "one thread each"))
-            alone = "" if sides else ", alone"
+            alone = "" if sides else " (--port-only)"
             sides.append((Path(pair["anchor"]).stem + alone, port["tta_test_acc"],
                           port["test_acc_no_tta"], base, anchor_epochs(log),
-                          f"{port.get('threads', '?')} thread, alone" if alone
+                          f"{port.get('threads', '?')} thread, no nnlab beside it" if alone
                           else "one thread each"))
             for name, tta, no_tta, seconds, history, how in sides:
                 times = milestone_times(history, "val", [p / 100 for p in percents])
