@@ -93,6 +93,8 @@ def test_flags_override_the_recipe_and_sentinels_take_it():
     (["--lr", "-2"], "--lr must be > 0, got -2.0"),
     (["--mixup", "-1"], "--mixup must be >= 0, got -1.0"),
     (["--seed", "-1"], "--seed must be between 0 and"),
+    (["--drop-path", "0.2"], "--drop-path needs residual blocks: add --block residual"),
+    (["--block", "residual", "--drop-path", "1"], "--drop-path must be < 1, got 1.0"),
 ])
 def test_bad_values_are_one_line_and_write_nothing(argv, message, tmp_path, capsys):
     out = tmp_path / "run"
@@ -108,3 +110,42 @@ def test_model_shapes(block, widths):
     model = build_model(Config(block=block, widths=widths, expansion=2).resolved())
     assert model(torch.randn(5, 3, 32, 32)).shape == (5, 10)
     assert not any(isinstance(m, torch.nn.Conv2d) for m in model.modules())  # pure MLP
+
+
+class _Ones(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(x)
+
+
+@pytest.mark.parametrize("block", ["residual", "bottleneck"])
+def test_drop_path_skips_whole_residual_bodies_in_training_only(block):
+    # The last block, its body replaced by one whose output is 1 everywhere: each row of
+    # x + drop(body(x)) - x is either all 0 (skipped) or all 1 / (1 - p) (kept and rescaled);
+    # in eval it is body(x).
+    p = 0.5
+    model = build_model(Config(block=block, widths="16,16", expansion=2, norm="none",
+                               drop_path=p).resolved())
+    blocks = [m for m in model.modules() if type(m).__name__ == "_Residual"]
+    assert blocks, "no residual block to drop"
+    res = blocks[-1]
+    res.body = _Ones()
+    x = torch.randn(400, 16)
+    torch.manual_seed(0)
+    res.train()
+    added = res(x) - x
+    row = added[:, :1]
+    assert torch.allclose(added, row.expand_as(added), atol=1e-6)  # per image, not per unit
+    assert set(torch.unique(row.round(decimals=4)).tolist()) == {0.0, 1 / (1 - p)}
+    assert 0.4 < (row == 0).float().mean() < 0.6
+    res.eval()
+    assert torch.allclose(res(x) - x, torch.ones_like(x), atol=1e-6)
+
+
+def test_no_drop_path_leaves_the_blocks_deterministic():
+    model = build_model(Config(block="residual", widths="16,16", dropout=0.0)
+                        .resolved()).train()
+    x = torch.randn(8, 3, 32, 32)
+    torch.manual_seed(1)
+    a = model(x)
+    torch.manual_seed(2)
+    assert torch.equal(a, model(x))

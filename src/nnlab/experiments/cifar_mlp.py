@@ -19,6 +19,7 @@ from torch import nn
 from nnlab.config import LR_MAX, option, shown
 from nnlab.data.cifar10 import Augment, Loader, Mix, fit_zca
 from nnlab.engine import Run
+from nnlab.errors import ConfigError
 from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
@@ -41,7 +42,7 @@ RECIPES: dict[str, dict] = {
                   expansion=4, dropout=0.2, optimizer="adam", lr=1e-3, weight_decay=0.0,
                   schedule="constant", warmup=0.0, epochs=20, batch_size=128,
                   label_smoothing=0.0, zca_eps=0.0, flip=False, translate=0, cutout=0,
-                  mixup=0.0, cutmix=0.0, ema=0.0, tta="none"),
+                  mixup=0.0, cutmix=0.0, ema=0.0, drop_path=0.0, tta="none"),
     # Ours: see the docs (Part I.3) for how each ingredient was chosen and what it buys. Six
     # views at test time (flip+translate): +1.1 and +1.6 points over the two flip views on the
     # two sets of three trained models kept in docs/results/full-profile, for about a second.
@@ -49,7 +50,7 @@ RECIPES: dict[str, dict] = {
                  expansion=4, dropout=0.1, optimizer="adamw", lr=3e-3, weight_decay=0.05,
                  schedule="onecycle", warmup=0.25, epochs=28, batch_size=512,
                  label_smoothing=0.1, zca_eps=0.1, flip=True, translate=2, cutout=0,
-                 mixup=0.0, cutmix=0.0, ema=0.0, tta="flip+translate"),
+                 mixup=0.0, cutmix=0.0, ema=0.0, drop_path=0.0, tta="flip+translate"),
 }
 
 
@@ -90,16 +91,23 @@ class Config(CifarOptions):
                                         "the two per batch, at random)", ge=0)
     ema: float | None = option(None, "decay of an exponential moving average of the weights, "
                                      "evaluated instead of the weights; 0 = off", ge=0, lt=1)
+    drop_path: float | None = option(None, "stochastic depth: in training, each image skips "
+                                           "each residual block's body with this probability "
+                                           "(needs --block residual or bottleneck); 0 = off",
+                                     ge=0, lt=1)
 
     RECIPES = RECIPES
 
     def __post_init__(self) -> None:
         self.check_common()
+        if self.drop_path and (self.block or RECIPES[self.recipe]["block"]) == "plain":
+            raise ConfigError("--drop-path needs residual blocks: add --block residual "
+                              "(or bottleneck)")
 
 
 def build_model(cfg: Config, n_classes: int = 10) -> ImageMLP:
     return ImageMLP(3 * 32 * 32, cfg.widths, n_classes, cfg.activation, cfg.norm,
-                    cfg.dropout, cfg.block, cfg.expansion)
+                    cfg.dropout, cfg.block, cfg.expansion, cfg.drop_path)
 
 
 def build_optimizer(cfg: Config, model: nn.Module, steps: int):

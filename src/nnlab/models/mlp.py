@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 
 class MLP(nn.Module):
@@ -41,12 +42,16 @@ def _norm(kind: str, width: int) -> nn.Module:
 
 
 class _Residual(nn.Module):
-    def __init__(self, body: nn.Module) -> None:
+    """x + body(x); with ``drop_path`` > 0, training drops the body for each sample with that
+    probability and scales the kept ones by 1 / (1 - drop_path) (stochastic depth)."""
+
+    def __init__(self, body: nn.Module, drop_path: float = 0.0) -> None:
         super().__init__()
         self.body = body
+        self.drop = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        return x + self.drop(self.body(x))
 
 
 class ImageMLP(nn.Module):
@@ -58,11 +63,13 @@ class ImageMLP(nn.Module):
     Linear(in, widths[0]) -> norm -> activation, then one pre-norm inverted-bottleneck block
     per width, x + Linear(w*expansion, w)(dropout(act(Linear(w, w*expansion)(norm(x))))),
     all widths equal (the block design of Bachmann et al. 2023). Then Linear(last, n_classes).
+    ``drop_path`` > 0 adds stochastic depth to every residual block (Huang et al. 2016): in
+    training each sample skips each block's body with that probability.
     """
 
     def __init__(self, n_inputs: int, widths: Sequence[int], n_classes: int,
                  activation: str = "gelu", norm: str = "batch", dropout: float = 0.0,
-                 block: str = "plain", expansion: int = 4) -> None:
+                 block: str = "plain", expansion: int = 4, drop_path: float = 0.0) -> None:
         super().__init__()
         act = ACTIVATIONS[activation]
         layers: list[nn.Module] = [nn.Flatten()]
@@ -74,14 +81,15 @@ class ImageMLP(nn.Module):
             for _ in widths:
                 layers.append(_Residual(nn.Sequential(
                     _norm(norm, w), nn.Linear(w, w * expansion), act(), nn.Dropout(dropout),
-                    nn.Linear(w * expansion, w))))
+                    nn.Linear(w * expansion, w)), drop_path))
             fan_in = w
         else:
             fan_in = n_inputs
             for w in widths:
                 layer = nn.Sequential(nn.Linear(fan_in, w), _norm(norm, w), act(),
                                       nn.Dropout(dropout))
-                layers.append(_Residual(layer) if block == "residual" and w == fan_in else layer)
+                residual = block == "residual" and w == fan_in
+                layers.append(_Residual(layer, drop_path) if residual else layer)
                 fan_in = w
         layers.append(nn.Linear(fan_in, n_classes))
         self.net = nn.Sequential(*layers)
