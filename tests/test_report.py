@@ -495,3 +495,24 @@ def test_busy_cores_reads_the_machine():
         assert busy is None
     else:
         assert 0.0 <= busy <= (os.cpu_count() or 1)
+
+
+def test_an_ablation_row_shows_the_flags_that_differ_from_the_base_but_not_where_it_was_written(
+        tmp_path):
+    from nnlab.tables import ablation
+
+    def run(name: str, flags: str, acc: float) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        command = f"nnlab run cifar-mlp --epochs 12 {flags} --out runs/{name}".split()
+        (folder / "config.json").write_text(json.dumps({"provenance": {"command":
+                                                                       " ".join(command)}}))
+        (folder / "metrics.json").write_text(json.dumps({"val_acc": acc, "val_acc_no_tta": acc,
+                                                         "wall_s": 100.0}))
+
+    run("base", "", 0.70)
+    run("wider", "--widths 4096,2048", 0.715)
+    table = ablation(tmp_path / "base", tmp_path / "wider", base="base")
+    assert [row[:4] for row in table.rows] == [["base", "—", "70.0%", "—"],
+                                               ["wider", "`--widths 4096,2048`", "71.5%",
+                                                "+1.5 points"]]

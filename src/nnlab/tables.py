@@ -330,15 +330,17 @@ def _flags(argv: list[str]) -> list[tuple[str, str]]:
 
 def ablation(*folders: Path, base: str = "", key: str = "val_acc") -> Table:
     """One change at a time against a base run: the flags that differ from ``base``'s (a
-    folder name among ``folders``), accuracy, its difference from the base's, and seconds;
-    for validation runs the accuracy without TTA, for palindromes the steps to 99%."""
+    folder name among ``folders``; where a run was written, ``--out``, is not a change),
+    accuracy, its difference from the base's, and seconds; for validation runs the accuracy
+    without TTA, for palindromes the steps to 99%."""
     metrics = {f.name: _metrics(f) for f in folders}
     base_flags = set(_flags(_argv(next(f for f in folders if f.name == base)))) if base else set()
     split = key.split("_")[0]
     rows = []
     for f in folders:
         m = metrics[f.name]
-        change = [f"{k} {v}".strip() for k, v in _flags(_argv(f)) if (k, v) not in base_flags]
+        change = [f"{k} {v}".strip() for k, v in _flags(_argv(f))
+                  if (k, v) not in base_flags and k != "--out"]
         if split == "test":
             steps = m.get("steps_to_99")
             extra = "never" if steps is None else f"{steps:,}"
