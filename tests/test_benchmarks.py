@@ -28,6 +28,14 @@ def test_the_time_budget_benchmark_prints_the_probe_and_the_plans():
     assert "The probe (" in out and "What each budget plans here" in out
 
 
+def test_the_mlp_benchmark_times_dropout_off_beside_each_precision_asked():
+    out = _bench("benchmarks/cifar_mlp.py", "--recipe", "study", "--precisions", "fp32",
+                 "--without-dropout", "--batch-size", "8", "--budget-s", "0.05", "--rounds", "1")
+    modes = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert modes == ["mode", "---", "fp32", "fp32 dropout 0"]
+    assert "| vs fp32 |" in out
+
+
 def test_the_muon_rule_benchmark_reads_its_sweep():
     out = _bench("benchmarks/muon_lr_rule.py")
     assert "the best lr swept is" in out and "x the rule's" in out
