@@ -508,7 +508,7 @@ def test_an_ablation_row_shows_the_flags_that_differ_from_the_base_but_not_where
         (folder / "config.json").write_text(json.dumps({"provenance": {"command":
                                                                        " ".join(command)}}))
         (folder / "metrics.json").write_text(json.dumps({"val_acc": acc, "val_acc_no_tta": acc,
-                                                         "wall_s": 100.0}))
+                                                         "train_acc": 0.8, "wall_s": 100.0}))
 
     run("base", "", 0.70)
     run("wider", "--widths 4096,2048", 0.715)
@@ -516,3 +516,7 @@ def test_an_ablation_row_shows_the_flags_that_differ_from_the_base_but_not_where
     assert [row[:4] for row in table.rows] == [["base", "—", "70.0%", "—"],
                                                ["wider", "`--widths 4096,2048`", "71.5%",
                                                 "+1.5 points"]]
+    assert "train acc" not in table.header
+    with_train = ablation(tmp_path / "base", base="base", train="yes")
+    assert with_train.header[-2:] == ["train acc", "wall s"]
+    assert with_train.rows[0][-2:] == ["80.0%", "100"]

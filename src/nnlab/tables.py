@@ -328,11 +328,12 @@ def _flags(argv: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def ablation(*folders: Path, base: str = "", key: str = "val_acc") -> Table:
+def ablation(*folders: Path, base: str = "", key: str = "val_acc", train: str = "") -> Table:
     """One change at a time against a base run: the flags that differ from ``base``'s (a
     folder name among ``folders``; where a run was written, ``--out``, is not a change),
     accuracy, its difference from the base's, and seconds; for validation runs the accuracy
-    without TTA, for palindromes the steps to 99%."""
+    without TTA, for palindromes the steps to 99%; with ``train=yes`` also the last epoch's
+    training accuracy (how far a run is from fitting its training set)."""
     metrics = {f.name: _metrics(f) for f in folders}
     base_flags = set(_flags(_argv(next(f for f in folders if f.name == base)))) if base else set()
     split = key.split("_")[0]
@@ -347,9 +348,12 @@ def ablation(*folders: Path, base: str = "", key: str = "val_acc") -> Table:
         else:
             extra = mean_sd(m, f"{key}_no_tta", pct)
         rows.append([f.name, f"`{' '.join(change)}`" if change else "—", mean_sd(m, key, pct),
-                     against(metrics, f.name, base, key), extra, mean_sd(m, "wall_s", whole)])
+                     against(metrics, f.name, base, key), extra,
+                     *([mean_sd(m, "train_acc", pct)] if train else []),
+                     mean_sd(m, "wall_s", whole)])
     last = "steps to 99% (val)" if split == "test" else f"{split} acc, no TTA"
-    return Table(["run", "change", f"{split} acc", "against the base", last, "wall s"], rows)
+    return Table(["run", "change", f"{split} acc", "against the base", last,
+                  *(["train acc"] if train else []), "wall s"], rows)
 
 
 @dataclass
