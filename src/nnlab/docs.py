@@ -115,12 +115,19 @@ def draw_figures(root: Path) -> list[Path]:
                      results / "speedrun-full-muon" / "muon",
                      out=figures / "cifar-speedrun-full-muon.png",
                      milestones=(0.80, 0.85, 0.88, 0.89))
+    ideas = sorted((results / "mlp-ablations" / "full-38ep").glob("*/history.csv"))
+    if ideas:
+        from nnlab.plots import plot_seed_curves
+
+        plot_seed_curves(ideas, figures / "cifar-mlp-38ep-ideas.png",
+                         title="cifar-mlp --dropout 0, 38 epochs: each idea (seed 0, fp32)")
     budget = [results / "time-budget" / b for b in BUDGET_RUNS
               if (results / "time-budget" / b / "metrics.json").exists()]
     if budget:
         _budget_figure(budget, figures / "time-budget.png")
     return [figures / n for n in ("cifar-cnn-study-100ep.png", "cifar-speedrun-cpu-muon.png",
-                                  "cifar-speedrun-full-muon.png", "time-budget.png")]
+                                  "cifar-speedrun-full-muon.png", "time-budget.png",
+                                  "cifar-mlp-38ep-ideas.png")]
 
 
 def update(page: Path, root: Path) -> tuple[str, list[str]]:
