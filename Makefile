@@ -68,7 +68,7 @@ bench-docs: $(STAMP)
 	mkdir -p $(BENCH_OUT)
 	$(BIN)/python benchmarks/numpy_vs_torch.py > $(BENCH_OUT)/numpy_vs_torch.md.tmp
 	$(BIN)/python benchmarks/rnn_speed.py > $(BENCH_OUT)/rnn_speed.md.tmp
-	$(BIN)/python benchmarks/cifar_mlp.py --without-dropout --batch-size 64 --budget-s 8 --rounds 2 > $(BENCH_OUT)/cifar_mlp.md.tmp
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/cifar_mlp.py --without-dropout --batch-size 64 --budget-s 8 --rounds 2 > $(BENCH_OUT)/cifar_mlp.md.tmp
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/cifar_mlp.py --precisions fp32 --without-dropout --batch-size 512 --budget-s 8 --rounds 3 > $(BENCH_OUT)/cifar_mlp_dropout.md.tmp
 	$(BIN)/python benchmarks/cifar_cnn.py --net vgg --budget-s 8 > $(BENCH_OUT)/cifar_cnn_vgg.md.tmp
 	$(BIN)/python benchmarks/cifar_cnn.py --net speedrun --batch-size 128 --budget-s 8 > $(BENCH_OUT)/cifar_cnn_speedrun.md.tmp
