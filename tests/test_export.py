@@ -95,7 +95,7 @@ def test_predict_prints_one_line_per_image_and_refuses_what_is_not_one(runs, lea
     text.write_text("not an image")
     assert main(["predict", str(runs / "cifar-speedrun"), str(text)]) == 1
     assert capsys.readouterr().err.strip() == (f"nnlab: error: {text}: not an image nnlab "
-                                               "can read (PNG, JPEG, GIF or WebP)")
+                                               "can read (PNG, JPEG, TIFF, BMP, GIF or WebP)")
 
 
 def test_export_of_a_run_that_is_no_image_classifier_is_one_line(tmp_path, capsys):

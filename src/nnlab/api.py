@@ -222,9 +222,14 @@ def _has_model(run_dir: Path) -> bool:
     return any(run_dir.glob("model*.pt")) or any(run_dir.glob("checkpoint-*.pt"))
 
 
-def experiment_of(run_dir: str | Path) -> tuple[Experiment, dict]:
-    """The record of the experiment that made a run folder (by name, or from the file that
-    its config.json names) and that config.json."""
+def experiment_of(run_dir: str | Path, experiment: str | Path | Experiment | None = None
+                  ) -> tuple[Experiment, dict]:
+    """The record of the experiment that made a run folder, and its config.json.
+
+    Nothing a run folder names is imported: an experiment nnlab knows (built in or an
+    installed plugin) is found by the name config.json records; one defined in a file is
+    used only when the caller names that file (``experiment``, the CLI's ``--experiment
+    FILE.py``), and the folder must hold a run of it."""
     from nnlab.engine import prepare
 
     record = prepare.recorded(Path(run_dir))
@@ -232,27 +237,37 @@ def experiment_of(run_dir: str | Path) -> tuple[Experiment, dict]:
     if name is None:
         raise NnlabError(f"{run_dir}: its config.json names no experiment (written by an "
                          "nnlab older than checkpoints)")
-    if name in experiments.names() or record.get("experiment_file") is None:
-        try:
-            return experiments.get(name), record
-        except NnlabError:
-            raise NnlabError(f"{run_dir}: a run of {name!r}, an experiment this nnlab does "
-                             "not know; install the package that provides it, or run "
-                             "nnlab eval where it is installed") from None
-    return experiments.get(record["experiment_file"]), record
+    if experiment is not None:
+        exp = experiment if isinstance(experiment, Experiment) else \
+            experiments.get(str(experiment))
+        if exp.name != name:
+            raise NnlabError(f"{run_dir} holds a run of {name!r}, but {experiment} defines "
+                             f"{exp.name!r}")
+        return exp, record
+    if name in experiments.names():
+        return experiments.get(name), record
+    if isinstance(record.get("experiment_file"), str):
+        raise NnlabError(f"{run_dir}: a run of {name!r}, defined in a file; nnlab never "
+                         "imports a file that a run folder names: give the file yourself "
+                         f"with --experiment FILE.py (it was {record['experiment_file']!r})")
+    raise NnlabError(f"{run_dir}: a run of {name!r}, an experiment this nnlab does not know; "
+                     "install the package that provides it, or give the file that defines it "
+                     "with --experiment FILE.py")
 
 
 def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None = None,
-             data: str | None = None) -> dict:
+             data: str | None = None, experiment: str | Path | Experiment | None = None
+             ) -> dict:
     """``nnlab eval RUN_DIR``: the saved model (or the newest checkpoint's) of a run on
     ``split`` (default: the run's own held-out split) with ``tta`` (default: the run's own);
     each sub-run (seeds, datasets, sweeps) of a folder that holds no model. Writes
-    ``RUN_DIR/eval-<split>[-<tta>].json`` and returns what it holds."""
+    ``RUN_DIR/eval-<split>[-<tta>].json`` and returns what it holds. ``experiment``: the
+    ``.py`` file (or record) of a run of an experiment defined in a file."""
     from nnlab.engine import prepare
     from nnlab.engine.checkpoint import write_json_atomic
 
     run_dir = Path(run_dir)
-    exp, record = experiment_of(run_dir)
+    exp, record = experiment_of(run_dir, experiment)
     if exp.evaluate is None:
         raise NnlabError(f"a {exp.name} run has no separate evaluation: nnlab run evaluates "
                          "it in full (see its metrics.json)")
@@ -260,7 +275,8 @@ def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None =
         children = [p for p in sorted(run_dir.iterdir()) if (p / "config.json").is_file()]
         if not children:
             raise NnlabError(f"{run_dir}: no saved model or checkpoint to evaluate yet")
-        return {p.name: evaluate(p, split=split, tta=tta, data=data) for p in children}
+        return {p.name: evaluate(p, split=split, tta=tta, data=data, experiment=exp)
+                for p in children}
     config = exp.resolve(prepare.config_from(exp, record))
     split = split or exp.held_out(config)
     result = exp.evaluate(run_dir, config, split, tta, data)

@@ -27,6 +27,10 @@ from nnlab.errors import ConfigError, Interrupted, NnlabError
 from nnlab.reproduce import PROFILES, RESULTS
 from nnlab.seeds import flatten
 
+EXPERIMENT_FLAG = ("--experiment",)
+EXPERIMENT_HELP = dict(type=Path, default=None, metavar="FILE.py",
+                       help="for a run of an experiment defined in a file: that file (nnlab "
+                            "never imports a file that a run folder names)")
 TTA = ("none", "flip", "flip+translate")  # as nnlab.experiments.cifar_common.TTA (no torch here)
 
 
@@ -112,6 +116,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = _Parser(prog="nnlab", description="Train and compare the classic network "
                      "families: MLP, CNN, RNN.")
     parser.add_argument("--version", action="version", version=f"nnlab {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an internal error (also NNLAB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
     sub.add_parser("list", help="list the experiments, one line each")
@@ -144,6 +150,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                         "them to RUN_DIR/eval-<split>-<tta>.json. On a finished run with its "
                         "own split and TTA it reproduces metrics.json.")
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder")
+    ev.add_argument(*EXPERIMENT_FLAG, **EXPERIMENT_HELP)
     ev.add_argument("--data", default=None, metavar="PATH",
                     help="CIFAR-10 source (default: the one the run used)")
     ev.add_argument("--split", choices=("val", "test"), default=None,
@@ -158,6 +165,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                           "RUN_DIR/export/<model>.<format> with <model>.json beside it (input, "
                           "output, classes, config).")
     exp_.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
+    exp_.add_argument(*EXPERIMENT_FLAG, **EXPERIMENT_HELP)
     exp_.add_argument("--format", choices=("safetensors", "onnx", "torchscript"),
                       default="safetensors", help="safetensors (weights), onnx (onnxruntime) "
                       "or torchscript (torch.jit.load) (default: safetensors)")
@@ -172,6 +180,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                          "model gives it and that class's probability. Images of another "
                          "size are resized to 32 x 32.")
     pre.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
+    pre.add_argument(*EXPERIMENT_FLAG, **EXPERIMENT_HELP)
     pre.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
     pre.add_argument("--model", default=None, metavar="NAME",
                      help="which model*.pt when the run holds several")
@@ -247,7 +256,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from nnlab.api import evaluate
 
     check_data(args.data)
-    results = evaluate(args.run_dir, split=args.split, tta=args.tta, data=args.data)
+    results = evaluate(args.run_dir, split=args.split, tta=args.tta, data=args.data,
+                       experiment=args.experiment)
     for key, value in flatten(results).items():
         print(f"{key}  {value:.4f}")
 
@@ -313,7 +323,12 @@ def write_readme_reference(readme: str | Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``nnlab`` command: 0 on success, 1 for an error the user can fix (one line), 2 for
+    a usage error, 128 + N when stopped by signal N, 70 for a bug in nnlab (one line naming the
+    file that holds its traceback; ``--debug`` or ``NNLAB_DEBUG=1`` shows the traceback)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("NNLAB_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     try:
         args = build_parser(argv[:2]).parse_args(argv)
         if args.command == "list":
@@ -329,12 +344,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "export":
             from nnlab.export import export
 
-            print(f"exported: {export(args.run_dir, args.format, args.out, args.model)}")
+            path = export(args.run_dir, args.format, args.out, args.model, args.experiment)
+            print(f"exported: {path}")
         elif args.command == "predict":
             from nnlab.export import predict
 
-            for path, name, p in predict(args.run_dir, args.images, args.model):
-                print(f"{path}: {name} ({p:.1%})")
+            failed = 0
+            for said in predict(args.run_dir, args.images, args.model, args.experiment):
+                if said.error is not None:
+                    failed += 1
+                    print(f"nnlab: error: {said.error}", file=sys.stderr)
+                else:
+                    print(f"{said.path}: {said.name} ({said.probability:.1%})")
+            if failed:
+                return 1
         elif args.command == "reproduce":
             from nnlab.reproduce import reproduce
 
@@ -363,7 +386,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f"; resume with: {resume}" if resume else ""
         print(f"nnlab: stopped by {signal.Signals(signum).name}{where}{hint}", file=sys.stderr)
         return 128 + signum
+    except Exception as e:  # a bug of nnlab's: one line for the user, the traceback kept
+        if debug:
+            raise
+        print(f"nnlab: internal error in 'nnlab {' '.join(argv[:1])}': "
+              f"{type(e).__name__}: {_first_line(e)}; {crash_report(argv)}", file=sys.stderr)
+        return 70  # EX_SOFTWARE
     return 0
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def crash_report(argv: Sequence[str]) -> str:
+    """Write the traceback being handled to a file and say where, with how to report it."""
+    import tempfile
+    import time
+    import traceback
+
+    text = (f"nnlab {__version__}, {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
+            f"command: nnlab {' '.join(argv)}\n\n{traceback.format_exc()}")
+    try:
+        fd, path = tempfile.mkstemp(prefix="nnlab-crash-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    except OSError:
+        return "this is a bug in nnlab: please report it (rerun with --debug to see where)"
+    return (f"this is a bug in nnlab: please report it with the traceback in {path} "
+            "(or rerun with --debug to see it here)")
 
 
 if __name__ == "__main__":

@@ -65,24 +65,24 @@ def _model_file(run_dir: Path, model: str | None) -> str:
     return names[0]
 
 
-def load_classifier(run_dir: str | Path, model: str | None = None
-                    ) -> tuple[Classifier, dict[str, Any]]:
+def load_classifier(run_dir: str | Path, model: str | None = None,
+                    experiment: str | Path | None = None) -> tuple[Classifier, dict[str, Any]]:
     """The trained :class:`Classifier` of a finished run (in eval mode, on the CPU) and what
     ``model.json`` says of it."""
     from nnlab.api import experiment_of
     from nnlab.engine import prepare
-    from nnlab.engine.checkpoint import load, load_weights
+    from nnlab.engine.checkpoint import check_image_state, load_model_file, load_weights
 
     run_dir = Path(run_dir)
-    exp, record = experiment_of(run_dir)
+    exp, record = experiment_of(run_dir, experiment)
     if exp.build_model is None:
         raise NnlabError(f"a {exp.name} run is not an image classifier nnlab can export or "
                          "run on image files")
     name = _model_file(run_dir, model)
-    saved = load(run_dir / f"{name}.pt")
+    saved = load_model_file(run_dir / f"{name}.pt")
     config = exp.resolve(prepare.config_from(exp, record))
-    net = load_weights(exp.build_model(config), saved["model"], run_dir / f"{name}.pt")
-    data = saved["data"]
+    net = load_weights(lambda: exp.build_model(config), saved["model"], run_dir / f"{name}.pt")
+    data = check_image_state(saved["data"], run_dir / f"{name}.pt")
     classifier = Classifier(net, data["mean"], data["std"], data.get("zca")).eval()
     meta = {"experiment": exp.name, "run": str(run_dir), "model": name,
             "input": {"name": "images", "shape": ["N", 3, 32, 32], "dtype": "float32",
@@ -93,14 +93,14 @@ def load_classifier(run_dir: str | Path, model: str | None = None
 
 
 def export(run_dir: str | Path, fmt: str, out: str | Path | None = None,
-           model: str | None = None) -> Path:
+           model: str | None = None, experiment: str | Path | None = None) -> Path:
     """Write ``<out>/<model><suffix>`` in ``fmt`` and ``<out>/<model>.json`` (default
     ``out``: ``RUN_DIR/export``). Returns the model file's path."""
     from nnlab.engine.checkpoint import write_atomic, write_json_atomic
 
     if fmt not in FORMATS:
         raise NnlabError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
-    classifier, meta = load_classifier(run_dir, model)
+    classifier, meta = load_classifier(run_dir, model, experiment)
     out = Path(out) if out is not None else Path(run_dir) / "export"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{meta['model']}{SUFFIX[fmt]}"
@@ -126,30 +126,46 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None,
 
 
 def read_images(paths: list[str | Path]) -> torch.Tensor:
-    """Image files (PNG, JPEG, ...) as (N, 3, 32, 32) float32 pixel values 0-255: grey and
-    alpha become RGB, other sizes are resized to 32 x 32 (bicubic, antialiased)."""
-    from PIL import Image, UnidentifiedImageError
+    """Image files (PNG, JPEG, TIFF, ...) as (N, 3, 32, 32) float32 pixel values 0-255, read
+    as :mod:`nnlab.data.images` says (16-bit and float scaled, alpha on white, EXIF turned
+    upright) and resized to 32 x 32 (bicubic, antialiased). ImageError for the first file
+    that cannot be read."""
+    from nnlab.data.images import read_image, resize
 
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError):
-            raise NnlabError(f"{path}: not an image nnlab can read (PNG, JPEG, GIF or "
-                             "WebP)") from None
-        if rgb.size != (32, 32):
-            rgb = rgb.resize((32, 32), Image.Resampling.BICUBIC)
-        images.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32).copy()))  # (32, 32, 3)
+    images = [torch.from_numpy(resize(read_image(path), 32).astype(np.float32))
+              for path in paths]  # each (32, 32, 3)
     return torch.stack(images).permute(0, 3, 1, 2).contiguous()
 
 
-def predict(run_dir: str | Path, images: list[str | Path], model: str | None = None
-            ) -> list[tuple[str, str, float]]:
-    """(path, class, probability) for each image file, by a finished run's model."""
-    classifier, meta = load_classifier(run_dir, model)
-    with torch.no_grad():
-        probs = torch.softmax(classifier(read_images(images)), dim=1)
-    p, k = probs.max(dim=1)
-    return [(str(path), meta["classes"][int(c)], float(q))
-            for path, c, q in zip(images, k, p, strict=True)]
+@dataclasses.dataclass
+class Prediction:
+    """What a model says of one image file: its most likely class and that class's
+    probability, or, for a file that could not be read, why (``error``)."""
+
+    path: str
+    name: str | None = None
+    probability: float | None = None
+    error: str | None = None
+
+
+def predict(run_dir: str | Path, images: list[str | Path], model: str | None = None,
+            experiment: str | Path | None = None) -> list[Prediction]:
+    """One :class:`Prediction` per image file, in order, by a finished run's model; a file
+    that cannot be read gets its error and does not stop the others."""
+    from nnlab.data.images import ImageError
+
+    classifier, meta = load_classifier(run_dir, model, experiment)
+    results, readable = [], []
+    for path in images:
+        try:
+            readable.append((len(results), read_images([path])))
+            results.append(Prediction(str(path)))
+        except ImageError as e:
+            results.append(Prediction(str(path), error=str(e)))
+    if readable:
+        with torch.no_grad():
+            probs = torch.softmax(classifier(torch.cat([x for _, x in readable])), dim=1)
+        p, k = probs.max(dim=1)
+        for (i, _), c, q in zip(readable, k, p, strict=True):
+            results[i].name, results[i].probability = meta["classes"][int(c)], float(q)
+    return results

@@ -21,7 +21,9 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from nnlab import tables
-from nnlab.engine.checkpoint import read_json
+from nnlab.engine.checkpoint import read_json, write_atomic
 from nnlab.engine.history import History
 from nnlab.errors import NnlabError
 from nnlab.tables import Table, pct
@@ -121,7 +123,30 @@ def docs_link(page: str, title: str) -> tuple[str, str]:
 
 
 def _finished(folder: Path) -> bool:
-    return (folder / "metrics.json").exists()
+    """A finished run folder whose metrics.json can be read (a damaged one is skipped)."""
+    if not (folder / "metrics.json").exists():
+        return False
+    try:
+        read_json(folder / "metrics.json")
+    except NnlabError:
+        return False
+    return True
+
+
+def _guarded(make: Callable[[], Section | None], folder: Path, title: str,
+             skipped: list[tuple[Path, str]]) -> Section | None:
+    """``make()``, or, when a file in ``folder`` is damaged so that its section cannot be
+    built, a section that says so, the folder and the reason added to ``skipped``. Every
+    file a report reads comes from run folders it does not trust."""
+    try:
+        return make()
+    except Exception as e:  # noqa: BLE001 - a damaged file may break any builder
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        why = f"{type(e).__name__}: {why}" if not isinstance(e, NnlabError) else why
+        skipped.append((folder, why))
+        s = Section(f"skipped-{folder.name}".translate(_UNSAFE), title)
+        s.text(f"*`{folder}` could not be read ({why}).*")
+        return s
 
 
 def _source(folder: Path) -> str:
@@ -437,39 +462,81 @@ def _rest(runs: Path, profile_json: dict) -> Section | None:
     return s
 
 
-def _others(runs: Path, scratch: Path) -> list[Section]:
+MARKER = ".nnlab-report"  # written first into a report's folder: a half-written one is ours
+REPORT_FILES = ("index.md", "index.html", ".*.tmp", MARKER)  # and figures/, of PNGs
+
+
+def _holds_a_report(out: Path) -> bool:
+    """Our marker, or an index.html of ours (a report older than the marker)."""
+    index = out / "index.html"
+    return (out / MARKER).is_file() or (index.is_file() and not index.is_symlink()
+                                        and TITLE in index.read_text(errors="replace"))
+
+
+def _not_a_report(out: Path) -> list[str]:
+    """What in ``out`` an nnlab report does not write, or, for a folder that holds no report
+    of ours (neither its marker nor an index.html of ours), everything in it. A report, even
+    a half-written one, is rebuilt in place; anything else is not nnlab's to replace."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return []
+    if not _holds_a_report(out):
+        return sorted(p.name for p in out.iterdir())
+    foreign = []
+    for path in sorted(out.iterdir()):
+        if path.name == "figures" and path.is_dir() and not path.is_symlink():
+            foreign += [f"figures/{p.name}" for p in sorted(path.iterdir())
+                        if p.suffix != ".png" or not p.is_file() or p.is_symlink()]
+        elif path.is_symlink() or not path.is_file() or \
+                not any(path.match(pattern) for pattern in REPORT_FILES):
+            foreign.append(path.name)
+    return foreign
+
+
+def _others(runs: Path, scratch: Path, skipped: list[tuple[Path, str]]) -> list[Section]:
     """A section for each finished run folder in ``runs`` that no other section reads: any
     experiment nnlab knows, a plugin's or a file's included. Each gives the experiment's
     description, its command and machine, every metric in a table, its figures, and its
     curves from history.csv (drawn into ``scratch``) when it drew none."""
-    from nnlab.api import experiment_of
     from nnlab.reproduce import RESULTS
-    from nnlab.seeds import flatten
 
     known = {*PARTS, *RESULTS, "report"}
     sections = []
     for folder in sorted(p for p in runs.iterdir() if p.is_dir() and p.name not in known):
-        if not _finished(folder) or not (folder / "config.json").is_file():
+        if not (folder / "config.json").is_file():
             continue
-        name = read_json(folder / "config.json").get("experiment", "?")
-        try:
-            about = experiment_of(folder)[0].description
-        except NnlabError:
-            about = "an experiment this nnlab does not know (its package is not installed)"
-        s = Section(f"run-{folder.name}", f"{folder.name}: {name}")
-        s.text(f"**{name}**: {about}. From {_source(folder)}.")
-        metrics = flatten(read_json(folder / "metrics.json"))
-        s.table(Table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in metrics.items()]))
-        pngs = sorted(folder.glob("*.png"))
-        if not any(p.name.startswith("curves") for p in pngs) and \
-                (folder / "history.csv").is_file():
-            pngs.insert(0, _generic_curves(History.load_csv(folder / "history.csv"),
-                                           scratch / f"{folder.name}-curves.png", name))
-        for png in pngs:
-            s.figure(png, f"{folder.name}: {png.stem.removeprefix(folder.name + '-')}"
-                     .replace("_", " "))
-        sections.append(s)
+        if not _finished(folder):
+            if (folder / "metrics.json").exists():
+                skipped.append((folder, "its metrics.json cannot be read"))
+            continue
+        made = _guarded(lambda f=folder: _other(f, scratch), folder, folder.name, skipped)
+        if made is not None:
+            sections.append(made)
     return sections
+
+
+def _other(folder: Path, scratch: Path) -> Section:
+    """The section of one finished run folder of any experiment."""
+    from nnlab.api import experiment_of
+    from nnlab.seeds import flatten
+
+    name = str(read_json(folder / "config.json").get("experiment", "?"))
+    try:
+        about = experiment_of(folder)[0].description
+    except NnlabError:
+        about = "an experiment this nnlab does not know (its package is not installed)"
+    s = Section(f"run-{folder.name}", f"{folder.name}: {name}")
+    s.text(f"**{name}**: {about}. From {_source(folder)}.")
+    metrics = flatten(read_json(folder / "metrics.json"))
+    s.table(Table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in metrics.items()]))
+    pngs = sorted(folder.glob("*.png"))
+    if not any(p.name.startswith("curves") for p in pngs) and \
+            (folder / "history.csv").is_file():
+        pngs.insert(0, _generic_curves(History.load_csv(folder / "history.csv"),
+                                       scratch / f"{folder.name}-curves.png", name))
+    for png in pngs:
+        s.figure(png, f"{folder.name}: {png.stem.removeprefix(folder.name + '-')}"
+                 .replace("_", " "))
+    return s
 
 
 def _generic_curves(history: History, path: Path, title: str) -> Path:
@@ -505,17 +572,27 @@ def build(runs: str | Path, out: str | Path | None = None) -> Path:
     if not runs.is_dir():
         raise NnlabError(f"{runs}: no such folder of runs")
     out = Path(out) if out is not None else runs / "report"
-    index = out / "index.html"
-    if out.is_dir() and any(out.iterdir()) and not (
-            index.is_file() and TITLE in index.read_text(errors="replace")):
-        raise NnlabError(f"{out}: a folder that holds no nnlab report, and the report would "
-                         "replace its figures/; pick a new or empty --out")
-    profile_json = read_json(runs / "profile.json")
-    sections = [make(runs / name) for name, make in PARTS.items()]
-    sections.append(additions(runs, profile_json))
-    sections += [rest] if (rest := _rest(runs, profile_json)) is not None else []
+    if foreign := _not_a_report(out):
+        what = "an nnlab report and files no report writes" if _holds_a_report(out) else \
+            "no nnlab report"
+        raise NnlabError(f"{out}: a folder that holds {what} ({', '.join(foreign[:3])}), and "
+                         "the report would replace its figures/; pick a new or empty --out")
+    try:
+        profile_json = read_json(runs / "profile.json")
+    except NnlabError as e:
+        print(f"nnlab: warning: {e}; the report goes on without it", file=sys.stderr)
+        profile_json = {}
+    skipped: list[tuple[Path, str]] = []
+    sections = [_guarded(lambda m=make, n=name: m(runs / n), runs / name, name, skipped)
+                for name, make in PARTS.items()]
+    sections.append(_guarded(lambda: additions(runs, profile_json), runs, "nnlab's additions",
+                             skipped))
+    sections.append(_guarded(lambda: _rest(runs, profile_json), runs, "Lab notes", skipped))
+    sections = [s for s in sections if s is not None]
     with tempfile.TemporaryDirectory() as scratch:
-        others = _others(runs, Path(scratch))
+        others = _others(runs, Path(scratch), skipped)
+        for folder, why in skipped:
+            print(f"nnlab: warning: {folder}: left out of the report: {why}", file=sys.stderr)
         if not others and not any(_finished(runs / name) for name in PARTS):
             raise NnlabError(f"{runs}: no finished run folder in it (the study's parts are "
                              f"{', '.join(PARTS)}); run nnlab reproduce --profile quick first")
@@ -535,6 +612,7 @@ def _write(runs: Path, out: Path, profile_json: dict, sections: list[Section]) -
              else ".")) if profile else "Runs from " + str(runs)
     label += _measured(runs, profile_json)
     out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / MARKER, b"nnlab report\n", durable=False)
     figures = out / "figures"
     if figures.exists():
         shutil.rmtree(figures)
@@ -637,16 +715,17 @@ def _write_markdown(path: Path, title: str, label: str, sections: list[Section],
     names = {}
     for b in (b for s in sections for b in s.blocks if isinstance(b, Figure)):
         names[b.path] = _figure_name(b.path)
-        shutil.copyfile(b.path, figures / names[b.path])
-    path.write_text(_environment().get_template("report.md.j2").render(
-        title=title, label=label, sections=sections, claims=_claims(sections), names=names))
+        write_atomic(figures / names[b.path], b.path.read_bytes(), durable=False)
+    write_atomic(path, _environment().get_template("report.md.j2").render(
+        title=title, label=label, sections=sections, claims=_claims(sections),
+        names=names).encode())
 
 
 def _write_html(path: Path, title: str, label: str, sections: list[Section]) -> Path:
     """index.html: one page, each figure embedded once (a click opens it full size)."""
     images = {b.path: base64.b64encode(b.path.read_bytes()).decode()
               for s in sections for b in s.blocks if isinstance(b, Figure)}
-    path.write_text(_environment().get_template("report.html.j2").render(
+    write_atomic(path, _environment().get_template("report.html.j2").render(
         title=title, label=label, sections=sections, claims=_claims(sections), images=images,
-        css=Markup(CSS)))
+        css=Markup(CSS)).encode())
     return path

@@ -15,7 +15,6 @@ Everything after loading is tensor ops on whole batches: no per-sample Python, n
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import sys
 import tarfile
@@ -119,13 +118,12 @@ def _cached(root: Path, cache_dir: Path, read) -> Cifar:
 
 
 def _decode(blob: bytes, name: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from nnlab.data.images import ImageError, read_image
 
     try:
-        with Image.open(io.BytesIO(blob)) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"{name}: not a readable image ({e.__class__.__name__})") from None
+        arr = read_image(blob, name)
+    except ImageError as e:
+        raise DataError(str(e)) from None
     if arr.shape != (32, 32, 3):
         raise DataError(f"{name}: expected a 32x32 image, got {arr.shape[1]}x{arr.shape[0]}")
     return arr

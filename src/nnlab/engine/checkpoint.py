@@ -17,6 +17,7 @@ import random
 import re
 import sys
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,30 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     return write_atomic(path, buffer.getvalue())
 
 
+MAX_JSON_BYTES = 64 * 2**20  # no file nnlab writes as JSON comes near this
+
+
 def read_json(path: str | Path) -> dict:
-    """What :func:`write_json_atomic` wrote to ``path``, or {} where there is no such file."""
+    """What :func:`write_json_atomic` wrote to ``path``, or {} where there is no such file.
+    A file that is not a JSON object (truncated, damaged, a link out of its folder, absurdly
+    large) is one NnlabError naming it."""
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists() and not path.is_symlink():
+        return {}
+    if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
+        raise NnlabError(f"{path}: a link to a file outside its folder; nnlab does not follow it")
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise NnlabError(f"{path}: {path.stat().st_size} bytes, too large to be a file "
+                             "nnlab wrote")
+        record = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise NnlabError(f"{path}: not readable JSON") from None
+    except OSError as e:
+        raise NnlabError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not isinstance(record, dict):
+        raise NnlabError(f"{path}: not a JSON object, so not a file nnlab wrote")
+    return record
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
@@ -154,14 +175,17 @@ class Checkpoints:
                  if (m := PATTERN.search(p.name))]
         return [p for _, p in sorted(found)]
 
-    def save(self, state: dict) -> Path:
+    def save(self, state: dict, protect: Collection[Path] = ()) -> Path:
+        """The next checkpoint; the oldest beyond ``keep`` are deleted, except those in
+        ``protect`` (those a resume found, until all it loaded is in use again)."""
         for stale in self.folder.glob(".checkpoint-*.tmp"):  # left by a killed write
             stale.unlink(missing_ok=True)
         paths = self.paths()
         number = int(PATTERN.search(paths[-1].name).group(1)) + 1 if paths else 1
         path = save(state, self.folder / f"checkpoint-{number:06d}.pt")
         for old in self.paths()[:-self.keep]:
-            old.unlink(missing_ok=True)
+            if old not in protect:
+                old.unlink(missing_ok=True)
         return path
 
     def latest(self) -> tuple[dict, Path] | None:
@@ -184,14 +208,35 @@ class Checkpoints:
         return None
 
 
+def check_weights(weights: Any, where: str | Path) -> dict:
+    """``weights`` if it is a state dict (names -> tensors); one NnlabError naming ``where``
+    otherwise."""
+    if not isinstance(weights, dict) or not weights or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        raise NnlabError(f"{where}: its saved model is not a set of named tensors, so not a "
+                         "model nnlab saved")
+    return weights
+
+
 def load_weights(model: Any, weights: dict, where: str | Path) -> Any:
-    """``model.load_state_dict(weights)``; weights of other layers or shapes (a file that is
-    not what it claims) are one NnlabError naming ``where``. Returns the model."""
+    """``model`` (a module, or a function that builds one) with ``weights`` loaded; weights of
+    other layers or shapes (a file that is not what it claims) are one NnlabError naming
+    ``where``. A builder runs first on the meta device (no memory), so a config.json whose
+    sizes are absurd is refused by comparing shapes before anything is allocated. Returns
+    the model."""
+    check_weights(weights, where)
+    unfit = NnlabError(f"{where}: its saved model does not fit the network its config.json "
+                       "describes (other layers or shapes)")
+    if not isinstance(model, torch.nn.Module):
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in model().state_dict().items()}
+        if shapes != {k: tuple(v.shape) for k, v in weights.items()}:
+            raise unfit
+        model = model()
     try:
         model.load_state_dict(weights)
     except RuntimeError:  # missing or unexpected keys, other shapes
-        raise NnlabError(f"{where}: its saved model does not fit the network its config.json "
-                         "describes (other layers or shapes)") from None
+        raise unfit from None
     return model
 
 
@@ -201,19 +246,52 @@ def state_key(phase: str, part: str) -> str:
     return f"{phase}.{part}"
 
 
+def load_model_file(path: Path) -> dict:
+    """A ``model*.pt`` that :meth:`nnlab.engine.run.Run.save_model` wrote, checked: a dict
+    with the model's named tensors and a ``data`` dict; one NnlabError naming it otherwise."""
+    try:
+        saved = load(path)
+    except NnlabError:
+        raise
+    except Exception as e:  # truncated, not a torch file
+        raise NnlabError(f"{path}: unreadable model file ({e.__class__.__name__})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("data"), dict):
+        raise NnlabError(f"{path}: not a model file nnlab saved (no 'model' and 'data')")
+    check_weights(saved.get("model"), path)
+    return saved
+
+
+def check_image_state(data: Any, where: str | Path) -> dict:
+    """The data state an image classifier's model file keeps (``mean``/``std`` (3,) tensors,
+    ``classes`` names, an optional square ``zca``), checked; one NnlabError naming ``where``
+    and the field otherwise."""
+    def bad(field: str, what: str) -> NnlabError:
+        return NnlabError(f"{where}: its data state's {field!r} is not {what}")
+
+    for key in ("mean", "std"):
+        value = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(value, torch.Tensor) or value.numel() != 3 or \
+                not value.is_floating_point():
+            raise bad(key, "3 numbers, one per colour channel")
+    classes = data.get("classes")
+    if not isinstance(classes, list | tuple) or len(classes) < 2 or \
+            not all(isinstance(c, str) for c in classes):
+        raise bad("classes", "a list of class names")
+    zca = data.get("zca")
+    if zca is not None and (not isinstance(zca, torch.Tensor) or zca.dim() != 2
+                            or zca.shape[0] != zca.shape[1]):
+        raise bad("zca", "a square matrix")
+    return data
+
+
 def saved_model(run_dir: Path, name: str = "model", phase: str = "train"
                 ) -> tuple[dict, dict]:
     """(weights to evaluate, data state) of a run: from ``<name>.pt`` when the run finished,
     else from its newest good checkpoint (the EMA's weights when it has one)."""
     path = run_dir / f"{name}.pt"
     if path.exists():
-        try:
-            saved = load(path)
-            return saved["model"], saved["data"]
-        except NnlabError:
-            raise
-        except Exception as e:
-            raise NnlabError(f"{path}: unreadable model file ({e.__class__.__name__})") from None
+        saved = load_model_file(path)
+        return saved["model"], saved["data"]
     found = Checkpoints(run_dir).latest()
     if found is None:
         raise NnlabError(f"{run_dir}: no {name}.pt and no checkpoint to evaluate")

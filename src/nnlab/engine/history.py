@@ -64,9 +64,17 @@ class History:
 
     @classmethod
     def load_csv(cls, path: str | Path) -> History:
-        """Read a history back; numbers come back as int or float, empty cells are dropped."""
-        with open(path, newline="") as f:
-            rows = [{k: _parse(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+        """Read a history back; numbers come back as int or float, empty cells are dropped.
+        A file that is not such a table (damaged, not text) is one NnlabError naming it."""
+        from nnlab.errors import NnlabError
+
+        try:
+            with open(path, newline="") as f:
+                rows = [{k: _parse(v) for k, v in row.items()
+                         if isinstance(k, str) and isinstance(v, str) and v != ""}
+                        for row in csv.DictReader(f)]
+        except (csv.Error, UnicodeDecodeError, ValueError):
+            raise NnlabError(f"{path}: not a history nnlab wrote (damaged)") from None
         return cls(rows)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import shutil
 import socket
@@ -22,7 +21,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from nnlab.config import flag_name, migrate, shown
+from nnlab.config import flag_name, migrate, shown, validate
+from nnlab.engine.checkpoint import read_json
 from nnlab.errors import ConfigError, NnlabError
 
 # A resumed run keeps its config; these may still change (what it reads, where it runs),
@@ -103,6 +103,58 @@ def contents(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.name != LOCK] if folder.is_dir() else []
 
 
+# What a run writes in its folder (and in the folders of its seeds and sub-runs): the only
+# names --overwrite deletes.
+RUN_FILES = ("config.json", "metrics.json", "metrics.before-resume.json", "history*.csv",
+             "checkpoint-*.pt", "model*.pt", "*.png", "eval-*.json", ".*.tmp", LOCK)
+RUN_FOLDERS = ("tensorboard", "export")  # written whole by nnlab (TensorBoard, nnlab export)
+
+
+def is_run_folder(folder: Path) -> bool:
+    """True when ``folder`` holds a config.json that nnlab wrote: a JSON object that names
+    its experiment and config format (a file merely called config.json is not enough)."""
+    path = Path(folder) / "config.json"
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        record = read_json(path)
+    except NnlabError:
+        return False
+    return isinstance(record.get("experiment"), str) and \
+        isinstance(record.get("config_format"), int)
+
+
+def not_written_by_a_run(folder: Path) -> list[Path]:
+    """What in a run folder no run writes: anything but :data:`RUN_FILES`, the folders of
+    :data:`RUN_FOLDERS` and sub-folders that are runs themselves (seeds, datasets, sweeps),
+    each checked the same way. Links are never a run's."""
+    foreign = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_symlink():
+            foreign.append(path)
+        elif path.is_dir():
+            if path.name in RUN_FOLDERS:
+                continue
+            if is_run_folder(path):
+                foreign += not_written_by_a_run(path)
+            else:
+                foreign.append(path)
+        elif not any(path.match(pattern) for pattern in RUN_FILES):
+            foreign.append(path)
+    return foreign
+
+
+def _listed(paths: list[Path], most: int = 3) -> str:
+    names = [p.name + ("/" if p.is_dir() and not p.is_symlink() else "") for p in paths]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most
+                                      else "")
+
+
+def remove(path: Path) -> None:
+    """Delete a file, a link (never what it points to) or a folder."""
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 def new_folder(name: str, out: Path | None, overwrite: bool) -> Path:
     """The folder of a new run: free, or cleared with ``overwrite`` when it holds a run
     (default: runs/<name>/<timestamp>)."""
@@ -121,11 +173,15 @@ def new_folder(name: str, out: Path | None, overwrite: bool) -> Path:
             if not overwrite:
                 raise NnlabError(f"--out {out} is not empty; pass --overwrite to write over "
                                  "it, or choose another folder")
-            if not any((out / f).exists() for f in ("config.json", "metrics.json")):
-                raise NnlabError(f"--out {out} holds files that are not an nnlab run; "
-                                 "--overwrite clears only run folders")
+            if not is_run_folder(out):
+                raise NnlabError(f"--out {out} holds files that are not an nnlab run "
+                                 f"({_listed(held)}); --overwrite clears only run folders")
+            if foreign := not_written_by_a_run(out):
+                raise NnlabError(f"--out {out} holds an nnlab run and files no run writes "
+                                 f"({_listed(foreign)}); --overwrite deletes only what nnlab "
+                                 "wrote: move them, or choose another folder")
             for path in held:  # never a folder mixing two runs (the lock stays)
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+                remove(path)
     except NnlabError:
         unlock(out)
         if not existed:
@@ -139,21 +195,21 @@ def recorded(run_dir: Path) -> dict:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise NnlabError(f"{run_dir}: no config.json; not an nnlab run folder")
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise NnlabError(f"{path}: not readable JSON") from None
-    if not isinstance(record, dict):
-        raise NnlabError(f"{path}: not an nnlab config (a JSON object)")
+    record = read_json(path)
+    if "experiment" in record and not isinstance(record["experiment"], str):
+        raise NnlabError(f"{path}: its field 'experiment' is not a name")
     return record
 
 
 def config_from(exp: Any, record: Mapping[str, Any]) -> Any:
     """The Config of experiment ``exp`` that a config.json records."""
     try:
-        return exp.Config(**migrate(exp.Config, dict(record)))
-    except (TypeError, ConfigError) as e:
-        raise NnlabError(f"config.json does not fit this nnlab's {exp.name} ({e})") from None
+        config = exp.Config(**migrate(exp.Config, dict(record)))
+        validate(config)  # types and bounds, whatever the class's __post_init__ does
+    except (TypeError, ValueError, KeyError, AttributeError) as e:  # ConfigError included
+        raise NnlabError(f"config.json does not fit this nnlab's {exp.name} "
+                         f"({str(e).strip()[:200]})") from None
+    return config
 
 
 def new_config(exp: Any, given: Mapping[str, Any], quick: bool = False) -> Any:

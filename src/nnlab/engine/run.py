@@ -155,9 +155,25 @@ class PhaseState:
     wall_s: float = 0.0  # seconds of training and evaluation so far, across resumes
 
     @classmethod
-    def from_checkpoint(cls, saved: dict) -> PhaseState:
+    def from_checkpoint(cls, saved: Any, path: Path | None = None, name: str = "") -> PhaseState:
+        """The phase as a checkpoint kept it; one NnlabError naming the checkpoint when its
+        record is not one (a damaged file)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in saved.items() if k in names})
+        state = cls(**{k: v for k, v in saved.items() if k in names}) \
+            if isinstance(saved, dict) else None
+        if state is None or not (
+                isinstance(state.history, list) and all(isinstance(r, dict)
+                                                        for r in state.history)
+                and _count(state.position) and isinstance(state.stopped, bool)
+                and isinstance(state.wall_s, int | float) and not isinstance(state.wall_s, bool)):
+            raise NnlabError(f"{path}: damaged checkpoint: phase {name!r} is not a history "
+                             "and a position")
+        return state
+
+
+def _count(value: Any) -> bool:
+    """A whole number >= 0 (an epoch, a step, a batch)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _is_generator(obj: Any) -> bool:
@@ -189,6 +205,10 @@ class Run:
         self._restored: set[str] = set()
         self._checkpoints = ckpt.Checkpoints(self.out, self.options.keep)
         self._resume: dict | None = None
+        self._resumed_from: Path | None = None  # the checkpoint a resume loaded
+        self._protected: list[Path] = []  # kept from rotation until all it holds is restored
+        self._before: dict | None = None  # what a failed resume puts back (_roll_back)
+        self._written: list[Path] = []  # checkpoints this process wrote
         self._rng_restored = False
         self._phases: dict[str, PhaseState] = {}
         self.data: dict[str, Any] = {}  # fitted data state (normalisation, ZCA, ...)
@@ -209,9 +229,11 @@ class Run:
         if self.options.resume and (found := self._checkpoints.latest()) is not None:
             self._resume, path = found
             self._check_checkpoint(path)
-            self._phases = {name: PhaseState.from_checkpoint(saved)
+            self._phases = {name: PhaseState.from_checkpoint(saved, path, name)
                             for name, saved in self._resume["phases"].items()}
             self.data = self._resume["data"]
+            self._resumed_from = path
+            self._protected = self._checkpoints.paths()
             self.note(f"resuming from {path}")
         elif self.options.resume and self._checkpoints.damaged:
             # starting over silently would throw away hours; the user decides
@@ -224,6 +246,11 @@ class Run:
                       "it starts from the beginning")
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            if self.options.resume:  # what a resume that fails to restore puts back
+                self._before = {"files": {p: p.read_bytes() for p in (
+                                    self.out / "config.json", *self.out.glob("history*.csv"))
+                                    if p.is_file()},
+                                "metrics": (self.out / "metrics.json").exists()}
             self._write_config(self._extra)
             if self.options.resume:  # extending a finished run: it is unfinished again
                 done = self.out / "metrics.json"
@@ -231,15 +258,47 @@ class Run:
                     done.replace(self.out / "metrics.before-resume.json")
         return self
 
+    def _roll_back(self) -> None:
+        """Put a resumed run's folder back as it was found: a resume that failed to restore
+        its checkpoint deletes the checkpoints it wrote and restores config.json and
+        metrics.json (nothing it did not write is touched)."""
+        if not self.main or self._before is None:
+            return
+        for path in self._written:
+            path.unlink(missing_ok=True)
+        for path, data in self._before["files"].items():
+            ckpt.write_atomic(path, data)
+        before = self.out / "metrics.before-resume.json"
+        if self._before["metrics"] and before.exists():
+            before.replace(self.out / "metrics.json")
+        self._before = None
+
     def _check_checkpoint(self, path: Path) -> None:
-        """A checkpoint of another format version or of another experiment is refused."""
+        """A checkpoint of another format version or of another experiment is refused, and
+        so is one whose parts are missing or of the wrong kind (before anything is changed)."""
         fmt, name = self._resume.get("format"), self._resume.get("experiment")
         if fmt != CHECKPOINT_FORMAT:
-            raise NnlabError(f"{path}: checkpoint format {fmt}, but this nnlab reads format "
+            raise NnlabError(f"{path}: checkpoint format {fmt!r}, but this nnlab reads format "
                              f"{CHECKPOINT_FORMAT}; resume it with the nnlab that wrote it")
         if name != self.experiment:
             raise NnlabError(f"{path}: a checkpoint of experiment {name!r}, not "
                              f"{self.experiment!r}")
+        for key in ("progress", "phases", "data", "rng", "generators", "state"):
+            if not isinstance(self._resume.get(key), dict):
+                raise NnlabError(f"{path}: damaged checkpoint: its {key!r} is missing or "
+                                 "not a table")
+        progress = self._resume["progress"]
+        if not isinstance(progress.get("phase"), str) or not _count(progress.get("position")) \
+                or not _count(progress.get("batch", 0)):
+            raise NnlabError(f"{path}: damaged checkpoint: its 'progress' is not a phase and "
+                             "a position")
+        sums = progress.get("sums")
+        if sums is not None and not (isinstance(sums, list | tuple) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in sums)):
+            raise NnlabError(f"{path}: damaged checkpoint: its 'progress' sums are not numbers")
+        if not all(isinstance(k, str) for k in (*self._resume["state"],
+                                                 *self._resume["generators"])):
+            raise NnlabError(f"{path}: damaged checkpoint: a tracked object without a name")
 
     # -- device -------------------------------------------------------------------------
 
@@ -347,25 +406,41 @@ class Run:
         self._phases[name] = state
 
     def restore(self) -> None:
-        """Load every tracked object the checkpoint holds and that is not loaded yet."""
+        """Load every tracked object the checkpoint holds and that is not loaded yet. One that
+        does not fit (other shapes, a damaged file) is one NnlabError naming it, and the
+        folder is put back as the resume found it."""
         if self._resume is None:
             return
         for name, obj in self._tracked.items():
             if name in self._restored:
                 continue
-            if name in self._resume["generators"]:
-                self._load(obj, self._resume["generators"][name])
-            elif name in self._resume["state"]:
-                self._load(obj, self._resume["state"][name])
-            else:
+            kind = "generators" if name in self._resume["generators"] else "state"
+            if name not in self._resume[kind]:
                 continue
+            try:
+                self._load(obj, self._resume[kind][name])
+            except Exception as e:  # noqa: BLE001 - whatever a damaged file makes torch raise
+                self._roll_back()
+                why = str(e).strip().splitlines()[0][:160] if str(e).strip() else \
+                    type(e).__name__
+                raise NnlabError(f"{self._resumed_from}: its {name!r} does not fit this run "
+                                 f"({why}); the run folder is as it was") from None
             self._restored.add(name)
+        saved = {*self._resume["generators"], *self._resume["state"]}
+        if saved <= self._restored:  # every part is in use: old checkpoints may rotate away
+            self._protected = []
 
     def restore_rng(self) -> None:
         """The process-wide RNGs as the checkpoint left them (once, for the phase that goes
         on training)."""
         if self._resume is not None and not self._rng_restored:
-            ckpt.set_global_rng_state(self._resume["rng"])
+            try:
+                ckpt.set_global_rng_state(self._resume["rng"])
+            except Exception as e:  # noqa: BLE001 - a damaged file: any error torch raises
+                self._roll_back()
+                raise NnlabError(f"{self._resumed_from}: damaged checkpoint: its random "
+                                 f"generators cannot be restored ({type(e).__name__}); the "
+                                 "run folder is as it was") from None
             self._rng_restored = True
 
     def resume_position(self, phase: str) -> dict | None:
@@ -380,15 +455,21 @@ class Run:
         if not self.main:
             return
         gens = {**self.generator_states(), **(generator_states or {})}
-        self._checkpoints.save({
+        state = {n: self._state(o) for n, o in self._tracked.items() if not _is_generator(o)}
+        if self._resume is not None:
+            # a phase that has not started again in this process (the torch phase while an
+            # extended NumPy phase trains): its saved state goes on into every checkpoint
+            for name, saved in self._resume["generators"].items():
+                gens.setdefault(name, saved)
+            for name, saved in self._resume["state"].items():
+                state.setdefault(name, saved)
+        self._written.append(self._checkpoints.save({
             "format": CHECKPOINT_FORMAT, "experiment": self.experiment,
             "config": dataclasses.asdict(self.config), "progress": progress,
             "phases": {n: dataclasses.asdict(p) for n, p in self._phases.items()},
             "data": self.data, "rng": ckpt.global_rng_state(),
-            "generators": gens,
-            "state": {n: self._state(o) for n, o in self._tracked.items()
-                      if not _is_generator(o)},
-        })
+            "generators": gens, "state": state,
+        }, protect=self._protected))
         for writer in self._writers.values():  # what TensorBoard has now survives a kill
             writer.flush()
 

@@ -356,16 +356,17 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Modu
     the data as the run saw it (its normalisation, and its ZCA when it had one)."""
     from nnlab.data.cifar10 import Loader
     from nnlab.device import autocast, resolve_precision
-    from nnlab.engine.checkpoint import load_weights, saved_model
+    from nnlab.engine.checkpoint import check_image_state, load_weights, saved_model
 
     if split == "val" and cfg.final:
         raise ConfigError("this run trained on all of train (--final): evaluate it with "
                           "--split test")
     weights, state = saved_model(run_dir, name, phase)
+    check_image_state(state, run_dir)
     device = resolve_device("auto")
     precision = resolve_precision(cfg.precision, device)
     splits = make_splits(data or cfg.data, cfg.val_size, final=split == "test")
-    model = load_weights(build(), weights, run_dir)
+    model = load_weights(build, weights, run_dir)
     model.to(device, memory_format=memory_format)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, state["mean"], state["std"],
                   zca=state.get("zca"), device=device, memory_format=memory_format)

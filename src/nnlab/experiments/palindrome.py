@@ -219,7 +219,7 @@ def eval_run(run_dir: Path, config: Config, split: str, tta: str | None,
     from nnlab.engine.checkpoint import load_weights, saved_model
 
     weights, _ = saved_model(run_dir)
-    model = load_weights(_build_model(config, input_dim=10 if config.input == "onehot" else 1),
+    model = load_weights(lambda: _build_model(config, 10 if config.input == "onehot" else 1),
                          weights, run_dir)
     n, seed = (config.eval_size, TEST_SEED) if split == "test" else (2000, VAL_SEED)
     loss, acc = evaluate(model, *held_out_set(n, config.length, seed, _encoding(config)),
