@@ -175,7 +175,7 @@ def new_folder(name: str, out: Path | None, overwrite: bool) -> Path:
                                  "it, or choose another folder")
             if not is_run_folder(out):
                 raise NnlabError(f"--out {out} holds files that are not an nnlab run "
-                                 f"({_listed(held)}); --overwrite clears only run folders")
+                                 f"({_listed(sorted(held))}); --overwrite clears only run folders")
             if foreign := not_written_by_a_run(out):
                 raise NnlabError(f"--out {out} holds an nnlab run and files no run writes "
                                  f"({_listed(foreign)}); --overwrite deletes only what nnlab "

@@ -258,6 +258,12 @@ class Run:
                     done.replace(self.out / "metrics.before-resume.json")
         return self
 
+    def refuse_checkpoint(self, why: str) -> NnlabError:
+        """The error that stops a resume whose checkpoint does not fit (``why``), once the
+        folder is put back as the resume found it."""
+        self._roll_back()
+        return NnlabError(f"{self._resumed_from}: {why}; the run folder is as it was")
+
     def _roll_back(self) -> None:
         """Put a resumed run's folder back as it was found: a resume that failed to restore
         its checkpoint deletes the checkpoints it wrote and restores config.json and
@@ -292,6 +298,9 @@ class Run:
                 or not _count(progress.get("batch", 0)):
             raise NnlabError(f"{path}: damaged checkpoint: its 'progress' is not a phase and "
                              "a position")
+        if progress["phase"] not in self._resume["phases"]:
+            raise NnlabError(f"{path}: damaged checkpoint: it stopped in phase "
+                             f"{progress['phase']!r}, which it holds no record of")
         sums = progress.get("sums")
         if sums is not None and not (isinstance(sums, list | tuple) and all(
                 isinstance(v, int | float) and not isinstance(v, bool) for v in sums)):
@@ -420,11 +429,10 @@ class Run:
             try:
                 self._load(obj, self._resume[kind][name])
             except Exception as e:  # noqa: BLE001 - whatever a damaged file makes torch raise
-                self._roll_back()
-                why = str(e).strip().splitlines()[0][:160] if str(e).strip() else \
+                why = "other layers or shapes" if "state_dict" in str(e) else \
                     type(e).__name__
-                raise NnlabError(f"{self._resumed_from}: its {name!r} does not fit this run "
-                                 f"({why}); the run folder is as it was") from None
+                raise self.refuse_checkpoint(f"its {name!r} does not fit this run ({why})"
+                                             ) from None
             self._restored.add(name)
         saved = {*self._resume["generators"], *self._resume["state"]}
         if saved <= self._restored:  # every part is in use: old checkpoints may rotate away
@@ -437,10 +445,9 @@ class Run:
             try:
                 ckpt.set_global_rng_state(self._resume["rng"])
             except Exception as e:  # noqa: BLE001 - a damaged file: any error torch raises
-                self._roll_back()
-                raise NnlabError(f"{self._resumed_from}: damaged checkpoint: its random "
-                                 f"generators cannot be restored ({type(e).__name__}); the "
-                                 "run folder is as it was") from None
+                raise self.refuse_checkpoint("damaged checkpoint: its random generators "
+                                             f"cannot be restored ({type(e).__name__})"
+                                             ) from None
             self._rng_restored = True
 
     def resume_position(self, phase: str) -> dict | None:
