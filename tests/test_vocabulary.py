@@ -351,12 +351,12 @@ def test_every_profile_part_makes_a_valid_config():
 
 @pytest.mark.slow
 def test_every_config_json_in_docs_results_still_loads():
-    """The run folders the documentation's numbers come from (formats 1 to 3) load as today's
+    """The run folders the documentation's numbers come from (formats 1 to 4) load as today's
     configs; a config.json from a newer nnlab is refused in one line."""
     folders = sorted(Path(__file__).resolve().parents[1].glob("docs/results/**/config.json"))
     assert len(folders) > 100
     for path in folders:
         record = json.loads(path.read_text())
         config_from(experiments.get(record["experiment"]), record)
-    with pytest.raises(NnlabError, match="config format 4 is newer than this nnlab reads"):
-        config_from(experiments.get("toy"), {"experiment": "toy", "config_format": 4})
+    with pytest.raises(NnlabError, match="config format 5 is newer than this nnlab reads"):
+        config_from(experiments.get("toy"), {"experiment": "toy", "config_format": 5})

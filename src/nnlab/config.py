@@ -181,8 +181,9 @@ def shown(value: Any) -> str:
 
 
 # config.json's format: 1 (no ``config_format`` key) spelled "the recipe's value" as
-# 'recipe', -1 or a 0 learning rate and TTA as on/off or a bool; 2 is today's vocabulary.
-CONFIG_FORMAT = 3
+# 'recipe', -1 or a 0 learning rate and TTA as on/off or a bool; 2 is today's vocabulary;
+# 3 and 4 changed defaults of some Configs (their ``from_format_N`` keep what ran).
+CONFIG_FORMAT = 4
 _LEGACY_NONE = ("recipe", -1, -1.0)
 _LEGACY = {"tta": {True: "flip", False: "none", "on": "flip", "off": "none"},
            "flip": {"on": True, "off": False}}
@@ -190,9 +191,9 @@ _LEGACY = {"tta": {True: "flip", False: "none", "on": "flip", "off": "none"},
 
 def migrate(config_cls: type, recorded: dict) -> dict:
     """The fields of ``config_cls`` that a ``config.json`` records, in today's format: one
-    step per format version (1 -> 2: the vocabulary; 2 -> 3: what a Config class changed, by
-    its ``from_format_2``). A config.json of a newer format than this nnlab reads is refused
-    (ConfigError)."""
+    step per format version (1 -> 2: the vocabulary; N -> N + 1 from 2 on: what a Config class
+    changed, by its ``from_format_N``, when it has one). A config.json of a newer format than
+    this nnlab reads is refused (ConfigError)."""
     version = recorded.get("config_format", 1)
     if not isinstance(version, int) or version > CONFIG_FORMAT:
         raise ConfigError(f"config format {version!r} is newer than this nnlab reads "
@@ -201,8 +202,9 @@ def migrate(config_cls: type, recorded: dict) -> dict:
     out = {k: v for k, v in recorded.items() if k in names}
     if version < 2:
         out = _from_format_1(config_cls, out)
-    if version < 3 and hasattr(config_cls, "from_format_2"):
-        out = config_cls.from_format_2(out)
+    for step in range(max(version, 2), CONFIG_FORMAT):
+        if hasattr(config_cls, f"from_format_{step}"):
+            out = getattr(config_cls, f"from_format_{step}")(out)
     return out
 
 

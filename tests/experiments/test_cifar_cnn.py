@@ -121,6 +121,21 @@ def test_a_run_from_before_muon_was_the_default_keeps_its_optimizer(recorded, op
     assert (cfg.optimizer, cfg.muon_lr, cfg.warmup) == (optimizer, muon_lr, recorded["warmup"])
 
 
+def test_a_run_from_before_the_bn_eps_changed_keeps_airbenchs():
+    """A speedrun recorded before format 4 ran BatchNorm with eps 1e-12: it resumes and is
+    evaluated with it; a new run takes today's default."""
+    from nnlab import experiments
+    from nnlab.engine.prepare import config_from
+    from nnlab.models.cnn import BN_EPS
+
+    exp = experiments.get("cifar-speedrun")
+    assert config_from(exp, {"experiment": "cifar-speedrun", "config_format": 3}).bn_eps == 1e-12
+    assert config_from(exp, {"experiment": "cifar-speedrun", "config_format": 2}).bn_eps == 1e-12
+    assert cifar_speedrun.Config().bn_eps == BN_EPS == 1e-2
+    model = exp.build_model(cifar_speedrun.Config(widths=(8, 8, 8), bn_eps=1e-12))
+    assert {m.eps for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-12}
+
+
 def test_train_limit_keeps_the_validation_split(learnable_cifar, nnlab_cache):
     from nnlab.experiments.cifar_common import limit_train, make_splits
 

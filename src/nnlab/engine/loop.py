@@ -59,6 +59,7 @@ class TorchStep:
         self.loss_fn = loss_fn or nn.functional.cross_entropy
         self.autocast = autocast or contextlib.nullcontext
         self.clip_norm, self.ema, self.lookahead = clip_norm, ema, lookahead
+        self.classes: int | None = None  # seen in the logits: what chance level means
 
     def train(self) -> None:
         self.model.train()
@@ -81,6 +82,7 @@ class TorchStep:
         if self.lookahead is not None:
             self.lookahead.step()
         label = y if y.ndim == 1 else y.argmax(dim=1)  # soft labels (mixing): the largest
+        self.classes = logits.shape[-1] if logits.ndim == 2 else None
         return (loss.detach().float() * len(y),
                 (logits.detach().argmax(dim=1) == label).sum())
 
@@ -99,6 +101,29 @@ class TorchStep:
 # --------------------------------------------------------------------------- drivers
 
 
+def _history_fits(rows: list[dict], unit: str, position: int, done: bool) -> bool:
+    """Whether a phase's history can be what a driver logged up to ``position``: a row per
+    epoch (or per evaluation, at most one a step), each numbered in order by its ``unit``
+    and holding only numbers and text, and at least one row once the phase is done."""
+    marks = [row.get(unit) for row in rows]
+    if not all(isinstance(m, int) and not isinstance(m, bool) for m in marks) or \
+            marks != sorted(set(marks)) or (marks and not 0 < marks[-1] <= position):
+        return False
+    if not all(isinstance(v, int | float | str | None) and isinstance(k, str)
+               for row in rows for k, v in row.items()):
+        return False
+    if unit == "epoch" and marks != list(range(1, position + 1)):
+        return False
+    return bool(rows) or not (done and position)
+
+
+# A run is stopped when its training loss stays at chance (within CHANCE_MARGIN of ln C) while
+# a held-out loss is over EXPLODED times chance: no classifier that learnt anything is that
+# sure and that wrong (the bf16 failure on flat-background images: test loss 1e8-1e10).
+CHANCE_MARGIN = 0.98
+EXPLODED = 100.0
+
+
 class _Driver:
     """What both drivers share: the phase's history and position (restored on resume),
     the clock, checkpoints, signals, progress and TensorBoard."""
@@ -106,6 +131,8 @@ class _Driver:
     def __init__(self, run, phase: str, step, total: int, unit: str, tags, desc: str | None,
                  history_path, progress: bool | None, wall_offset: float = 0.0) -> None:
         self.run, self.phase, self.total, self.unit = run, phase, total, unit
+        self.step = step
+        self.hopeless = 0  # evaluations in a row no better than chance with an exploded loss
         self.tags = dict(tags or {})
         self.history_path = history_path
         self.desc = desc or phase
@@ -114,6 +141,10 @@ class _Driver:
         self.history = History(list(record.history))
         self.position, self.stopped, self.wall0 = record.position, record.stopped, record.wall_s
         self.partial: dict | None = None
+        if run is not None and not _history_fits(self.history.rows, unit, self.position,
+                                                 self.done):
+            raise run.refuse_checkpoint(f"damaged checkpoint: phase {phase!r}'s history does "
+                                        f"not fit its position ({unit} {self.position})")
         if run is not None:
             run.track(**{state_key(phase, k): v for k, v in step.states().items()})
             run.restore()
@@ -184,6 +215,29 @@ class _Driver:
         self.run.note(f"{self.desc}: the time budget ends: stopped at {where} ({self.total} "
                       f"{self.unit}s planned)")
         return True
+
+    def no_better_than_chance(self, row: dict, where: str) -> TrainingDiverged | None:
+        """The error that stops a run whose training loss is still at chance level (ln of the
+        number of classes) while its held-out loss has exploded (over :data:`EXPLODED` times
+        chance), two evaluations in a row; None while it is learning, or merely not yet (a
+        hard task may sit at chance for long: that is a result, and goes on)."""
+        classes = getattr(self.step, "classes", None)
+        held = [v for k, v in row.items() if k.endswith("_loss") and k != "train_loss"
+                and isinstance(v, int | float)]
+        if not classes or classes < 2 or not held:
+            return None
+        chance = math.log(classes)
+        worst = max(held)
+        hopeless = row["train_loss"] >= CHANCE_MARGIN * chance and not worst <= EXPLODED * chance
+        self.hopeless = self.hopeless + 1 if hopeless else 0
+        if self.hopeless < 2:
+            return None
+        self.bar.close()
+        return TrainingDiverged(
+            f"{self.desc}: training is no better than chance {where} (training loss "
+            f"{row['train_loss']:.3f}, chance ln {classes} = {chance:.3f}) and the held-out "
+            f"loss has exploded to {worst:.3g}: stopped, its checkpoints kept. If it ran in "
+            "bf16, try --precision fp32; else a lower learning rate")
 
     def diverged(self, loss: float, where: str, hint: str) -> TrainingDiverged:
         self.bar.close()
@@ -261,6 +315,9 @@ def train_epochs(
                    "wall_s": d.elapsed()}
             d.position = epoch
             d.log(row)
+            if (error := d.no_better_than_chance(row, f"at epoch {epoch}")) is not None:
+                d.save()
+                raise error
             if not d.stopped and epoch < epochs:  # the next epoch would end past the deadline
                 d.late(f"the end of epoch {epoch}", ahead=time.perf_counter() - began)
             signum = d.signal()
@@ -319,6 +376,9 @@ def train_steps(
                 row = {"step": s, "train_loss": loss, "train_acc": int(correct) / seen,
                        **evaluate_all(), "wall_s": d.elapsed()}
                 d.log(row)
+                if (error := d.no_better_than_chance(row, f"by step {s}")) is not None:
+                    d.save()
+                    raise error
                 loss_sum, correct, seen = 0.0, 0, 0
                 d.stopped = bool(on_eval is not None and on_eval(row)) or out_of_time
                 signum = d.signal()

@@ -41,7 +41,7 @@ from nnlab.experiments.cifar_common import (
     train_classifier,
     weight_decay_groups,
 )
-from nnlab.models.cnn import SpeedrunNet
+from nnlab.models.cnn import BN_EPS, SpeedrunNet
 from nnlab.plots import plot_time_to_accuracy
 
 MILESTONES = (0.80, 0.84, 0.85, 0.90, 0.92, 0.93, 0.94)  # 80-85: for CPU-sized runs
@@ -98,6 +98,9 @@ class Config(CifarOptions):
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
     init: str = option("dirac", "conv init: dirac (identity filters first) or default "
                        "(PyTorch's)", choices=("dirac", "default"))
+    bn_eps: float = option(BN_EPS, "BatchNorm's eps: no channel is scaled up more than "
+                           "1/sqrt(eps) times (airbench's 1e-12 let flat-background images "
+                           "blow up)", gt=0, le=1)
 
     # Flips alternate between epochs (each image is seen both ways in two epochs). The recipe
     # is the optimizer's: Muon runs without a warm-up, as airbench's Muon record does.
@@ -109,6 +112,12 @@ class Config(CifarOptions):
         self.check_common()
         if self.optimizer == "sgd" and self.muon_lr is not None:
             raise ConfigError("--muon-lr needs --optimizer muon (the default), not sgd")
+
+    @staticmethod
+    def from_format_3(fields: dict) -> dict:
+        """Before format 4 BatchNorm's eps was 1e-12: such a run resumes and evaluates with
+        it."""
+        return {"bn_eps": 1e-12, **fields}
 
     @staticmethod
     def from_format_2(fields: dict) -> dict:
@@ -178,7 +187,8 @@ def train(cfg: Config, run: Run) -> dict:
                   device=run.device, memory_format=fmt)
     torch.manual_seed(cfg.seed)
     t = time.perf_counter()  # wall_s: whitening init + training + TTA evaluation
-    model = SpeedrunNet(widths, len(splits.classes), dirac=cfg.init == "dirac").to(run.device)
+    model = SpeedrunNet(widths, len(splits.classes), dirac=cfg.init == "dirac",
+                        bn_eps=cfg.bn_eps).to(run.device)
     n_fit = min(5000, len(loader.y))
     model.init_whitening(((loader.x[:n_fit].float() - loader.mean) / loader.std),
                          cfg.whiten_eps)
@@ -272,7 +282,7 @@ def probe(cfg: Config, size: Size) -> Cost:
                     augment=Augment(flip=False, translate=cfg.translate), drop_last=True,
                     device=device, memory_format=fmt, alternate_flips=cfg.flip)
     x, y = next(iter(loader.epoch(1)))
-    model = SpeedrunNet(cfg.widths, 10, dirac=cfg.init == "dirac").to(device)
+    model = SpeedrunNet(cfg.widths, 10, dirac=cfg.init == "dirac", bn_eps=cfg.bn_eps).to(device)
     model.init_whitening((images.float() - 127.5) / 64, cfg.whiten_eps)
     model = model.to(memory_format=fmt)
     opt = build_optimizer(cfg, model, 0.01, 0.01 if cfg.optimizer == "muon" else None)
@@ -326,7 +336,8 @@ def summarize(metrics: dict) -> str:
 EXPERIMENT = cifar_experiment(
     name="cifar-speedrun", description=describe("cifar-speedrun"),
     Config=Config, train=train, summarize=summarize, plot_seeds=plot_seeds,
-    build_model=lambda cfg: SpeedrunNet(cfg.widths, 10, dirac=False), layout=layout,
+    build_model=lambda cfg: SpeedrunNet(cfg.widths, 10, dirac=False, bn_eps=cfg.bn_eps),
+    layout=layout,
     quick={**QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
     extendable=lambda config: False,  # the lr warms up and decays to 0 over the planned steps
     budget=Budget(budget_sizes, probe),

@@ -21,12 +21,14 @@ class NumpyStep:
     def __init__(self, model, optimizer, clip_norm: float | None = None) -> None:
         self.model, self.optimizer, self.clip_norm = model, optimizer, clip_norm
         self.ce = CrossEntropy()
+        self.classes: int | None = None  # seen in the probabilities: what chance level means
 
     def train(self) -> None:
         """No-op: the NumPy MLP has no dropout or normalisation to switch."""
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         probs = self.model.forward(x)
+        self.classes = probs.shape[1]
         loss = self.ce.forward(probs, y)
         self.model.backward(self.ce.backward())
         if self.clip_norm:
