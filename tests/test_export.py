@@ -103,3 +103,57 @@ def test_export_of_a_run_that_is_no_image_classifier_is_one_line(tmp_path, capsy
     capsys.readouterr()
     assert main(["export", str(tmp_path / "toy"), "--format", "onnx"]) == 1
     assert "a toy run is not an image classifier" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_nnlab_load_predicts_files_folders_and_tensors_with_top_k(runs, learnable_cifar,
+                                                                   tmp_path):
+    import nnlab
+
+    model = nnlab.load(runs / "cifar-speedrun")
+    assert len(model.classes) == 10 and model.classes[3] == "cat"
+    cats = learnable_cifar / "test" / "cat"
+    files = sorted(cats.iterdir())[:2]
+    said = model.predict([files[0], tmp_path / "missing.png", cats], top_k=3)
+    assert [p.path for p in said] == [str(files[0]), str(tmp_path / "missing.png"),
+                                      *map(str, sorted(cats.iterdir()))]
+    good = [p for p in said if p.error is None]
+    assert said[1].error.endswith("missing.png: no such file") and said[1].classes == []
+    for p in good:
+        assert len(p.classes) == 3 and len(set(p.classes)) == 3 and len(p.logits) == 10
+        assert p.probabilities == sorted(p.probabilities, reverse=True)
+        # the probabilities are the softmax of the logits, most likely first
+        probs = torch.softmax(torch.tensor(p.logits), 0)
+        assert p.probabilities[0] == pytest.approx(probs.max().item(), rel=1e-5)
+        assert p.classes[0] == model.classes[int(probs.argmax())]
+    from nnlab.export import read_images
+
+    pixels = read_images(files)  # (2, 3, 32, 32), 0-255: the same as the files' predictions
+    by_tensor = model.predict(pixels, top_k=3)
+    by_path = {p.path: p.logits for p in good}
+    torch.testing.assert_close(torch.tensor([p.logits for p in by_tensor]),
+                               torch.tensor([by_path[str(f)] for f in files]))
+    assert tuple(model(pixels).shape) == (2, 10)
+
+
+@pytest.mark.slow
+def test_predict_top_k_json_and_a_missing_file_among_good_ones(runs, learnable_cifar,
+                                                               tmp_path, capsys):
+    files = sorted((learnable_cifar / "test" / "ship").iterdir())[:2]
+    missing = tmp_path / "missing.jpg"
+    capsys.readouterr()
+    assert main(["predict", str(runs / "cifar-speedrun"), str(files[0]), str(missing),
+                 str(files[1]), "--top-k", "2", "--json"]) == 1
+    out, err = capsys.readouterr()
+    said = json.loads(out)
+    assert [p["path"] for p in said] == [str(files[0]), str(missing), str(files[1])]
+    assert said[1] == {"path": str(missing), "classes": [], "probabilities": [], "logits": [],
+                       "error": f"{missing}: no such file"}
+    assert all(len(said[i]["classes"]) == 2 and len(said[i]["logits"]) == 10 for i in (0, 2))
+    assert err.strip() == f"nnlab: error: {missing}: no such file"
+    capsys.readouterr()
+    assert main(["predict", str(runs / "cifar-speedrun"), str(files[0].parent),
+                 "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(list(files[0].parent.iterdir()))
+    assert all(line.count("%)") == 3 for line in lines)

@@ -520,3 +520,26 @@ def test_an_ablation_row_shows_the_flags_that_differ_from_the_base_but_not_where
     with_train = ablation(tmp_path / "base", base="base", train="yes")
     assert with_train.header[-2:] == ["train acc", "wall s"]
     assert with_train.rows[0][-2:] == ["80.0%", "100"]
+
+
+def test_report_walks_nested_run_folders_and_says_what_it_left_out(tmp_path, capsys):
+    """`nnlab run NAME` writes runs/NAME/TIMESTAMP: the report finds runs at any depth, each
+    once (a run's own sub-runs are its), and names each folder it left out, with why."""
+    runs = tmp_path / "runs"
+    made = [runs / "palindrome" / "20261203-103003", runs / "palindrome" / "20261203-110000",
+            runs / "mine" / "lengths" / "sweep"]
+    for out in made[:2]:
+        assert main(["run", "palindrome", "--quick", "--out", str(out)]) == 0
+    assert main(["run", "palindrome", "--quick", "--lengths", "3,4", "--out",
+                 str(made[2])]) == 0
+    unfinished = runs / "toy" / "20261203-120000"
+    assert main(["run", "toy", "--quick", "--out", str(unfinished)]) == 0
+    (unfinished / "metrics.json").unlink()
+    capsys.readouterr()
+    assert main(["report", str(runs)]) == 0
+    err = capsys.readouterr().err
+    html = (runs / "report" / "index.html").read_text()
+    for out in made:
+        assert f"{out.relative_to(runs)}: palindrome" in html
+    assert "rnn-T3: palindrome" not in html  # the sweep's sub-runs are in its section
+    assert f"{unfinished}: left out of the report: not finished (no metrics.json)" in err

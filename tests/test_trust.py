@@ -310,6 +310,14 @@ def test_damaged_files_in_a_run_folder_are_one_line(learnable_cifar, nnlab_cache
         "no data": (lambda: ckpt.save({"model": {"w": torch.zeros(1)}}, run / "model.pt"),
                     "not a model file nnlab saved"),
     }
+    outside = tmp_path / "elsewhere.pt"
+    outside.write_bytes((run / "model.pt").read_bytes())
+
+    def link_out() -> None:
+        (run / "model.pt").unlink()
+        (run / "model.pt").symlink_to(outside)
+
+    cases["a link out of the folder"] = (link_out, "a link to a file outside its folder")
     original = {p: p.read_bytes() for p in (run / "config.json", run / "model.pt")}
     for name, (damage, said) in cases.items():
         damage()
@@ -318,6 +326,7 @@ def test_damaged_files_in_a_run_folder_are_one_line(learnable_cifar, nnlab_cache
             assert main(argv) == 1, name
             assert said in _one_error_line(capsys), name
         for path, data in original.items():
+            path.unlink()
             path.write_bytes(data)
 
 
@@ -489,3 +498,18 @@ def test_damaged_run_folders_are_one_line_and_lose_nothing(template, tmp_path_fa
     else:
         gone = set(before) - set(_files(runs))  # only checkpoints rotated by training on
         assert all(pathlib.Path(p).name.startswith("checkpoint-") for p in gone), gone
+
+
+def test_everything_nnlab_writes_is_readable_by_others_under_umask_022(tmp_path, capsys):
+    """A teacher's run folder, report and export can be read by a class: files get what a
+    plain open() gives under the umask (0644 under 022), not mkstemp's private 0600."""
+    old = os.umask(0o022)
+    try:
+        run = tmp_path / "runs" / "r"
+        assert main(["run", "palindrome", "--quick", "--out", str(run)]) == 0
+        assert main(["report", str(tmp_path / "runs")]) == 0
+        written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".nnlab.lock"]
+        assert len(written) > 5
+        assert {oct(p.stat().st_mode & 0o777) for p in written} == {"0o644"}
+    finally:
+        os.umask(old)

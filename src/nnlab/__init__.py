@@ -4,6 +4,7 @@ The Python API (the CLI's twin):
 
 * :func:`run` — run an experiment by name, ``.py`` file or record; returns its metrics.
 * :func:`launch` — train your own ``train(config, run)`` with durable runs.
+* :func:`load` — a finished run's trained classifier, with ``.predict(images, top_k=3)``.
 * :class:`Experiment` — the record that makes an experiment (``nnlab run``, ``eval``,
   seeds, plugins); :func:`option` declares a Config field and its flag.
 * :func:`train_epochs` and :class:`TorchStep` — the engine's epoch driver and training step.
@@ -12,13 +13,13 @@ The Python API (the CLI's twin):
 
 from typing import Any
 
-from nnlab.api import launch, run
+from nnlab.api import launch, load, run
 from nnlab.config import option
 from nnlab.errors import ConfigError, NnlabError
 from nnlab.experiments import Experiment
 
 __version__ = "0.1.0"
-__all__ = ["run", "launch", "Experiment", "option", "train_epochs", "TorchStep",
+__all__ = ["run", "launch", "load", "Experiment", "option", "train_epochs", "TorchStep",
            "NnlabError", "ConfigError", "__version__"]
 
 

@@ -293,3 +293,18 @@ def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None =
     used = result.get("tta")
     write_json_atomic(run_dir / f"eval-{split}{'-' + used if used else ''}.json", result)
     return result
+
+
+def load(run_dir: str | Path, *, model: str | None = None,
+         experiment: str | Path | None = None) -> Any:
+    """A finished run's trained image classifier (`nnlab.export.TrainedModel`), loaded as
+    safely as ``nnlab eval`` loads it:
+
+    >>> model = nnlab.load("runs/cifar-speedrun/20261203-103003")
+    >>> model.predict(["cat.jpg", "photos/"], top_k=3)[0].classes     # ['cat', 'dog', 'frog']
+
+    ``model``: which ``model*.pt`` when the run holds several (cifar-cnn: ``model-adam``);
+    ``experiment``: the ``.py`` file of a run of an experiment defined in a file."""
+    from nnlab.export import load as load_model
+
+    return load_model(run_dir, model, experiment)

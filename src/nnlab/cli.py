@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -176,12 +177,23 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                       help="where it goes (default: RUN_DIR/export)")
     pre = sub.add_parser("predict", help="classify image files with a run's model: "
                          "nnlab predict RUN_DIR IMAGE...",
-                         description="One line per image: its file, the class the run's "
-                         "model gives it and that class's probability. Images of another "
-                         "size are resized to 32 x 32.")
+                         description="One line per image: its file, the classes the "
+                         "run's model gives it (--top-k) with their probabilities, or --json. "
+                         "Images are read as training read them (16-bit and float scaled, "
+                         "alpha on white, EXIF turned upright) and resized to 32 x 32 "
+                         "(bicubic, antialiased, the aspect ratio not kept). A file that "
+                         "cannot be read is named on stderr, the others are still "
+                         "predicted, and the exit is 1.")
     pre.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
     pre.add_argument(*EXPERIMENT_FLAG, **EXPERIMENT_HELP)
-    pre.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
+    pre.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                     help="image files, or folders of them")
+    pre.add_argument("--top-k", type=int, default=1, metavar="K",
+                     help="the K most likely classes of each, with their probabilities "
+                          "(default: 1)")
+    pre.add_argument("--json", action="store_true",
+                     help="print a JSON list instead: for each image its path, top classes, "
+                          "probabilities and every class's logit (or its error)")
     pre.add_argument("--model", default=None, metavar="NAME",
                      help="which model*.pt when the run holds several")
     rpt = sub.add_parser("report", help="build the study's report from run folders: "
@@ -349,14 +361,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "predict":
             from nnlab.export import predict
 
-            failed = 0
-            for said in predict(args.run_dir, args.images, args.model, args.experiment):
-                if said.error is not None:
-                    failed += 1
-                    print(f"nnlab: error: {said.error}", file=sys.stderr)
-                else:
-                    print(f"{said.path}: {said.name} ({said.probability:.1%})")
-            if failed:
+            said = predict(args.run_dir, args.images, args.model, args.experiment, args.top_k)
+            for p in said:
+                if p.error is not None:
+                    print(f"nnlab: error: {p.error}", file=sys.stderr)
+                elif not args.json:
+                    print(f"{p.path}: " + ", ".join(
+                        f"{c} ({q:.1%})" for c, q in zip(p.classes, p.probabilities,
+                                                          strict=True)))
+            if args.json:
+                print(json.dumps([{"path": p.path, "classes": p.classes,
+                                   "probabilities": p.probabilities, "logits": p.logits}
+                                  | ({"error": p.error} if p.error else {}) for p in said],
+                                 indent=2))
+            if any(p.error is not None for p in said):
                 return 1
         elif args.command == "reproduce":
             from nnlab.reproduce import reproduce

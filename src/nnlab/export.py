@@ -139,33 +139,99 @@ def read_images(paths: list[str | Path]) -> torch.Tensor:
 
 @dataclasses.dataclass
 class Prediction:
-    """What a model says of one image file: its most likely class and that class's
-    probability, or, for a file that could not be read, why (``error``)."""
+    """What a model says of one image: its ``top_k`` classes, most likely first, with their
+    probabilities, and every class's logit; or, for a file that could not be read, why
+    (``error``, and nothing else)."""
 
     path: str
-    name: str | None = None
-    probability: float | None = None
+    classes: list[str] = dataclasses.field(default_factory=list)
+    probabilities: list[float] = dataclasses.field(default_factory=list)
+    logits: list[float] = dataclasses.field(default_factory=list)
     error: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The most likely class (None for a file that could not be read)."""
+        return self.classes[0] if self.classes else None
+
+    @property
+    def probability(self) -> float | None:
+        return self.probabilities[0] if self.probabilities else None
+
+
+def image_files(paths: list[str | Path]) -> list[Path]:
+    """``paths`` with every folder replaced by the image files in it (sorted, not recursive);
+    a file is kept whatever its name, so that one that is not an image is reported."""
+    from nnlab.data.cifar10 import IMAGE_SUFFIXES
+
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir()
+                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(path)
+    return files
+
+
+class TrainedModel:
+    """A finished run's trained image classifier, ready to use: ``nnlab.load(RUN_DIR)``.
+
+    ``model.classes`` names its outputs; ``model.predict(images, top_k=3)`` takes image files
+    or folders of them (each read and resized as training's images were, see
+    :mod:`nnlab.data.images`), or a tensor (N, 3, 32, 32) of RGB pixel values 0-255, and
+    gives one :class:`Prediction` each; ``model(images)`` gives the logits (N, classes) of
+    such a tensor. Loading is as safe as ``nnlab eval``'s: nothing in the folder runs."""
+
+    def __init__(self, classifier: Classifier, meta: dict[str, Any]) -> None:
+        self.classifier, self.meta = classifier, meta
+        self.classes: list[str] = list(meta["classes"])
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.classifier(images.float())
+
+    def predict(self, images: list[str | Path] | str | Path | torch.Tensor, top_k: int = 1
+                ) -> list[Prediction]:
+        """One :class:`Prediction` per image, in order; a file that cannot be read (missing,
+        not an image) gets its error and does not stop the others."""
+        from nnlab.data.images import ImageError
+
+        if not 1 <= top_k:
+            raise NnlabError(f"top_k must be at least 1, got {top_k}")
+        if isinstance(images, torch.Tensor):
+            return self._predict([f"images[{i}]" for i in range(len(images))], images, top_k)
+        results, readable = [], []
+        for path in image_files([images] if isinstance(images, str | Path) else images):
+            try:
+                readable.append((len(results), read_images([path])))
+                results.append(Prediction(str(path)))
+            except ImageError as e:
+                results.append(Prediction(str(path), error=str(e)))
+        if readable:
+            said = self._predict([results[i].path for i, _ in readable],
+                                 torch.cat([x for _, x in readable]), top_k)
+            for (i, _), prediction in zip(readable, said, strict=True):
+                results[i] = prediction
+        return results
+
+    def _predict(self, names: list[str], images: torch.Tensor, top_k: int) -> list[Prediction]:
+        logits = self(images)
+        probs = torch.softmax(logits, dim=1)
+        p, k = probs.topk(min(top_k, len(self.classes)), dim=1)
+        return [Prediction(name, [self.classes[int(c)] for c in ks], [float(q) for q in ps],
+                           [float(v) for v in row])
+                for name, ks, ps, row in zip(names, k, p, logits, strict=True)]
+
+
+def load(run_dir: str | Path, model: str | None = None,
+         experiment: str | Path | None = None) -> TrainedModel:
+    """The :class:`TrainedModel` of a finished run (``model``: which ``model*.pt`` when it
+    holds several; ``experiment``: the ``.py`` file of an experiment defined in one)."""
+    return TrainedModel(*load_classifier(run_dir, model, experiment))
 
 
 def predict(run_dir: str | Path, images: list[str | Path], model: str | None = None,
-            experiment: str | Path | None = None) -> list[Prediction]:
-    """One :class:`Prediction` per image file, in order, by a finished run's model; a file
-    that cannot be read gets its error and does not stop the others."""
-    from nnlab.data.images import ImageError
-
-    classifier, meta = load_classifier(run_dir, model, experiment)
-    results, readable = [], []
-    for path in images:
-        try:
-            readable.append((len(results), read_images([path])))
-            results.append(Prediction(str(path)))
-        except ImageError as e:
-            results.append(Prediction(str(path), error=str(e)))
-    if readable:
-        with torch.no_grad():
-            probs = torch.softmax(classifier(torch.cat([x for _, x in readable])), dim=1)
-        p, k = probs.max(dim=1)
-        for (i, _), c, q in zip(readable, k, p, strict=True):
-            results[i].name, results[i].probability = meta["classes"][int(c)], float(q)
-    return results
+            experiment: str | Path | None = None, top_k: int = 1) -> list[Prediction]:
+    """:meth:`TrainedModel.predict` of a finished run's model."""
+    return load(run_dir, model, experiment).predict(images, top_k)

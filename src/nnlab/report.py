@@ -501,21 +501,40 @@ def _others(runs: Path, scratch: Path, skipped: list[tuple[Path, str]]) -> list[
 
     known = {*PARTS, *RESULTS, "report"}
     sections = []
-    for folder in sorted(p for p in runs.iterdir() if p.is_dir() and p.name not in known):
-        if not (folder / "config.json").is_file():
-            continue
+    for folder in _run_folders(runs, skip=known):
         if not _finished(folder):
-            if (folder / "metrics.json").exists():
-                skipped.append((folder, "its metrics.json cannot be read"))
+            skipped.append((folder, "its metrics.json cannot be read"
+                            if (folder / "metrics.json").exists() else
+                            "not finished (no metrics.json)"))
             continue
-        made = _guarded(lambda f=folder: _other(f, scratch), folder, folder.name, skipped)
+        title = str(folder.relative_to(runs))
+        made = _guarded(lambda f=folder, t=title: _other(f, scratch, t), folder, title,
+                        skipped)
         if made is not None:
             sections.append(made)
     return sections
 
 
-def _other(folder: Path, scratch: Path) -> Section:
-    """The section of one finished run folder of any experiment."""
+def _run_folders(root: Path, skip: set[str] = frozenset()) -> list[Path]:
+    """Every run folder under ``root`` at any depth (``runs/NAME/TIMESTAMP`` included), in
+    order; a run's own sub-runs (seeds, datasets, lengths) are its, not found again, and the
+    top-level runs named in ``skip`` (the study's parts, which have sections of their own)
+    and reports are passed over."""
+    found = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        if (path / MARKER).is_file() or path.name == "report":
+            continue
+        if (path / "config.json").is_file():
+            if path.name not in skip:
+                found.append(path)
+        else:  # runs/NAME/TIMESTAMP, or any folder of folders
+            found += _run_folders(path)
+    return found
+
+
+def _other(folder: Path, scratch: Path, title: str) -> Section:
+    """The section of one finished run folder of any experiment (``title``: its path under
+    the folder of runs)."""
     from nnlab.api import experiment_of
     from nnlab.seeds import flatten
 
@@ -524,7 +543,7 @@ def _other(folder: Path, scratch: Path) -> Section:
         about = experiment_of(folder)[0].description
     except NnlabError:
         about = "an experiment this nnlab does not know (its package is not installed)"
-    s = Section(f"run-{folder.name}", f"{folder.name}: {name}")
+    s = Section(f"run-{title}".translate(_UNSAFE), f"{title}: {name}")
     s.text(f"**{name}**: {about}. From {_source(folder)}.")
     metrics = flatten(read_json(folder / "metrics.json"))
     s.table(Table(["metric", "value"], [[k, f"{v:.4g}"] for k, v in metrics.items()]))
@@ -532,7 +551,8 @@ def _other(folder: Path, scratch: Path) -> Section:
     if not any(p.name.startswith("curves") for p in pngs) and \
             (folder / "history.csv").is_file():
         pngs.insert(0, _generic_curves(History.load_csv(folder / "history.csv"),
-                                       scratch / f"{folder.name}-curves.png", name))
+                                       scratch / f"{title.translate(_UNSAFE)}-curves.png",
+                                       name))
     for png in pngs:
         s.figure(png, f"{folder.name}: {png.stem.removeprefix(folder.name + '-')}"
                  .replace("_", " "))

@@ -317,7 +317,7 @@ def _argv(folder: Path) -> list[str]:
     return list(argv)
 
 
-def _flags(argv: list[str]) -> list[tuple[str, str]]:
+def flag_pairs(argv: list[str]) -> list[tuple[str, str]]:
     """['--lr', '0.4', '--quick'] -> [('--lr', '0.4'), ('--quick', '')]."""
     out: list[tuple[str, str]] = []
     for word in argv[1:]:
@@ -335,12 +335,13 @@ def ablation(*folders: Path, base: str = "", key: str = "val_acc", train: str = 
     without TTA, for palindromes the steps to 99%; with ``train=yes`` also the last epoch's
     training accuracy (how far a run is from fitting its training set)."""
     metrics = {f.name: _metrics(f) for f in folders}
-    base_flags = set(_flags(_argv(next(f for f in folders if f.name == base)))) if base else set()
+    base_flags = set(flag_pairs(_argv(next(f for f in folders if f.name == base)))) \
+        if base else set()
     split = key.split("_")[0]
     rows = []
     for f in folders:
         m = metrics[f.name]
-        change = [f"{k} {v}".strip() for k, v in _flags(_argv(f))
+        change = [f"{k} {v}".strip() for k, v in flag_pairs(_argv(f))
                   if (k, v) not in base_flags and k != "--out"]
         if split == "test":
             steps = m.get("steps_to_99")
@@ -650,6 +651,40 @@ def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
                   "/ the port's"] + [f"s to {p}% (no TTA)" for p in percents]
                   + ["precision, threads", "CPU"], rows)
 
+def precision(*folders: Path, base: str = "") -> Table:
+    """Runs of one experiment in several precisions and settings: the data (its folder's
+    name), the precision that ran, the flags that differ from ``base``'s, held-out accuracy
+    with and without TTA, training accuracy, the first epoch's held-out loss (an exploding
+    one says the network broke) and seconds."""
+    base_flags = set(flag_pairs(_argv(next(f for f in folders if f.name == base)))) \
+        if base else set()
+    rows = []
+    for folder in folders:
+        cfg = read_json(folder / "config.json")
+        history = History.load_csv(folder / "history.csv").rows \
+            if (folder / "history.csv").exists() else []
+        change = [f"{k} {v}".strip() for k, v in flag_pairs(_argv(folder))
+                  if (k, v) not in base_flags and k not in ("--out", "--data", "--precision")]
+        row = [folder.name, Path(str(cfg.get("data", "?"))).name,
+               cfg.get("provenance", {}).get("precision", "?"),
+               f"`{' '.join(change)}`" if change else "—"]
+        if not history:  # stopped in its first epoch (a NaN loss)
+            rows.append(row + ["stopped in epoch 1", "—", "—", "—", "—"])
+            continue
+        split = "test" if "test_acc" in history[0] else "val"
+        if (folder / "metrics.json").exists():
+            m = _metrics(folder)
+            result = [f"{pct(m[f'{split}_acc'])} ({split})", pct(m[f"{split}_acc_no_tta"]),
+                      pct(m["train_acc"]), whole(m["wall_s"])]
+        else:  # stopped by nnlab: no better than chance (or NaN)
+            last = history[-1]
+            result = [f"stopped after epoch {last['epoch']}", pct(last[f"{split}_acc"]),
+                      pct(last["train_acc"]), whole(last["wall_s"])]
+        rows.append(row + [*result[:3], f"{history[0][f'{split}_loss']:.3g}", result[3]])
+    return Table(["run", "data", "precision", "change", "acc, TTA", "no TTA", "train acc",
+                  "first epoch's held-out loss", "wall s"], rows)
+
+
 BUILDERS: dict[str, Callable[..., Table]] = {
     "toy": toy, "toy-seeds": toy_seeds, "gradient-check": gradient_check,
     "cifar-mlp": cifar_mlp, "evaluations": evaluations, "vgg": vgg, "vgg-short": vgg_short,
@@ -657,7 +692,7 @@ BUILDERS: dict[str, Callable[..., Table]] = {
     "palindrome-grid": palindrome_grid, "long-memory": long_memory, "profile": profile,
     "claims": claims, "bench": bench, "muon-lr-sweep": muon_lr_sweep,
     "budget-sizes": budget_sizes, "time-budget": time_budget,
-    "airbench-pair": airbench_pair,
+    "airbench-pair": airbench_pair, "precision": precision,
 }
 
 

@@ -60,6 +60,7 @@ def write_atomic(path: str | Path, data: bytes, durable: bool = True) -> Path:
     except OSError as e:
         raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would keep a run from a class
         with os.fdopen(fd, "wb") as f:
             _write_bytes(f, data, path)
             f.flush()
@@ -73,6 +74,13 @@ def write_atomic(path: str | Path, data: bytes, durable: bool = True) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
@@ -153,6 +161,9 @@ def load(path: str | Path) -> dict:
     """A checkpoint or model file nnlab wrote (onto the CPU). Read with
     ``weights_only=True``: tensors, numbers, strings and containers only, so a file from
     someone else can never run code; anything else raises NnlabError in one line."""
+    path = Path(path)
+    if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
+        raise NnlabError(f"{path}: a link to a file outside its folder; nnlab does not follow it")
     try:
         return _numpy(torch.load(path, map_location="cpu", weights_only=True))
     except pickle.UnpicklingError as e:
