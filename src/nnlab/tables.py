@@ -624,7 +624,7 @@ def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
     percents = [int(p) for p in str(milestones).split(",")]
     rows = []
     for folder in folders:
-        for pair in read_json(folder / "pair.json"):
+        for pair in read_json(folder / "pair.json", list):
             log = (folder / Path(pair["anchor_log"]).name).read_text()
             port = json.loads(log.strip().splitlines()[-1])
             base = pair["anchor_result"]["process_s"]

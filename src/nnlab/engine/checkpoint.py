@@ -94,13 +94,14 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
 MAX_JSON_BYTES = 64 * 2**20  # no file nnlab writes as JSON comes near this
 
 
-def read_json(path: str | Path) -> dict:
-    """What :func:`write_json_atomic` wrote to ``path``, or {} where there is no such file.
-    A file that is not a JSON object (truncated, damaged, a link out of its folder, absurdly
-    large) is one NnlabError naming it."""
+def read_json(path: str | Path, kind: type = dict) -> Any:
+    """What :func:`write_json_atomic` wrote to ``path``, or an empty ``kind`` where there is
+    no such file. A file that is not a JSON ``kind`` (an object; a list where asked for) or
+    that is truncated, damaged, a link out of its folder or absurdly large is one NnlabError
+    naming it."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
-        return {}
+        return kind()
     if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
         raise NnlabError(f"{path}: a link to a file outside its folder; nnlab does not follow it")
     try:
@@ -112,8 +113,9 @@ def read_json(path: str | Path) -> dict:
         raise NnlabError(f"{path}: not readable JSON") from None
     except OSError as e:
         raise NnlabError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if not isinstance(record, dict):
-        raise NnlabError(f"{path}: not a JSON object, so not a file nnlab wrote")
+    if not isinstance(record, kind):
+        what = "an object" if kind is dict else f"a {kind.__name__}"
+        raise NnlabError(f"{path}: not a JSON {what}, so not a file nnlab wrote")
     return record
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import platform
 import shlex
 import signal
@@ -348,7 +347,7 @@ class Run:
         if self.options.budget is not None:
             record["time_budget"] = self.options.budget  # the plan that chose the config
         if self.options.resume and path.exists():
-            old = json.loads(path.read_text())
+            old = ckpt.read_json(path)
             if "time_budget" in old:
                 record["time_budget"] = old["time_budget"]
             record["provenance"] = old.get("provenance", info)
