@@ -41,8 +41,7 @@ def train(cfg: Config, run) -> dict:  # noqa: ANN001 - an nnlab.engine.Run
         return [(x[perm[i:i + 64]], label[perm[i:i + 64]]) for i in range(0, len(x), 64)]
 
     step = nnlab.TorchStep(model, torch.optim.Adam(model.parameters(), lr=1e-2))
-    history = nnlab.train_epochs(step, batches, cfg.epochs, run=run,
-                                 history_path=run.out / "history.csv")
+    history = nnlab.train_epochs(step, batches, cfg.epochs, run=run)  # history.csv: the run's
     return {"train_acc": history.last["train_acc"], "train_loss": history.last["train_loss"]}
 
 

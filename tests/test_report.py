@@ -543,3 +543,25 @@ def test_report_walks_nested_run_folders_and_says_what_it_left_out(tmp_path, cap
         assert f"{out.relative_to(runs)}: palindrome" in html
     assert "rnn-T3: palindrome" not in html  # the sweep's sub-runs are in its section
     assert f"{unfinished}: left out of the report: not finished (no metrics.json)" in err
+
+
+def test_a_run_made_with_launch_is_a_whole_run(tmp_path, capsys):
+    """nnlab.launch (the documented way to train your own model) gives a run folder with
+    history.csv and curves like the built-in ones, and the report says what it is."""
+    import runpy
+
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "your_own_model.py"
+    namespace = runpy.run_path(str(example))  # its Config and train, not its __main__
+    import nnlab
+
+    out = tmp_path / "runs" / "mine"
+    nnlab.launch(namespace["train"], namespace["Config"](epochs=4), out, name="mine",
+                 progress=False)
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss,train_acc") and len(rows) == 5
+    assert (out / "curves.png").stat().st_size > 0
+    assert main(["report", str(tmp_path / "runs")]) == 0
+    html = (tmp_path / "runs" / "report" / "index.html").read_text()
+    assert "an experiment defined in Python code and run with nnlab.launch" in html

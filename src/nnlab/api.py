@@ -142,7 +142,23 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
         from nnlab.engine import distributed as dist
 
         dist.teardown()
+    if rank == 0:
+        _draw_curves(out, exp.name)
     return Outcome(exp, metrics, out, seeds)
+
+
+def _draw_curves(out: Path, name: str) -> None:
+    """``curves.png`` from ``history.csv`` in a finished run folder (and each of its seeds')
+    whose experiment drew no curves: every run, one made with `launch` too, has its figure."""
+    from nnlab.engine.history import History
+    from nnlab.plots import plot_history
+
+    for folder in [out, *sorted(p for p in out.glob("seed*") if p.is_dir())]:
+        if (folder / "history.csv").is_file() and (folder / "metrics.json").is_file() and \
+                not any(folder.glob("curves*.png")):
+            history = History.load_csv(folder / "history.csv")
+            if len(history):
+                plot_history(history, folder / "curves.png", f"{name}: {folder.name}")
 
 
 def _check_budget(exp: Experiment, time_budget: str | float | None, resume: Path | None,

@@ -87,6 +87,17 @@ def plot_curves(
     return _save(fig, path)
 
 
+def plot_history(history: History, path: str | Path, title: str = "") -> Path:
+    """Any run's curves: every split's loss and accuracy in ``history`` against its epoch (or
+    step, or first column), one colour per phase where it has a ``phase`` column."""
+    columns = list(history.rows[0]) if len(history) else ["epoch"]
+    x = next((c for c in ("epoch", "step") if c in columns), columns[0])
+    splits = list(dict.fromkeys(c.rsplit("_", 1)[0] for c in columns
+                                if c.endswith(("_loss", "_acc"))))
+    return plot_curves(history, path, group="phase" if "phase" in columns else "",
+                       splits=splits, title=title, x=x)
+
+
 def plot_decision_boundaries(
     panels: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     x: np.ndarray, y: np.ndarray, path: str | Path, title: str = "",

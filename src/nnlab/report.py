@@ -536,13 +536,19 @@ def _other(folder: Path, scratch: Path, title: str) -> Section:
     """The section of one finished run folder of any experiment (``title``: its path under
     the folder of runs)."""
     from nnlab.api import experiment_of
+    from nnlab.plots import plot_history
     from nnlab.seeds import flatten
 
-    name = str(read_json(folder / "config.json").get("experiment", "?"))
+    config = read_json(folder / "config.json")
+    name = str(config.get("experiment", "?"))
     try:
         about = experiment_of(folder)[0].description
     except NnlabError:
-        about = "an experiment this nnlab does not know (its package is not installed)"
+        about = ("an experiment defined in Python code and run with nnlab.launch"
+                 if config.get("experiment_source") == "python" else
+                 "an experiment defined in a file (give it with nnlab eval --experiment)"
+                 if config.get("experiment_file") else
+                 "an experiment this nnlab does not know (its package is not installed)")
     s = Section(f"run-{title}".translate(_UNSAFE), f"{title}: {name}")
     s.text(f"**{name}**: {about}. From {_source(folder)}.")
     metrics = flatten(read_json(folder / "metrics.json"))
@@ -550,24 +556,12 @@ def _other(folder: Path, scratch: Path, title: str) -> Section:
     pngs = sorted(folder.glob("*.png"))
     if not any(p.name.startswith("curves") for p in pngs) and \
             (folder / "history.csv").is_file():
-        pngs.insert(0, _generic_curves(History.load_csv(folder / "history.csv"),
-                                       scratch / f"{title.translate(_UNSAFE)}-curves.png",
-                                       name))
+        pngs.insert(0, plot_history(History.load_csv(folder / "history.csv"),
+                                    scratch / f"{title.translate(_UNSAFE)}-curves.png", name))
     for png in pngs:
         s.figure(png, f"{folder.name}: {png.stem.removeprefix(folder.name + '-')}"
                  .replace("_", " "))
     return s
-
-
-def _generic_curves(history: History, path: Path, title: str) -> Path:
-    """Every split's loss and accuracy in a history, against its first column (epoch or
-    step)."""
-    from nnlab.plots import plot_curves
-
-    columns = list(history.rows[0]) if len(history) else ["epoch"]
-    splits = list(dict.fromkeys(c.rsplit("_", 1)[0] for c in columns
-                                if c.endswith(("_loss", "_acc"))))
-    return plot_curves(history, path, group="", splits=splits, title=title, x=columns[0])
 
 
 def _where_from(s: Section, runs: Path, names: list[str], profile_json: dict) -> None:

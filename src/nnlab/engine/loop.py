@@ -183,6 +183,8 @@ class _Driver:
         self.history.log(**row)
         if self.history_path is not None:
             self.history.to_csv(self.history_path)
+        elif self.run is not None:  # the experiment keeps none: the run's history.csv
+            self.run.record_history(self.phase, self.history.rows)
         if self.run is not None:
             self.run.log_row(row, self.unit, "/".join(map(str, self.tags.values())))
         self.bar.update(row[self.unit], row)

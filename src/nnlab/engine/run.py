@@ -210,6 +210,7 @@ class Run:
         self._written: list[Path] = []  # checkpoints this process wrote
         self._rng_restored = False
         self._phases: dict[str, PhaseState] = {}
+        self._histories: dict[str, list[dict]] = {}  # rows logged in this process, by phase
         self.data: dict[str, Any] = {}  # fitted data state (normalisation, ZCA, ...)
         self._writers: dict[str, Any] = {}  # TensorBoard, one writer per phase
         self.deadline: float | None = None  # time.monotonic() by which training stops
@@ -404,6 +405,21 @@ class Run:
         else:
             obj.load_state_dict(state)
 
+    def record_history(self, phase: str, rows: list[dict]) -> None:
+        """``phase``'s rows so far into ``history.csv`` beside those of the phases before it
+        (a ``phase`` column where there are several), for a driver whose experiment keeps no
+        history file of its own: every run has one (rank 0 writes it)."""
+        self._histories[phase] = list(rows)
+        if not self.main:
+            return
+        from nnlab.engine.history import History
+
+        phases = {**{n: p.history for n, p in self._phases.items()}, **self._histories}
+        several = len(phases) > 1
+        History([{**({"phase": name} if several else {}), **row}
+                 for name, phase_rows in phases.items() for row in phase_rows]
+                ).to_csv(self.out / "history.csv")
+
     def phase(self, name: str) -> PhaseState | None:
         """Where phase ``name`` stood at the checkpoint this run resumed from (None: not
         started then)."""
@@ -544,7 +560,8 @@ class Run:
                          self._device_flags, self._extra_of_child())
 
     def _extra_of_child(self) -> dict:
-        return {k: v for k, v in self._extra.items() if k == "experiment_file"}
+        return {k: v for k, v in self._extra.items()
+                if k in ("experiment_file", "experiment_source")}
 
     def execute(self, train: Callable[[Any, Run], dict]) -> dict:
         metrics = train(self.config, self)
@@ -632,5 +649,6 @@ def device_flags(experiment: Any, config: Any) -> tuple[str | None, str | None]:
 def experiment_extra(experiment: Any) -> dict:
     """What config.json records of where an experiment came from (a file: its path, so that
     ``nnlab eval`` finds it again)."""
-    return ({"experiment_file": experiment.source[len("file "):]}
-            if experiment.source.startswith("file ") else {})
+    if experiment.source.startswith("file "):
+        return {"experiment_file": experiment.source[len("file "):]}
+    return {"experiment_source": "python"} if experiment.source == "python" else {}
