@@ -73,6 +73,6 @@ def train(cfg: Config, run) -> dict:  # noqa: ANN001 - an nnlab.engine.Run
 EXPERIMENT = cifar.cifar_experiment(
     name="resnet-cifar", description="a ResNet-18 on CIFAR-10 (an example in one file)",
     Config=Config, train=train, summarize=cifar.cifar_summary,
-    build_model=lambda cfg: resnet18(cfg.width),  # for nnlab eval, export and predict
+    build_model=lambda cfg, n_classes: resnet18(cfg.width, n_classes),  # eval, export
     quick={**cifar.QUICK, "width": 8, "epochs": 2, "batch_size": 64},
     extendable=lambda cfg: False)  # the one-cycle schedule is planned for --epochs

@@ -54,7 +54,7 @@ def test_every_format_gives_the_runs_own_logits(name, runs, learnable_cifar, cap
     exp = experiments.get(written["experiment"])
     config = exp.Config(**written["config"])
     state = load_file(str(out / "model.safetensors"))
-    rebuilt = Classifier(exp.build_model(config), torch.zeros(3), torch.ones(3),
+    rebuilt = Classifier(exp.build_model(config, 10), torch.zeros(3), torch.ones(3),
                          state["zca"] if state["zca"].numel() else None)
     rebuilt.load_state_dict(state)
     with torch.no_grad():

@@ -549,7 +549,6 @@ def test_a_run_made_with_launch_is_a_whole_run(tmp_path, capsys):
     """nnlab.launch (the documented way to train your own model) gives a run folder with
     history.csv and curves like the built-in ones, and the report says what it is."""
     import runpy
-
     from pathlib import Path
 
     example = Path(__file__).resolve().parents[1] / "examples" / "your_own_model.py"

@@ -81,12 +81,17 @@ def load_classifier(run_dir: str | Path, model: str | None = None,
     name = _model_file(run_dir, model)
     saved = load_model_file(run_dir / f"{name}.pt")
     config = exp.resolve(prepare.config_from(exp, record))
-    net = load_weights(lambda: exp.build_model(config), saved["model"], run_dir / f"{name}.pt")
     data = check_image_state(saved["data"], run_dir / f"{name}.pt")
+    net = load_weights(lambda: exp.build_model(config, len(data["classes"])), saved["model"],
+                       run_dir / f"{name}.pt")
     classifier = Classifier(net, data["mean"], data["std"], data.get("zca")).eval()
     meta = {"experiment": exp.name, "run": str(run_dir), "model": name,
             "input": {"name": "images", "shape": ["N", 3, 32, 32], "dtype": "float32",
-                      "values": "RGB pixel values 0-255 (the preparation is inside)"},
+                      "values": "RGB pixel values 0-255 (the preparation is inside)",
+                      "resize": "an image of another size is resized to 32 x 32 as training "
+                                "resized it: Pillow's bicubic (antialiased), the aspect ratio "
+                                "not kept; 16-bit and float images scaled to 0-255, alpha "
+                                "composited on white, EXIF orientation applied"},
             "output": {"name": "logits", "shape": ["N", len(data["classes"])]},
             "classes": list(data["classes"]), "config": dataclasses.asdict(config)}
     return classifier, meta

@@ -75,9 +75,9 @@ def test_an_empty_nnlab_data_counts_as_unset(monkeypatch):
 @pytest.mark.parametrize("breakage, message", [
     ("missing", "no such file or folder"),
     ("empty_class", "train/cat is missing or has no images"),
-    ("bad_image", "0000.png: not a readable image"),
+    ("bad_image", "0000.png: not an image nnlab can read"),
     ("class_sets", "train and test have different classes (extra)"),
-    ("wrong_size", "expected a 32x32 image"),
+    ("one_class", "train/ holds 1 class folder; a classifier needs at least 2"),
     ("not_tar", "expected a folder or a .tar.gz"),
     ("bad_tar", "not a readable .tar.gz"),
 ])
@@ -93,8 +93,11 @@ def test_bad_sources_are_one_clear_error(tmp_path, breakage, message):
     elif breakage == "class_sets":
         (root / "test/extra").mkdir()
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "test/extra/0.png")
-    elif breakage == "wrong_size":
-        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "train/dog/0000.png")
+    elif breakage == "one_class":
+        import shutil
+
+        for split in ("train", "test"):
+            shutil.rmtree(root / split / "dog")
     elif breakage == "not_tar":
         target = tmp_path / "data.zip"
         target.write_bytes(b"PK")
@@ -224,3 +227,31 @@ def test_zca_with_fewer_images_than_pixels_matches_the_covariance_route():
     s, U = torch.linalg.eigh(xc.T @ xc / len(x))
     expected = (U / torch.sqrt(s.clamp_min(0) + 0.1)) @ U.T
     torch.testing.assert_close(W.double(), expected, atol=1e-5, rtol=0)
+
+
+def test_images_of_any_size_and_mode_are_read_as_32_by_32_rgb(tmp_path):
+    """scikit-learn's digits as 8 x 8 grey PNGs, and larger RGBA ones: resized when read
+    (bicubic, as nnlab predict resizes), classes from the folder names."""
+    from sklearn.datasets import load_digits
+
+    from nnlab.data.images import resize
+
+    digits = load_digits()
+    root = tmp_path / "digits"
+    for i in range(40):
+        label = str(digits.target[i])
+        (root / "train" / label).mkdir(parents=True, exist_ok=True)
+        grey = (digits.images[i] / 16 * 255).astype(np.uint8)  # (8, 8)
+        Image.fromarray(grey).save(root / "train" / label / f"{i:04d}.png")
+    big = Image.new("RGBA", (100, 60), (255, 0, 0, 255))
+    (root / "train" / "red").mkdir()
+    big.save(root / "train" / "red" / "0.png")
+    data = load_cifar10(root, cache_dir=tmp_path / "cache")
+    assert data.classes == (*sorted({str(d) for d in digits.target[:40]}), "red")
+    assert tuple(data.x_train.shape[1:]) == (3, 32, 32)
+    first = (digits.images[0] / 16 * 255).astype(np.uint8)
+    expected = resize(np.repeat(first[..., None], 3, axis=2), 32)
+    at = data.classes.index(str(digits.target[0]))
+    assert torch.equal(data.x_train[data.y_train == at][0].permute(1, 2, 0),
+                       torch.from_numpy(expected.copy()))
+    assert data.x_train[-1][:, 10, 10].tolist() == [255, 0, 0]

@@ -132,7 +132,7 @@ def test_a_run_from_before_the_bn_eps_changed_keeps_airbenchs():
     assert config_from(exp, {"experiment": "cifar-speedrun", "config_format": 3}).bn_eps == 1e-12
     assert config_from(exp, {"experiment": "cifar-speedrun", "config_format": 2}).bn_eps == 1e-12
     assert cifar_speedrun.Config().bn_eps == BN_EPS == 1e-2
-    model = exp.build_model(cifar_speedrun.Config(widths=(8, 8, 8), bn_eps=1e-12))
+    model = exp.build_model(cifar_speedrun.Config(widths=(8, 8, 8), bn_eps=1e-12), 10)
     assert {m.eps for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-12}
 
 

@@ -117,16 +117,18 @@ def _cached(root: Path, cache_dir: Path, read) -> Cifar:
     return data
 
 
+IMAGE_SIZE = 32  # every image is resized to this when read (nnlab.data.images.resize)
+
+
 def _decode(blob: bytes, name: str) -> np.ndarray:
-    from nnlab.data.images import ImageError, read_image
+    """An image file's bytes as (32, 32, 3) uint8 RGB: read as :mod:`nnlab.data.images` says,
+    and resized (bicubic, antialiased) when it has another size, as ``nnlab predict`` does."""
+    from nnlab.data.images import ImageError, read_image, resize
 
     try:
-        arr = read_image(blob, name)
+        return resize(read_image(blob, name), IMAGE_SIZE)
     except ImageError as e:
         raise DataError(str(e)) from None
-    if arr.shape != (32, 32, 3):
-        raise DataError(f"{name}: expected a 32x32 image, got {arr.shape[1]}x{arr.shape[0]}")
-    return arr
 
 
 def _stack(images: dict[str, list[tuple[str, np.ndarray]]], classes: tuple[str, ...],
@@ -147,6 +149,9 @@ def _assemble(images: dict[str, dict[str, list]], where: str) -> Cifar:
     if not images.get("train"):
         raise DataError(f"{where}: no train/<class>/ folders with images found")
     classes = tuple(sorted(images["train"]))
+    if len(classes) < 2:
+        raise DataError(f"{where}: train/ holds {len(classes)} class folder; a classifier "
+                        "needs at least 2")
     if "test" in images and set(images["test"]) != set(classes):
         diff = sorted(set(images["test"]) ^ set(classes))
         raise DataError(f"{where}: train and test have different classes ({', '.join(diff)})")

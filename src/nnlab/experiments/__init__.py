@@ -90,9 +90,10 @@ class Experiment:
         quick: the defaults of ``--quick``, a smoke run in seconds (flags given still win).
         evaluate: ``evaluate(run_dir, config, split, tta, data) -> metrics`` for
             ``nnlab eval``; None: ``nnlab eval`` says this experiment has no evaluation.
-        build_model: ``config -> nn.Module``, the untrained image classifier whose weights a
-            run's ``model*.pt`` holds (inputs: normalised (N, 3, 32, 32) images), for
-            ``nnlab export`` and ``nnlab predict``; None: neither applies.
+        build_model: ``(config, n_classes) -> nn.Module``, the untrained image classifier
+            whose weights a run's ``model*.pt`` holds (inputs: normalised (N, 3, 32, 32)
+            images; ``n_classes``: as many as the run's data had), for ``nnlab eval``,
+            ``nnlab export`` and ``nnlab predict``; None: none of them applies.
         held_out: ``config -> 'val' | 'test'``, the split a run reports and ``nnlab eval``
             uses by default (default: 'val').
         plot_seeds: ``plot_seeds(out_dir, runs)``, a figure across the seeds of ``--seeds N``.
@@ -118,7 +119,7 @@ class Experiment:
     summarize: Callable[[dict], str] = generic_summary
     quick: Mapping[str, Any] = field(default_factory=dict)
     evaluate: Callable[..., dict] | None = None
-    build_model: Callable[[Any], Any] | None = None
+    build_model: Callable[[Any, int], Any] | None = None
     held_out: Callable[[Any], str] = _validation
     plot_seeds: Callable[[Path, list], None] | None = None
     needs_cifar: bool = False

@@ -114,7 +114,7 @@ def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
     names = ("adam", "sgd") if cfg.optimizer == "both" else (cfg.optimizer,)
     out: dict = {"tta": tta}
     for name in names:
-        loss, acc = evaluate_saved(run_dir, cfg, lambda: VGGReduced(3, 10, cfg.dropout),
+        loss, acc = evaluate_saved(run_dir, cfg, lambda n: VGGReduced(3, n, cfg.dropout),
                                    f"model-{name}", name, split, tta, data, fmt)
         out[name] = {f"{split}_acc": acc, f"{split}_loss": loss}
     return out
@@ -128,7 +128,7 @@ def summarize(metrics: dict) -> str:
 EXPERIMENT = cifar_experiment(
     name="cifar-cnn", description=describe("cifar-cnn"),
     Config=Config, train=train, summarize=summarize, evaluate=eval_run,
-    build_model=lambda cfg: VGGReduced(3, 10, cfg.dropout),  # model-adam.pt, model-sgd.pt
+    build_model=lambda cfg, n_classes: VGGReduced(3, n_classes, cfg.dropout),  # model-*.pt
     quick={**QUICK, "epochs": 2},
     # --resume may raise --epochs only when the schedule is not tied to the length
     extendable=lambda config: config.schedule == "constant",

@@ -348,12 +348,13 @@ def cifar_summary(m: dict[str, Any], facts: dict[str, Any] | None = None) -> str
 # --------------------------------------------------------------------------- nnlab eval
 
 
-def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Module],
+def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[int], nn.Module],
                    name: str, phase: str, split: str, tta: str, data: str | None,
                    memory_format: torch.memory_format = torch.contiguous_format
                    ) -> tuple[float, float]:
     """Loss and accuracy of a saved CIFAR model on ``split`` ('val' or 'test') with ``tta``;
-    the data as the run saw it (its normalisation, and its ZCA when it had one)."""
+    the data as the run saw it (its normalisation, and its ZCA when it had one).
+    ``build(n_classes)`` makes the untrained network for the run's classes."""
     from nnlab.data.cifar10 import Loader
     from nnlab.device import autocast, resolve_precision
     from nnlab.engine.checkpoint import check_image_state, load_weights, saved_model
@@ -366,7 +367,7 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Modu
     device = resolve_device("auto")
     precision = resolve_precision(cfg.precision, device)
     splits = make_splits(data or cfg.data, cfg.val_size, final=split == "test")
-    model = load_weights(build, weights, run_dir)
+    model = load_weights(lambda: build(len(state["classes"])), weights, run_dir)
     model.to(device, memory_format=memory_format)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, state["mean"], state["std"],
                   zca=state.get("zca"), device=device, memory_format=memory_format)
@@ -375,17 +376,18 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[], nn.Modu
     return loss_acc(logits, labels)
 
 
-def evaluation(build: Callable[[Any], nn.Module],
+def evaluation(build: Callable[[Any, int], nn.Module],
                layout: Callable[[Any], torch.memory_format] | None = None
                ) -> Callable[..., dict]:
     """The ``evaluate`` part of the record of a CIFAR experiment that saves one ``model.pt``:
-    ``build(config)`` makes the untrained network, ``layout(config)`` its memory format.
+    ``build(config, n_classes)`` makes the untrained network, ``layout(config)`` its memory
+    format.
     Scores the saved model on ``split`` with ``tta`` (default: the run's own)."""
     def evaluate(run_dir: Path, cfg: CifarOptions, split: str, tta: str | None,
                  data: str | None) -> dict:
         tta = tta or cfg.tta
         fmt = layout(cfg) if layout is not None else torch.contiguous_format
-        loss, acc = evaluate_saved(run_dir, cfg, lambda: build(cfg), "model", "train", split,
-                                   tta, data, fmt)
+        loss, acc = evaluate_saved(run_dir, cfg, lambda n: build(cfg, n), "model", "train",
+                                   split, tta, data, fmt)
         return {f"{split}_acc": acc, f"{split}_loss": loss, "tta": tta}
     return evaluate

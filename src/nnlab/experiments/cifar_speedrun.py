@@ -336,7 +336,8 @@ def summarize(metrics: dict) -> str:
 EXPERIMENT = cifar_experiment(
     name="cifar-speedrun", description=describe("cifar-speedrun"),
     Config=Config, train=train, summarize=summarize, plot_seeds=plot_seeds,
-    build_model=lambda cfg: SpeedrunNet(cfg.widths, 10, dirac=False, bn_eps=cfg.bn_eps),
+    build_model=lambda cfg, n_classes: SpeedrunNet(cfg.widths, n_classes, dirac=False,
+                                                   bn_eps=cfg.bn_eps),
     layout=layout,
     quick={**QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
     extendable=lambda config: False,  # the lr warms up and decays to 0 over the planned steps

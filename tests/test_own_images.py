@@ -1,0 +1,72 @@
+"""A user's own images, not CIFAR-10: any number of classes (from the folder names), any size
+and mode (resized when read), trained in seconds, then predicted and exported with the
+user's own class names."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nnlab
+from nnlab.cli import main
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """Three classes of 64 x 48 RGB photos-to-be: a red, a green and a blue blob on noise."""
+    root = tmp_path_factory.mktemp("shapes")
+    rng = np.random.default_rng(0)
+    colours = {"apple": (220, 30, 30), "leaf": (30, 200, 40), "sky": (40, 60, 230)}
+    for split, n in (("train", 30), ("test", 8)):
+        for name, colour in colours.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 90, (48, 64, 3))
+                y, x = rng.integers(8, 30), rng.integers(8, 40)
+                pixels[y:y + 14, x:x + 18] = colour
+                Image.fromarray(pixels.astype(np.uint8)).save(root / split / name / f"{i}.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """scikit-learn's digits as 8 x 8 grey PNGs in ten class folders."""
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("digits")
+    data = load_digits()
+    for i, (image, label) in enumerate(zip(data.images[:600], data.target[:600], strict=True)):
+        split = "test" if i % 5 == 0 else "train"
+        (root / split / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image / 16 * 255).astype(np.uint8)).save(
+            root / split / str(label) / f"{i:04d}.png")
+    return root
+
+
+def test_three_classes_of_larger_photos_train_predict_and_export(shapes, nnlab_cache, tmp_path,
+                                                                  capsys):
+    run = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(shapes), "--final",
+                 "--epochs", "6", "--batch-size", "30", "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_acc"] >= 0.9  # chance is 1/3
+    model = nnlab.load(run)
+    assert model.classes == ["apple", "leaf", "sky"]
+    said = model.predict(shapes / "test" / "leaf", top_k=3)
+    assert len(said) == 8 and sum(p.name == "leaf" for p in said) >= 7
+    assert all(sorted(p.classes) == ["apple", "leaf", "sky"] for p in said)
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "onnx"]) == 0
+    meta = json.loads((run / "export" / "model.json").read_text())
+    assert meta["classes"] == ["apple", "leaf", "sky"] and meta["output"]["shape"] == ["N", 3]
+
+
+def test_digits_as_8_by_8_grey_pngs_train_and_predict_their_own_names(digits, nnlab_cache,
+                                                                      tmp_path):
+    run = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(digits), "--final",
+                 "--epochs", "8", "--batch-size", "64", "--out", str(run)]) == 0
+    assert json.loads((run / "metrics.json").read_text())["test_acc"] >= 0.8  # chance 0.1
+    said = nnlab.load(run).predict(sorted((digits / "test" / "7").iterdir()))
+    assert sum(p.name == "7" for p in said) >= 0.8 * len(said)
