@@ -1,15 +1,19 @@
-"""A ResNet-18 on CIFAR-10, a new experiment in one file: nnlab run examples/resnet_cifar.py
---epochs 1 --data PATH. It takes every CIFAR experiment's flags (--data, --train-limit, --final,
---tta...); the engine gives it checkpoints, exact resume, --seeds, progress and nnlab eval."""
+"""A ResNet-18 on CIFAR-10 or any image folder, a new experiment in one file:
+
+    nnlab run examples/resnet_cifar.py --epochs 1 --data PATH
+
+It takes every image experiment's flags (--data, --final, --train-limit, --tta, --seeds...) and
+nnlab's classifier loop does the rest: the split, augmentation, checkpoints and exact resume,
+TTA, the saved model, figures, nnlab eval / predict / export, and several processes under
+torchrun. It imports only nnlab: the model is all it brings.
+"""
 
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from nnlab import option
-from nnlab.data.cifar10 import Augment, Loader
-from nnlab.experiments import cifar_common as cifar
+import nnlab
 
 
 class Block(nn.Module):
@@ -37,42 +41,13 @@ def resnet18(width: int = 64, classes: int = 10) -> nn.Module:
 
 
 @dataclass
-class Config(cifar.CifarOptions):
-    width: int = option(64, "channels of the first stage (doubled at each of the others)", gt=0)
-    epochs: int = option(10, "passes over the training split", gt=0)
-    batch_size: int = option(256, "images per step", gt=0)
-    lr: float = option(0.1, "peak learning rate (Nesterov SGD, one-cycle schedule)", gt=0, le=10)
-    weight_decay: float = option(5e-4, "weight decay on weights (not on BatchNorm)", ge=0)
-    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", ge=0, lt=1)
+class Config(nnlab.ImageOptions):  # --epochs, --batch-size, --lr, --weight-decay come with it
+    width: int = nnlab.option(64, "channels of the first stage (doubled at each of the others)",
+                              gt=0)
     RECIPES = {"resnet": {"flip": True, "translate": 4, "tta": "flip"}}  # for the None flags
 
-    def __post_init__(self) -> None:
-        self.check_common()
 
-
-def train(cfg: Config, run) -> dict:  # noqa: ANN001 - an nnlab.engine.Run
-    splits = cifar.setup(cfg, run)  # the split, --train-limit, normalisation: as every CIFAR run
-    loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean, splits.std,
-                    shuffle=True, drop_last=True, augment=Augment(cfg.flip, cfg.translate),
-                    seed=cfg.seed, device=run.device, rank=run.dist.rank,
-                    world_size=run.dist.world_size)
-    held = Loader(splits.x_eval, splits.y_eval, cifar.EVAL_BATCH, splits.mean, splits.std,
-                  device=run.device)
-    torch.manual_seed(cfg.seed)
-    model = resnet18(cfg.width, len(splits.classes)).to(run.device)
-    opt = torch.optim.SGD(cifar.weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr,
-                          momentum=0.9, nesterov=True)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, cfg.epochs * len(loader))
-    metrics, _ = cifar.train_classifier(
-        run, splits, model, opt, loader, held, epochs=cfg.epochs, tta=cfg.tta,
-        title=f"ResNet-18 (width {cfg.width}), {cfg.epochs} epochs", scheduler=sched,
-        label_smoothing=cfg.label_smoothing, desc=f"resnet-cifar seed {cfg.seed}")
-    return {**metrics, **cifar.run_facts(run, splits, model)}
-
-
-EXPERIMENT = cifar.cifar_experiment(
+EXPERIMENT = nnlab.image_classifier(
     name="resnet-cifar", description="a ResNet-18 on CIFAR-10 (an example in one file)",
-    Config=Config, train=train, summarize=cifar.cifar_summary,
-    build_model=lambda cfg, n_classes: resnet18(cfg.width, n_classes),  # eval, export
-    quick={**cifar.QUICK, "width": 8, "epochs": 2, "batch_size": 64},
-    extendable=lambda cfg: False)  # the one-cycle schedule is planned for --epochs
+    Config=Config, build_model=lambda cfg, n_classes: resnet18(cfg.width, n_classes),
+    quick={"width": 8, "epochs": 2, "batch_size": 64})

@@ -7,6 +7,8 @@ The Python API (the CLI's twin):
 * :func:`load` — a finished run's trained classifier, with ``.predict(images, top_k=3)``.
 * :class:`Experiment` — the record that makes an experiment (``nnlab run``, ``eval``,
   seeds, plugins); :func:`option` declares a Config field and its flag.
+* :func:`image_classifier` and :class:`ImageOptions` — your own image model on nnlab's
+  classifier loop (CIFAR-10 or any image folder), as one Experiment.
 * :func:`train_epochs` and :class:`TorchStep` — the engine's epoch driver and training step.
 * :class:`NnlabError`, :class:`ConfigError` — what a user can cause; the message is one line.
 """
@@ -20,7 +22,7 @@ from nnlab.experiments import Experiment
 
 __version__ = "0.1.0"
 __all__ = ["run", "launch", "load", "Experiment", "option", "train_epochs", "TorchStep",
-           "NnlabError", "ConfigError", "__version__"]
+           "image_classifier", "ImageOptions", "NnlabError", "ConfigError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # the engine imports torch: only when it is asked for
@@ -28,4 +30,8 @@ def __getattr__(name: str) -> Any:  # the engine imports torch: only when it is 
         from nnlab.engine import loop
 
         return getattr(loop, name)
+    if name in ("image_classifier", "ImageOptions"):
+        from nnlab.experiments import cifar_common
+
+        return getattr(cifar_common, name)
     raise AttributeError(f"module 'nnlab' has no attribute {name!r}")

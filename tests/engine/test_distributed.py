@@ -54,3 +54,22 @@ def test_torchrun_two_cpu_processes_write_one_run(learnable_cifar, nnlab_cache, 
     # bf16 vs bf16: at most one image in 100 flips
     assert evaluated["val_acc"] == pytest.approx(metrics["val_acc"], abs=0.011)
     assert proc.stdout.count("run folder:") == 1  # printed by rank 0 only
+
+
+@pytest.mark.slow
+def test_torchrun_runs_a_users_model_file_on_two_processes(learnable_cifar, tmp_path):
+    """The ResNet example (a model and a Config, on nnlab's classifier loop) under torchrun:
+    each process trains its share, rank 0 writes the one run folder."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "resnet_cifar.py"
+    out = tmp_path / "run"
+    env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "nnlab", "run", str(example), "--quick", "--data", str(learnable_cifar),
+         "--out", str(out)], env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and (out / "model.pt").exists()
+    assert proc.stdout.count("run folder:") == 1
