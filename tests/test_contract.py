@@ -97,7 +97,8 @@ def test_the_report_shows_a_plugin_run_with_its_metrics_and_figures(plugin, tmp_
     assert "![linear: curves](figures/" in md  # drawn from its history.csv
     assert sorted(p.name for p in (runs / "linear").iterdir()) == [
         ".nnlab.lock", "checkpoint-000001.pt", "checkpoint-000002.pt", "config.json",
-        "history.csv", "metrics.json"]  # the report wrote nothing in the run's folder
+        "curves.png", "history.csv", "metrics.json"]  # the report wrote nothing there (the
+    # run drew curves.png from its history, as every run whose experiment draws none)
 
 
 def test_eval_of_a_run_whose_experiment_is_gone_names_the_cause(plugin, tmp_path, capsys,

@@ -104,13 +104,14 @@ def test_bad_input_one_line_and_nonzero_exit(argv, exit_code, message, capsys):
 
 def test_existing_out_folder_is_never_overwritten_without_flag(tmp_path, capsys):
     out = tmp_path / "r"
-    out.mkdir()
-    (out / "metrics.json").write_text("earlier results")
     argv = ["run", "toy", "--epochs", "2", "--n-samples", "60", "--out", str(out)]
+    assert main(argv) == 0  # an earlier run
+    earlier = (out / "metrics.json").read_text()
+    capsys.readouterr()
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "is not empty" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
-    assert (out / "metrics.json").read_text() == "earlier results"
+    assert (out / "metrics.json").read_text() == earlier
     assert main([*argv, "--overwrite"]) == 0
     assert json.loads((out / "metrics.json").read_text())["numpy"]
 

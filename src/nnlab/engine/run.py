@@ -406,12 +406,14 @@ class Run:
             obj.load_state_dict(state)
 
     def record_history(self, phase: str, rows: list[dict]) -> None:
-        """``phase``'s rows so far into ``history.csv`` beside those of the phases before it
-        (a ``phase`` column where there are several), for a driver whose experiment keeps no
-        history file of its own: every run has one (rank 0 writes it)."""
+        """``phase``'s rows so far, for a driver whose experiment keeps no history file of its
+        own: every checkpoint writes them to ``history.csv`` (:meth:`_write_history`)."""
         self._histories[phase] = list(rows)
-        if not self.main:
-            return
+
+    def _write_history(self) -> None:
+        """``history.csv``: the rows the drivers recorded, phase after phase (a ``phase``
+        column where there are several). Written with each checkpoint, not each row (a toy
+        run has thousands), and never after the experiment (which may write its own)."""
         from nnlab.engine.history import History
 
         phases = {**{n: p.history for n, p in self._phases.items()}, **self._histories}
@@ -492,6 +494,8 @@ class Run:
             "data": self.data, "rng": ckpt.global_rng_state(),
             "generators": gens, "state": state,
         }, protect=self._protected))
+        if self._histories:  # after the checkpoint, which holds the same rows
+            self._write_history()
         for writer in self._writers.values():  # what TensorBoard has now survives a kill
             writer.flush()
 
