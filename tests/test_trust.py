@@ -513,3 +513,23 @@ def test_everything_nnlab_writes_is_readable_by_others_under_umask_022(tmp_path,
         assert {oct(p.stat().st_mode & 0o777) for p in written} == {"0o644"}
     finally:
         os.umask(old)
+
+
+def test_declared_bounds_hold_without_a_post_init(tmp_path):
+    """A Config that declares option(gt=0) and writes no __post_init__ still refuses 0: the
+    engine validates every config it builds (nnlab.launch, a file's experiment, a resume)."""
+    from dataclasses import dataclass
+
+    import nnlab
+
+    @dataclass
+    class Config:
+        epochs: int = nnlab.option(3, "passes", gt=0)
+
+    def train(config, run):  # noqa: ANN001, ANN202
+        return {"epochs": config.epochs}
+
+    with pytest.raises(nnlab.ConfigError, match="--epochs must be > 0, got 0"):
+        nnlab.launch(train, Config(epochs=0), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    assert nnlab.launch(train, Config(), tmp_path / "ok", progress=False) == {"epochs": 3}

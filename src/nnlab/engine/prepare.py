@@ -219,7 +219,9 @@ def new_config(exp: Any, given: Mapping[str, Any], quick: bool = False) -> Any:
     if unknown := sorted(set(given) - fields):
         raise ConfigError(f"{exp.name} has no flag --{flag_name(unknown[0])}; see "
                           f"nnlab run {exp.name} --help")
-    return exp.Config(**{**(exp.quick if quick else {}), **given})
+    config = exp.Config(**{**(exp.quick if quick else {}), **given})
+    validate(config)  # the declared types and bounds, whatever the class's __post_init__ does
+    return config
 
 
 def resumed_config(exp: Any, run_dir: Path, given: Mapping[str, Any],
