@@ -121,3 +121,27 @@ def test_a_task_merely_at_chance_goes_on(tmp_path):
                  "--eval-every", "20", "--patience", "1000", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_acc"] < 0.3 and metrics["steps"] == 100
+
+
+def test_a_time_budget_on_other_images_costs_their_epochs_and_says_what_it_predicts(
+        flat_images, learnable_cifar, nnlab_cache, tmp_path, capsys):
+    """--time-budget on a user's folder: the probe's epoch is this data's (240 images, not
+    CIFAR-10's 50,000), and the plan says its accuracy was measured on CIFAR-10."""
+    from nnlab.experiments import cifar_speedrun as sr
+
+    flat = sr.Config(data=str(flat_images), final=True)
+    assert sr.data_counts(flat) == (240, 80, tuple(str(k) for k in range(10)))
+    assert "measured on CIFAR-10; on this data (240 training images, 10 classes)" in \
+        sr.budget_caveat(flat)
+    assert sr.budget_caveat(sr.Config(data=str(learnable_cifar), val_size=100)) is None
+    tiny = sr.BUDGET_SIZES[0]  # batch 256: the probe times batches of 128
+    with pytest.MonkeyPatch.context() as m:  # every timing 1 s: the counts show through
+        m.setattr("nnlab.engine.budget.timed", lambda fn, repeats=2, warmup=1: 1.0)
+        cost = sr.probe(sr.Config(data=str(flat_images), final=True, **tiny.fields), tiny)
+    per_image, per_view = 2 / 128, 1 / 128  # a step and the loader, per image; a view
+    assert cost.epoch_s == pytest.approx(240 * per_image + 240 // 256 + 80 * per_view)
+    out = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--time-budget", "90s", "--data", str(flat_images),
+                 "--final", "--out", str(out)]) == 0
+    assert "note: the expected accuracy was measured on CIFAR-10" in capsys.readouterr().err
+    assert "caveat" in json.loads((out / "config.json").read_text())["time_budget"]

@@ -113,11 +113,14 @@ class Budget:
 
     sizes: ``config -> [Size]``, the sizes it may run at (the ones matching flags the user
     gave are kept by the engine). probe: ``(config, size) -> Cost`` on this machine, in a few
-    seconds. Epochs are set through the Config field ``epochs_field``."""
+    seconds. Epochs are set through the Config field ``epochs_field``. caveat: ``config ->
+    line or None``, what the plan must add about its prediction (the accuracy was measured
+    on other data than the config's, say)."""
 
     sizes: Callable[[Any], Sequence[Size]]
     probe: Callable[[Any, Size], Cost]
     epochs_field: str = "epochs"
+    caveat: Callable[[Any], str | None] | None = None
 
 
 @dataclass
@@ -136,6 +139,7 @@ class Plan:
     cost: Cost  # the chosen size's, as the probe measured it
     considered: list[dict] = field(default_factory=list)
     epochs_field: str = "epochs"
+    caveat: str | None = None  # printed under the plan, kept with it
 
     @property
     def fields(self) -> dict[str, Any]:
@@ -159,6 +163,8 @@ class Plan:
                 what = (f"{c['epochs']} epochs, {_duration(c['predicted_s'])}, expected "
                         f"{c['predicted_acc']:.1%}" if c["epochs"] else c["why"])
                 out.append(f"  not {c['size']}: {what}")
+        if self.caveat:
+            out.append(f"note: {self.caveat}")
         return out
 
     def record(self) -> dict[str, Any]:
@@ -167,7 +173,8 @@ class Plan:
                 "predicted_s": round(self.predicted_s, 1),
                 "predicted_acc": round(self.predicted_acc, 4),
                 "spent_before_s": round(self.spent_s, 1), "probe_s": round(self.probe_s, 2),
-                "considered": self.considered}
+                "considered": self.considered,
+                **({"caveat": self.caveat} if self.caveat else {})}
 
 
 def _shown(value: Any) -> str:
@@ -235,7 +242,8 @@ def plan(budget: Budget, config: Any, budget_s: float, given: Mapping[str, Any],
     spent = process_age_s()
     size, epochs, seconds, acc, considered = choose(budget_s, spent, sizes, costs)
     chosen = Plan(budget_s, size, epochs, seconds, acc, spent, probe_s, costs[size.name],
-                  considered, budget.epochs_field)
+                  considered, budget.epochs_field,
+                  budget.caveat(config) if budget.caveat is not None else None)
     for line in chosen.lines():
         say(line)
     return chosen

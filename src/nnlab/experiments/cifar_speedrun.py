@@ -13,15 +13,16 @@ validation milestone.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from nnlab.config import LR_MAX, option
-from nnlab.data.cifar10 import Augment, Loader
+from nnlab.data.cifar10 import CLASSES, Augment, Loader
 from nnlab.engine import Run
 from nnlab.engine.budget import Budget, Cost, Size
 from nnlab.engine.lookahead import Lookahead
@@ -250,8 +251,40 @@ SIZE_SOURCES = {  # (size, epochs) -> run folder under docs/results
 FIXED_S = 6.0  # loading the cached data, figures, model.pt: measured on a 2-core EPYC
 
 
+@functools.cache
+def _counts(data: str, val_size: int, final: bool, train_limit: int
+            ) -> tuple[int, int, tuple[str, ...]]:
+    from nnlab.experiments.cifar_common import limit_train, make_splits
+
+    splits = make_splits(data, val_size, final)  # decoded once and cached: the run reuses it
+    if train_limit:
+        splits = limit_train(splits, train_limit)
+    return len(splits.y_train), len(splits.y_eval), splits.classes
+
+
+def data_counts(cfg: Config) -> tuple[int, int, tuple[str, ...]]:
+    """(training images, held-out images, classes) of the data a run of ``cfg`` reads: what
+    an epoch of the budget's probe costs is this data's."""
+    return _counts(cfg.data, cfg.val_size, cfg.final, cfg.train_limit)
+
+
+def budget_caveat(cfg: Config) -> str | None:
+    """The plan's accuracy comes from CIFAR-10 runs: on other data, say so."""
+    n_train, _, classes = data_counts(cfg)
+    if set(classes) == set(CLASSES):
+        return None
+    return (f"the expected accuracy was measured on CIFAR-10; on this data ({n_train:,} "
+            f"training images, {len(classes)} classes) only the time is a prediction")
+
+
 def budget_sizes(cfg: Config) -> list[Size]:
-    return list(BUDGET_SIZES)
+    """The measured sizes; on data too small for a size's batch (a few hundred images of
+    your own), its batch is cut to a power of two that gives at least four steps an epoch."""
+    n_train = data_counts(cfg)[0]
+    batch = 2 ** max(0, (n_train // 4).bit_length() - 1)
+    return [size if size.fields["batch_size"] <= n_train // 4 else
+            replace(size, fields={**size.fields, "batch_size": batch})
+            for size in BUDGET_SIZES]
 
 
 def probe(cfg: Config, size: Size) -> Cost:
@@ -269,9 +302,7 @@ def probe(cfg: Config, size: Size) -> Cost:
     cfg = dataclasses.replace(cfg, **size.fields).resolved()
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    n_eval = 10_000 if cfg.final else cfg.val_size
-    n_train = 50_000 if cfg.final else 50_000 - cfg.val_size
-    n_train = min(n_train, cfg.train_limit) if cfg.train_limit else n_train
+    n_train, n_eval, _ = data_counts(cfg)  # this data's, not CIFAR-10's
     b = min(cfg.batch_size, 128)
     fmt = layout(cfg)
     gen = torch.Generator().manual_seed(0)
@@ -341,5 +372,5 @@ EXPERIMENT = cifar_experiment(
     layout=layout,
     quick={**QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
     extendable=lambda config: False,  # the lr warms up and decays to 0 over the planned steps
-    budget=Budget(budget_sizes, probe),
+    budget=Budget(budget_sizes, probe, caveat=budget_caveat),
 )
