@@ -27,7 +27,7 @@ from nnlab.engine import Run
 from nnlab.engine.budget import Budget, Cost, Size
 from nnlab.engine.lookahead import Lookahead
 from nnlab.engine.muon import Chain, MatrixMuon
-from nnlab.errors import ConfigError
+from nnlab.errors import ConfigError, NnlabError
 from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
@@ -256,7 +256,11 @@ def _counts(data: str, val_size: int, final: bool, train_limit: int
             ) -> tuple[int, int, tuple[str, ...]]:
     from nnlab.experiments.cifar_common import limit_train, make_splits
 
-    splits = make_splits(data, val_size, final)  # decoded once and cached: the run reuses it
+    try:
+        splits = make_splits(data, val_size, final)  # decoded once, cached: the run reuses it
+    except NnlabError:  # no data at hand (a benchmark's probe): CIFAR-10's sizes
+        n_train = 50_000 if final else 50_000 - val_size
+        return min(n_train, train_limit or n_train), 10_000 if final else val_size, CLASSES
     if train_limit:
         splits = limit_train(splits, train_limit)
     return len(splits.y_train), len(splits.y_eval), splits.classes
@@ -264,7 +268,8 @@ def _counts(data: str, val_size: int, final: bool, train_limit: int
 
 def data_counts(cfg: Config) -> tuple[int, int, tuple[str, ...]]:
     """(training images, held-out images, classes) of the data a run of ``cfg`` reads: what
-    an epoch of the budget's probe costs is this data's."""
+    an epoch of the budget's probe costs is this data's (CIFAR-10's where none can be read:
+    the run then says why in its own line)."""
     return _counts(cfg.data, cfg.val_size, cfg.final, cfg.train_limit)
 
 
