@@ -70,3 +70,36 @@ def test_digits_as_8_by_8_grey_pngs_train_and_predict_their_own_names(digits, nn
     assert json.loads((run / "metrics.json").read_text())["test_acc"] >= 0.8  # chance 0.1
     said = nnlab.load(run).predict(sorted((digits / "test" / "7").iterdir()))
     assert sum(p.name == "7" for p in said) >= 0.8 * len(said)
+
+
+def test_image_size_trains_predicts_and_exports_at_that_size(shapes, nnlab_cache, tmp_path,
+                                                             capsys):
+    """--image-size 48: the photos are read at 48 x 48 (a cache of their own), the model
+    takes that size, predict resizes new images to it, and model.json says so."""
+    run = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(shapes), "--final",
+                 "--epochs", "6", "--batch-size", "30", "--image-size", "48",
+                 "--out", str(run)]) == 0
+    assert json.loads((run / "metrics.json").read_text())["test_acc"] >= 0.9
+    assert {p.name.endswith("-48px.pt") for p in nnlab_cache.glob("cifar10-*.pt")} == {True}
+    model = nnlab.load(run)
+    assert model.image_size == 48
+    said = model.predict(shapes / "test" / "sky")
+    assert sum(p.name == "sky" for p in said) >= 7
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "onnx"]) == 0
+    meta = json.loads((run / "export" / "model.json").read_text())
+    assert meta["input"]["shape"] == ["N", 3, 48, 48] and "48 x 48" in meta["input"]["resize"]
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(run / "export" / "model.onnx"))
+    logits = session.run(None, {"images": np.zeros((2, 3, 48, 48), np.float32)})[0]
+    assert logits.shape == (2, 3)
+
+
+@pytest.mark.parametrize("name, said", [("cifar-cnn", "the study's VGG takes 32 x 32"),
+                                        ("cifar-mlp", "32 at most")])
+def test_networks_built_for_32_pixels_refuse_other_sizes_in_one_line(name, said, capsys):
+    assert main(["run", name, "--image-size", "64"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err

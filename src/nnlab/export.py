@@ -3,7 +3,8 @@
 An exported model takes what an image file holds and needs nothing of nnlab: its input
 preparation (the run's normalisation and, for the whitened MLP, its ZCA) is inside it.
 
-* input: ``images`` (N, 3, 32, 32) float32, RGB pixel values 0-255;
+* input: ``images`` (N, 3, S, S) float32, RGB pixel values 0-255 (S: the run's
+  ``--image-size``, 32 by default);
 * output: ``logits`` (N, classes); ``model.json`` beside it names the classes.
 
 Formats: ``safetensors`` (the weights, the format model hubs expect; rebuild the network with
@@ -31,9 +32,10 @@ SUFFIX = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".torch
 
 
 class Classifier(nn.Module):
-    """A trained network with its input preparation: images (N, 3, 32, 32), float32 RGB pixel
-    values 0-255 -> logits (N, classes). ``mean``/``std`` (3,) are the run's, in [0, 1]
-    units; ``zca`` (3072, 3072) whitens the normalised image when the run did."""
+    """A trained network with its input preparation: images (N, 3, S, S), float32 RGB pixel
+    values 0-255 (S: the run's image size, 32 unless it asked for another) -> logits
+    (N, classes). ``mean``/``std`` (3,) are the run's, in [0, 1] units; ``zca`` (3 S², 3 S²)
+    whitens the normalised image when the run did."""
 
     def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor,
                  zca: torch.Tensor | None = None) -> None:
@@ -45,7 +47,7 @@ class Classifier(nn.Module):
         self.whitened = zca is not None  # fixed per model: it traces to a fixed graph
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images - self.mean) / self.std  # (N, 3, 32, 32)
+        x = (images - self.mean) / self.std  # (N, 3, S, S)
         if self.whitened:
             x = (x.flatten(1) @ self.zca).view_as(x)
         return self.net(x)
@@ -85,13 +87,14 @@ def load_classifier(run_dir: str | Path, model: str | None = None,
     net = load_weights(lambda: exp.build_model(config, len(data["classes"])), saved["model"],
                        run_dir / f"{name}.pt")
     classifier = Classifier(net, data["mean"], data["std"], data.get("zca")).eval()
+    size = data.get("image_size", 32)  # a model saved before sizes other than 32: 32
     meta = {"experiment": exp.name, "run": str(run_dir), "model": name,
-            "input": {"name": "images", "shape": ["N", 3, 32, 32], "dtype": "float32",
+            "input": {"name": "images", "shape": ["N", 3, size, size], "dtype": "float32",
                       "values": "RGB pixel values 0-255 (the preparation is inside)",
-                      "resize": "an image of another size is resized to 32 x 32 as training "
-                                "resized it: Pillow's bicubic (antialiased), the aspect ratio "
-                                "not kept; 16-bit and float images scaled to 0-255, alpha "
-                                "composited on white, EXIF orientation applied"},
+                      "resize": f"an image of another size is resized to {size} x {size} as "
+                                "training resized it: Pillow's bicubic (antialiased), the "
+                                "aspect ratio not kept; 16-bit and float images scaled to "
+                                "0-255, alpha composited on white, EXIF orientation applied"},
             "output": {"name": "logits", "shape": ["N", len(data["classes"])]},
             "classes": list(data["classes"]), "config": dataclasses.asdict(config)}
     return classifier, meta
@@ -109,7 +112,7 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None,
     out = Path(out) if out is not None else Path(run_dir) / "export"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{meta['model']}{SUFFIX[fmt]}"
-    example = torch.rand(2, 3, 32, 32) * 255
+    example = torch.rand(2, *meta["input"]["shape"][1:]) * 255
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():  # torch deprecates both exporters below
         warnings.simplefilter("ignore")                # in favour of torch.export, which
@@ -130,15 +133,15 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None,
     return path
 
 
-def read_images(paths: list[str | Path]) -> torch.Tensor:
-    """Image files (PNG, JPEG, TIFF, ...) as (N, 3, 32, 32) float32 pixel values 0-255, read
-    as :mod:`nnlab.data.images` says (16-bit and float scaled, alpha on white, EXIF turned
-    upright) and resized to 32 x 32 (bicubic, antialiased). ImageError for the first file
-    that cannot be read."""
+def read_images(paths: list[str | Path], size: int = 32) -> torch.Tensor:
+    """Image files (PNG, JPEG, TIFF, ...) as (N, 3, size, size) float32 pixel values 0-255,
+    read as :mod:`nnlab.data.images` says (16-bit and float scaled, alpha on white, EXIF
+    turned upright) and resized as training resized them (bicubic, antialiased). ImageError
+    for the first file that cannot be read."""
     from nnlab.data.images import read_image, resize
 
-    images = [torch.from_numpy(resize(read_image(path), 32).astype(np.float32))
-              for path in paths]  # each (32, 32, 3)
+    images = [torch.from_numpy(resize(read_image(path), size).astype(np.float32))
+              for path in paths]  # each (size, size, 3)
     return torch.stack(images).permute(0, 3, 1, 2).contiguous()
 
 
@@ -184,13 +187,15 @@ class TrainedModel:
 
     ``model.classes`` names its outputs; ``model.predict(images, top_k=3)`` takes image files
     or folders of them (each read and resized as training's images were, see
-    :mod:`nnlab.data.images`), or a tensor (N, 3, 32, 32) of RGB pixel values 0-255, and
-    gives one :class:`Prediction` each; ``model(images)`` gives the logits (N, classes) of
-    such a tensor. Loading is as safe as ``nnlab eval``'s: nothing in the folder runs."""
+    :mod:`nnlab.data.images`), or a tensor (N, 3, S, S) of RGB pixel values 0-255 (S:
+    ``model.image_size``), and gives one :class:`Prediction` each; ``model(images)`` gives
+    the logits (N, classes) of such a tensor. Loading is as safe as ``nnlab eval``'s:
+    nothing in the folder runs."""
 
     def __init__(self, classifier: Classifier, meta: dict[str, Any]) -> None:
         self.classifier, self.meta = classifier, meta
         self.classes: list[str] = list(meta["classes"])
+        self.image_size: int = meta["input"]["shape"][-1]
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -209,7 +214,7 @@ class TrainedModel:
         results, readable = [], []
         for path in image_files([images] if isinstance(images, str | Path) else images):
             try:
-                readable.append((len(results), read_images([path])))
+                readable.append((len(results), read_images([path], self.image_size)))
                 results.append(Prediction(str(path)))
             except ImageError as e:
                 results.append(Prediction(str(path), error=str(e)))

@@ -39,7 +39,8 @@ class DataError(NnlabError):
 
 @dataclass
 class Cifar:
-    """x_*: (N, 3, 32, 32) uint8, y_*: (N,) int64; x_test/y_test are None without a test split."""
+    """x_*: (N, 3, S, S) uint8 (S: the image size asked for, 32 by default), y_*: (N,) int64;
+    x_test/y_test are None without a test split."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -59,10 +60,12 @@ def default_root() -> Path:
 
 
 def load_cifar10(path: str | Path | None = None, cache_dir: str | Path | None = None,
-                 download: bool = True) -> Cifar:
-    """Load CIFAR-10 from any supported source, through the cache. Raises DataError with one
-    clear line on a missing path, an empty or missing class folder, an unreadable image,
-    train and test with different classes, or a torchvision root that fails its checksums."""
+                 download: bool = True, image_size: int = 32) -> Cifar:
+    """Load CIFAR-10 (or any image folder) from any supported source, through the cache,
+    every image ``image_size`` pixels a side (resized as :func:`nnlab.data.images.resize`
+    does where it has another size). Raises DataError with one clear line on a missing path,
+    an empty or missing class folder, an unreadable image, train and test with different
+    classes, or a torchvision root that fails its checksums."""
     root = Path(path).expanduser() if path is not None else default_root()
     if not root.exists() and path is not None:
         raise DataError(f"--data {root}: no such file or folder")
@@ -72,10 +75,29 @@ def load_cifar10(path: str | Path | None = None, cache_dir: str | Path | None = 
     if root.is_file():
         if not root.name.endswith((".tar.gz", ".tgz", ".tar")):
             raise DataError(f"--data {root}: expected a folder or a .tar.gz of one")
-        return _cached(root, cache_dir, lambda: _read_tar(root))
+        return _cached(root, cache_dir, lambda: _read_tar(root, image_size), image_size)
     if (root / "train").is_dir():
-        return _cached(root, cache_dir, lambda: _read_image_folder(root))
-    return _read_torchvision(root, download)
+        return _cached(root, cache_dir, lambda: _read_image_folder(root, image_size),
+                       image_size)
+    return _resized(_read_torchvision(root, download), image_size)
+
+
+def _resized(data: Cifar, size: int) -> Cifar:
+    """``data`` with every image ``size`` pixels a side (the torchvision release is 32)."""
+    from nnlab.data.images import resize
+
+    if data.x_train.shape[-1] == size:
+        return data
+
+    def each(x: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None:
+            return None
+        return torch.from_numpy(np.stack([resize(im, size) for im in
+                                          x.permute(0, 2, 3, 1).numpy()])).permute(
+            0, 3, 1, 2).contiguous()
+
+    return Cifar(each(data.x_train), data.y_train, each(data.x_test), data.y_test,
+                 data.classes, data.source)
 
 
 def _fingerprint(root: Path) -> str:
@@ -93,8 +115,9 @@ def _fingerprint(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _cached(root: Path, cache_dir: Path, read) -> Cifar:
-    cache = cache_dir / f"cifar10-{_fingerprint(root)}.pt"
+def _cached(root: Path, cache_dir: Path, read, image_size: int = 32) -> Cifar:
+    sized = "" if image_size == 32 else f"-{image_size}px"  # 32: the names caches had
+    cache = cache_dir / f"cifar10-{_fingerprint(root)}{sized}.pt"
     if cache.exists():
         try:
             return Cifar(**torch.load(cache, weights_only=True))
@@ -117,16 +140,17 @@ def _cached(root: Path, cache_dir: Path, read) -> Cifar:
     return data
 
 
-IMAGE_SIZE = 32  # every image is resized to this when read (nnlab.data.images.resize)
+IMAGE_SIZE = 32  # the side images are resized to when read, unless a run asks for another
 
 
-def _decode(blob: bytes, name: str) -> np.ndarray:
-    """An image file's bytes as (32, 32, 3) uint8 RGB: read as :mod:`nnlab.data.images` says,
-    and resized (bicubic, antialiased) when it has another size, as ``nnlab predict`` does."""
+def _decode(blob: bytes, name: str, size: int = IMAGE_SIZE) -> np.ndarray:
+    """An image file's bytes as (size, size, 3) uint8 RGB: read as :mod:`nnlab.data.images`
+    says, and resized (bicubic, antialiased) when it has another size, as ``nnlab predict``
+    does."""
     from nnlab.data.images import ImageError, read_image, resize
 
     try:
-        return resize(read_image(blob, name), IMAGE_SIZE)
+        return resize(read_image(blob, name), size)
     except ImageError as e:
         raise DataError(str(e)) from None
 
@@ -141,7 +165,7 @@ def _stack(images: dict[str, list[tuple[str, np.ndarray]]], classes: tuple[str, 
         for _, arr in sorted(images[c], key=lambda item: item[0]):
             xs.append(arr)
             ys.append(label)
-    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
     return x, torch.tensor(ys, dtype=torch.long)
 
 
@@ -164,7 +188,7 @@ def _assemble(images: dict[str, dict[str, list]], where: str) -> Cifar:
     return Cifar(x_train, y_train, x_test, y_test, classes, where)
 
 
-def _read_image_folder(root: Path) -> Cifar:
+def _read_image_folder(root: Path, size: int = IMAGE_SIZE) -> Cifar:
     images: dict[str, dict[str, list]] = {}
     for split in ("train", "test"):
         if not (root / split).is_dir():
@@ -172,14 +196,14 @@ def _read_image_folder(root: Path) -> Cifar:
         images[split] = {}
         for class_dir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
             files = [f for f in sorted(class_dir.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-            images[split][class_dir.name] = [(f.name, _decode(f.read_bytes(), str(f)))
+            images[split][class_dir.name] = [(f.name, _decode(f.read_bytes(), str(f), size))
                                              for f in files]
         if not images[split]:
             raise DataError(f"{root / split}: no class folders")
     return _assemble(images, str(root))
 
 
-def _read_tar(path: Path) -> Cifar:
+def _read_tar(path: Path, size: int = IMAGE_SIZE) -> Cifar:
     images: dict[str, dict[str, list]] = {}
     try:
         with tarfile.open(path) as tar:
@@ -196,7 +220,7 @@ def _read_tar(path: Path) -> Cifar:
                     continue
                 blob = tar.extractfile(member).read()
                 images.setdefault(split, {}).setdefault(cls, []).append(
-                    (name, _decode(blob, f"{path}:{member.name}")))
+                    (name, _decode(blob, f"{path}:{member.name}", size)))
     except (tarfile.TarError, EOFError, OSError) as e:
         first = str(e).splitlines()[0].rstrip(":") if str(e) else e.__class__.__name__
         raise DataError(f"{path}: not a readable .tar.gz ({first})") from None

@@ -290,6 +290,9 @@ def check_image_state(data: Any, where: str | Path) -> dict:
     if not isinstance(classes, list | tuple) or len(classes) < 2 or \
             not all(isinstance(c, str) for c in classes):
         raise bad("classes", "a list of class names")
+    size = data.get("image_size", 32)
+    if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 256:
+        raise bad("image_size", "a whole number of pixels from 8 to 256")
     zca = data.get("zca")
     if zca is not None and (not isinstance(zca, torch.Tensor) or zca.dim() != 2
                             or zca.shape[0] != zca.shape[1]):

@@ -17,6 +17,7 @@ import torch
 from nnlab.config import LR_MAX, option
 from nnlab.data.cifar10 import Augment, Loader
 from nnlab.engine import History, Run
+from nnlab.errors import ConfigError
 from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
     EVAL_BATCH,
@@ -55,6 +56,9 @@ class Config(CifarOptions):
 
     def __post_init__(self) -> None:
         self.check_common()
+        if self.image_size != 32:  # five max-pools take 32 x 32 to the 1 x 1 its head reads
+            raise ConfigError(f"--image-size {self.image_size}: the study's VGG takes 32 x 32 "
+                              "images; cifar-speedrun or your own model take other sizes")
 
 
 def train(cfg: Config, run: Run) -> dict:

@@ -50,6 +50,9 @@ class CifarOptions:
     tta: str | None = option(None, "test-time augmentation of the final evaluation: none; "
                                    "flip (each image and its mirror); flip+translate (six "
                                    "views)", choices=TTA)
+    image_size: int = option(32, "pixels a side every image is resized to when read (bicubic, "
+                             "antialiased, as nnlab predict resizes); CIFAR-10's are 32",
+                             ge=8, le=256)
 
     def check_common(self) -> None:
         validate(self)
@@ -102,7 +105,7 @@ def make_ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedMo
 
 @dataclass
 class Splits:
-    """x_*: (N, 3, 32, 32) uint8, y_*: (N,) int64. ``eval_name`` is 'val' or 'test'."""
+    """x_*: (N, 3, S, S) uint8, y_*: (N,) int64. ``eval_name`` is 'val' or 'test'."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -114,11 +117,11 @@ class Splits:
     std: torch.Tensor
 
 
-def make_splits(data_path: str, val_size: int, final: bool) -> Splits:
+def make_splits(data_path: str, val_size: int, final: bool, image_size: int = 32) -> Splits:
     """Train and evaluation splits: a stratified validation split of train (fixed: every
     run sees the same validation images), or, with ``final``, all of train and the source's
-    test split."""
-    data: Cifar = load_cifar10(data_path or None)
+    test split; every image ``image_size`` pixels a side."""
+    data: Cifar = load_cifar10(data_path or None, image_size=image_size)
     x, y = data.x_train, data.y_train
     if final:
         if data.x_test is None:
@@ -147,12 +150,13 @@ def setup(cfg: CifarOptions, run) -> Splits:
     normalisation statistics and class names go into the run's data state (checkpoints and
     the saved model), for ``nnlab eval``."""
     t = time.perf_counter()
-    splits = make_splits(cfg.data, cfg.val_size, cfg.final)
+    splits = make_splits(cfg.data, cfg.val_size, cfg.final, cfg.image_size)
     if cfg.train_limit:
         splits = limit_train(splits, cfg.train_limit)
     run.fitted("mean", lambda: splits.mean)
     run.fitted("std", lambda: splits.std)
     run.fitted("classes", lambda: splits.classes)
+    run.fitted("image_size", lambda: cfg.image_size)  # what predict resizes images to
     run.fitted("data_s", lambda: time.perf_counter() - t)
     return splits
 
@@ -366,7 +370,8 @@ def evaluate_saved(run_dir: Path, cfg: CifarOptions, build: Callable[[int], nn.M
     check_image_state(state, run_dir)
     device = resolve_device("auto")
     precision = resolve_precision(cfg.precision, device)
-    splits = make_splits(data or cfg.data, cfg.val_size, final=split == "test")
+    splits = make_splits(data or cfg.data, cfg.val_size, final=split == "test",
+                         image_size=cfg.image_size)
     model = load_weights(lambda: build(len(state["classes"])), weights, run_dir)
     model.to(device, memory_format=memory_format)
     held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, state["mean"], state["std"],

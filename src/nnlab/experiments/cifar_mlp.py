@@ -100,13 +100,16 @@ class Config(CifarOptions):
 
     def __post_init__(self) -> None:
         self.check_common()
+        if self.image_size > 32:  # its ZCA is a (3 S^2)^2 matrix: 600 MB at 64
+            raise ConfigError(f"--image-size {self.image_size}: the MLP reads every pixel, and "
+                              "its whitening grows with the square of their number; 32 at most")
         if self.drop_path and (self.block or RECIPES[self.recipe]["block"]) == "plain":
             raise ConfigError("--drop-path needs residual blocks: add --block residual "
                               "(or bottleneck)")
 
 
 def build_model(cfg: Config, n_classes: int = 10) -> ImageMLP:
-    return ImageMLP(3 * 32 * 32, cfg.widths, n_classes, cfg.activation, cfg.norm,
+    return ImageMLP(3 * cfg.image_size ** 2, cfg.widths, n_classes, cfg.activation, cfg.norm,
                     cfg.dropout, cfg.block, cfg.expansion, cfg.drop_path)
 
 

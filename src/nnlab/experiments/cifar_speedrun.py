@@ -252,12 +252,12 @@ FIXED_S = 6.0  # loading the cached data, figures, model.pt: measured on a 2-cor
 
 
 @functools.cache
-def _counts(data: str, val_size: int, final: bool, train_limit: int
+def _counts(data: str, val_size: int, final: bool, train_limit: int, image_size: int
             ) -> tuple[int, int, tuple[str, ...]]:
     from nnlab.experiments.cifar_common import limit_train, make_splits
 
-    try:
-        splits = make_splits(data, val_size, final)  # decoded once, cached: the run reuses it
+    try:  # decoded once and cached: the run reuses it
+        splits = make_splits(data, val_size, final, image_size)
     except NnlabError:  # no data at hand (a benchmark's probe): CIFAR-10's sizes
         n_train = 50_000 if final else 50_000 - val_size
         return min(n_train, train_limit or n_train), 10_000 if final else val_size, CLASSES
@@ -270,7 +270,7 @@ def data_counts(cfg: Config) -> tuple[int, int, tuple[str, ...]]:
     """(training images, held-out images, classes) of the data a run of ``cfg`` reads: what
     an epoch of the budget's probe costs is this data's (CIFAR-10's where none can be read:
     the run then says why in its own line)."""
-    return _counts(cfg.data, cfg.val_size, cfg.final, cfg.train_limit)
+    return _counts(cfg.data, cfg.val_size, cfg.final, cfg.train_limit, cfg.image_size)
 
 
 def budget_caveat(cfg: Config) -> str | None:
@@ -311,7 +311,8 @@ def probe(cfg: Config, size: Size) -> Cost:
     b = min(cfg.batch_size, 128)
     fmt = layout(cfg)
     gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (b, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    images = torch.randint(0, 256, (b, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8,
+                           generator=gen)
     labels = torch.randint(0, 10, (b,), generator=gen)
     mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
     loader = Loader(images, labels, b, mean, std, shuffle=True,
