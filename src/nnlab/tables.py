@@ -584,7 +584,8 @@ def time_budget(*folders: Path) -> Table:
         rows.append([duration(plan["budget_s"]), f"{plan['size']}, {plan['epochs']} epochs",
                      f"{plan['probe_s']:.1f}", f"{plan['predicted_s']:.0f}",
                      f"{done['process_s']:.0f}", f"{done['process_s'] / plan['budget_s']:.3f}",
-                     pct(plan["predicted_acc"]), pct(m["val_acc"]),
+                     pct(plan["predicted_acc"]) if plan["predicted_acc"] is not None else "—",
+                     pct(m["val_acc"]),
                      "yes" if done["stopped_early"] else "no", _cpu(folder)])
     return Table(["budget", "plan", "probe s", "planned s", "whole process s", "/ budget",
                   "expected val acc", "val acc, TTA", "stopped early", "CPU"], rows)

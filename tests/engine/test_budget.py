@@ -17,6 +17,7 @@ from nnlab.engine.budget import (
     EXTRAPOLATE,
     Budget,
     Cost,
+    Plan,
     Size,
     choose,
     parse_budget,
@@ -96,10 +97,59 @@ def test_ties_go_to_the_faster_plan():
     assert size.name == "twin"  # both reach the same floor; the twin gets there sooner
 
 
-def test_a_budget_too_short_for_any_size_says_what_the_smallest_needs():
-    with pytest.raises(ConfigError, match=r"too short on this machine: the smallest plan "
-                                          r"needs about 3[0-9] s"):
-        choose(20, 5, [SMALL, LARGE], COSTS)  # small: 5 + 5 + 2 x 10 = 30 s, / (1 - margin)
+def test_a_budget_too_short_for_one_epoch_of_any_size_says_what_the_smallest_needs():
+    with pytest.raises(ConfigError, match=r"too short on this machine: one epoch of the "
+                                          r"smallest size needs about 2[0-9] s"):
+        choose(20, 5, [SMALL, LARGE], COSTS)  # small: 5 + 5 + 1 x 10 = 20 s, / (1 - margin)
+
+
+def test_a_busy_machine_gets_a_smaller_plan_not_a_refusal():
+    """One epoch of the small size fits, its fewest measured (2) does not: it runs that one
+    epoch, with no accuracy predicted, rather than being refused."""
+    size, epochs, seconds, acc, considered = choose(25, 5, [SMALL, LARGE], COSTS)
+    assert (size.name, epochs, acc) == ("small", 1, None)
+    assert seconds == 5 + 5 + 10 <= 25 * 0.97
+    plan = Plan(25, size, epochs, seconds, acc, 5, 0.1, COSTS["small"], considered)
+    assert "fewer epochs than small was ever measured at (2), so no accuracy is predicted" in \
+        "\n".join(plan.lines())
+    assert plan.record()["predicted_acc"] is None
+
+
+def test_a_budgeted_schedule_ends_at_the_deadline_on_a_machine_that_slows_half_way(
+        tmp_path, monkeypatch):
+    """The learning rate of a budgeted run is keyed to the time left: on a fake clock that
+    runs three times slower half-way (another process took the cores), the run trains fewer
+    steps than planned and its schedule still reaches its end at the deadline; keyed to the
+    planned steps it would have stopped with the learning rate two thirds up."""
+    from nnlab.engine.run import Run, RunOptions
+
+    now = [0.0]
+    clock = lambda: now[0]  # noqa: E731 - the fake clock
+    steps, lrs = 200, []
+    monkeypatch.setattr(Run, "clock", staticmethod(clock))
+    run = Run(tmp_path / "run", "budgeted", Config(), RunOptions(
+        deadline=process_age_s() + 100.0, progress=False)).start()
+    assert run.deadline == pytest.approx(100.0, abs=0.5)  # 100 fake seconds from now
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 1 - run.schedule_progress(s, steps))
+    step = TorchStep(model, opt, scheduler=sched)
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+
+    def batches(epoch):
+        for _ in range(10):
+            now[0] += 1.0 if now[0] < 50 else 3.0  # half-way, the machine slows down
+            lrs.append(opt.param_groups[0]["lr"])
+            yield x, y
+
+    history = train_epochs(step, batches, steps // 10, run=run)
+    trained = len(lrs)
+    assert run.stopped_by_budget and trained < steps  # fewer steps than planned
+    assert now[0] >= run.deadline - 3.0  # it trained to the deadline
+    assert lrs[-1] <= 0.05  # and the schedule had reached its end there
+    assert 1 - trained / steps > 0.6  # a step-keyed schedule would still be this high
+    assert history.last["lr"] <= 0.05
 
 
 # --------------------------------------------------------------------------- a whole run

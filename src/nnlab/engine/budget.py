@@ -133,7 +133,7 @@ class Plan:
     size: Size
     epochs: int
     predicted_s: float
-    predicted_acc: float
+    predicted_acc: float | None  # None: fewer epochs than its size was measured at
     spent_s: float  # before the run started: start-up, imports and the probe
     probe_s: float
     cost: Cost  # the chosen size's, as the probe measured it
@@ -154,10 +154,14 @@ class Plan:
     def lines(self) -> list[str]:
         """What ``nnlab run`` prints before it starts."""
         shown = ", ".join(f"--{k.replace('_', '-')} {_shown(v)}" for k, v in self.fields.items())
+        expected = (f"expected {self.predicted_acc:.1%} held-out accuracy"
+                    if self.predicted_acc is not None else
+                    f"fewer epochs than {self.size.name} was ever measured at "
+                    f"({min(self.size.accuracy)}), so no accuracy is predicted")
         out = [f"time budget {_duration(self.budget_s)}: probed this machine in "
                f"{self.probe_s:.1f} s; {_duration(self.spent_s)} spent before training",
                f"plan: {self.size.name} ({shown}): about {_duration(self.predicted_s)} in all, "
-               f"expected {self.predicted_acc:.1%} held-out accuracy"]
+               f"{expected}"]
         for c in self.considered:
             if c["size"] != self.size.name:
                 what = (f"{c['epochs']} epochs, {_duration(c['predicted_s'])}, expected "
@@ -171,7 +175,8 @@ class Plan:
         """What config.json keeps of the plan."""
         return {"budget_s": self.budget_s, "size": self.size.name, "epochs": self.epochs,
                 "predicted_s": round(self.predicted_s, 1),
-                "predicted_acc": round(self.predicted_acc, 4),
+                "predicted_acc": (round(self.predicted_acc, 4)
+                                  if self.predicted_acc is not None else None),
                 "spent_before_s": round(self.spent_s, 1), "probe_s": round(self.probe_s, 2),
                 "considered": self.considered,
                 **({"caveat": self.caveat} if self.caveat else {})}
@@ -191,8 +196,10 @@ def choose(budget_s: float, spent_s: float, sizes: Sequence[Size], costs: Mappin
     predicted accuracy whose whole-process time, ``spent_s`` + fixed + epochs x epoch,
     fits in ``budget_s`` less ``margin``; each size runs as many epochs as fit (at most
     EXTRAPOLATE x its most measured). Ties go to the faster plan. ``considered``: each size's
-    best fit (or why none), with the costs it was planned from. ConfigError, saying what the
-    smallest plan needs, when none fits."""
+    best fit (or why none), with the costs it was planned from. When no size fits its fewest
+    measured epochs (a busy or slow machine), the size nearest its measured range runs the
+    epochs that fit, with no accuracy predicted (None), rather than nothing; ConfigError,
+    saying what the smallest plan needs, only when not one epoch of any size fits."""
     usable = budget_s * (1 - margin) - spent_s
     considered, best = [], None
     for size in sizes:
@@ -213,10 +220,22 @@ def choose(budget_s: float, spent_s: float, sizes: Sequence[Size], costs: Mappin
                            "predicted_acc": round(acc, 4), **measured})
         if best is None or (acc, -seconds) > (best[3], -best[2]):
             best = (size, epochs, seconds, acc)
-    if best is None:
-        least = min(c["needs_s"] for c in considered)
-        raise ConfigError(f"--time-budget {_duration(budget_s)} is too short on this machine: "
-                          f"the smallest plan needs about {_duration(least)}")
+    if best is None:  # fewer epochs than any size was measured at: the nearest fit
+        fits = [(math.floor((usable - costs[s.name].fixed_s) / costs[s.name].epoch_s), s)
+                for s in sizes]
+        fits = [(e, s) for e, s in fits if e >= 1]
+        if not fits:
+            least = min(spent_s + costs[s.name].fixed_s + costs[s.name].epoch_s
+                        for s in sizes) / (1 - margin)
+            raise ConfigError(f"--time-budget {_duration(budget_s)} is too short on this "
+                              f"machine: one epoch of the smallest size needs about "
+                              f"{_duration(least)}")
+        epochs, size = max(fits, key=lambda f: (f[0] / min(f[1].accuracy),
+                                                -costs[f[1].name].epoch_s))
+        seconds = spent_s + costs[size.name].fixed_s + epochs * costs[size.name].epoch_s
+        entry = next(c for c in considered if c["size"] == size.name)
+        entry.update(epochs=epochs, predicted_s=round(seconds, 1), predicted_acc=None)
+        best = (size, epochs, seconds, None)
     return (*best, considered)
 
 
@@ -234,6 +253,12 @@ def plan(budget: Budget, config: Any, budget_s: float, given: Mapping[str, Any],
                           if any(k in s.fields for s in budget.sizes(config)))
         raise ConfigError(f"--time-budget: no measured size has the {fixed} given; drop it "
                           "and the budget chooses")
+    from nnlab.device import busy_cores
+
+    if (busy := busy_cores(0.3)) is not None and busy >= 0.5:
+        say(f"note: other processes keep about {busy:.1f} cores busy: the probe and the run "
+            "share them, so the plan is smaller, and the learning-rate schedule is keyed to "
+            "the time left, ending at the deadline whatever the machine does")
     t = time.perf_counter()
     costs = {}
     for size in sizes:

@@ -276,8 +276,9 @@ def train_epochs(
     the epoch's batches are drawn again from the generators' state at its start and the done
     ones skipped, so the result is the same as an uninterrupted run's). ``batches`` must draw
     its randomness only from generators given to ``run.track``.
-    With a time budget (``run.deadline``) it stops early, keeping the epochs done, when the
-    next epoch would end past the deadline, or inside an epoch once it has passed.
+    With a time budget (``run.deadline``) it stops at the deadline, inside an epoch if need
+    be, keeping what it trained (a schedule keyed to the budget, ``run.schedule_progress``,
+    has ended there).
     Raises TrainingDiverged, naming the epoch, if the training loss is NaN or infinite.
     """
     d = _Driver(run, phase, step, epochs, "epoch", tags, desc, history_path, progress,
@@ -287,7 +288,6 @@ def train_epochs(
     every = run.options.checkpoint_every if run is not None else 1
     with d.training():
         for epoch in range(d.position + 1, epochs + 1):
-            began = time.perf_counter()
             snapshot = run.generator_states() if run is not None else None  # epoch start
             skip, sums = 0, (0.0, 0, 0, 0.0)
             if d.partial is not None:
@@ -320,8 +320,8 @@ def train_epochs(
             if (error := d.no_better_than_chance(row, f"at epoch {epoch}")) is not None:
                 d.save()
                 raise error
-            if not d.stopped and epoch < epochs:  # the next epoch would end past the deadline
-                d.late(f"the end of epoch {epoch}", ahead=time.perf_counter() - began)
+            if not d.stopped and epoch < epochs:  # the deadline passed during the evaluation
+                d.late(f"the end of epoch {epoch}")
             signum = d.signal()
             if epoch % every == 0 or epoch == epochs or signum or d.stopped:
                 d.save()

@@ -213,11 +213,12 @@ class Run:
         self._histories: dict[str, list[dict]] = {}  # rows logged in this process, by phase
         self.data: dict[str, Any] = {}  # fitted data state (normalisation, ZCA, ...)
         self._writers: dict[str, Any] = {}  # TensorBoard, one writer per phase
-        self.deadline: float | None = None  # time.monotonic() by which training stops
+        self.deadline: float | None = None  # self.clock() by which training stops
+        self._schedule_t0: float | None = None  # when the budget's schedule started
         if self.options.deadline is not None:
             from nnlab.engine.budget import process_age_s
 
-            self.deadline = time.monotonic() + self.options.deadline - process_age_s()
+            self.deadline = self.clock() + self.options.deadline - process_age_s()
         self.stopped_by_budget: str | None = None  # where a late run was stopped
 
     def start(self) -> Run:
@@ -572,9 +573,26 @@ class Run:
         self.finish(metrics)
         return metrics
 
+    clock = staticmethod(time.monotonic)  # seconds, for the deadline (a test's fake clock)
+
     def out_of_time(self, ahead: float = 0.0) -> bool:
         """True when a time budget's deadline falls within ``ahead`` seconds from now."""
-        return self.deadline is not None and time.monotonic() + ahead > self.deadline
+        return self.deadline is not None and self.clock() + ahead > self.deadline
+
+    def schedule_progress(self, step: int, steps: int) -> float:
+        """How far a schedule planned for ``steps`` steps has come at ``step``, from 0 to 1.
+        With a time budget, the fraction of the time left to train that has passed, when that
+        is further: a slower machine than the plan's trains fewer steps of a schedule that
+        still ends at the deadline, instead of stopping in the middle of one. Without a
+        budget, ``step / steps`` exactly (a run stays reproducible)."""
+        progress = step / max(steps, 1)
+        if self.deadline is None:
+            return min(progress, 1.0)
+        now = self.clock()
+        if self._schedule_t0 is None:
+            self._schedule_t0 = now  # the first step: training starts now
+        used = (now - self._schedule_t0) / max(self.deadline - self._schedule_t0, 1e-9)
+        return min(max(progress, used), 1.0)
 
     def finish(self, metrics: dict) -> None:
         """metrics.json, last and atomically; the figures into TensorBoard. A run with a time

@@ -235,6 +235,8 @@ def finish(run, model: nn.Module, held, splits: Splits, history: History, tta: s
     logits, labels = predict(model, held, run.autocast, tta, tta_untranslated)
     loss, acc = loss_acc(logits, labels)
     ev = splits.eval_name
+    if run.stopped_by_budget:  # the figures say what ran, not what was planned
+        title += f"\nstopped by the time budget after {plural(len(history), 'epoch')}"
     run.save_model(f"model{suffix}", model.state_dict())
     if run.main:
         figures(history, logits, labels, splits, run.out, title,

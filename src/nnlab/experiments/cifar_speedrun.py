@@ -155,6 +155,14 @@ def build_optimizer(cfg: Config, model: SpeedrunNet, lr: float,
     return Chain(sgd, muon)
 
 
+def warm_then_decay(progress: float, warm: float, first: float = 0.0) -> float:
+    """The learning-rate factor at ``progress`` (0 to 1) of a run: up linearly over the first
+    ``warm`` of it (from ``first``), then down linearly to 0 at its end."""
+    if progress < warm:
+        return min(1.0, (progress + first) / warm)
+    return max(0.0, (1 - progress) / max(1 - warm, 1e-9))
+
+
 def milestone_times(rows, split: str = "val",
                     milestones: Sequence[float] = MILESTONES) -> dict[str, float | None]:
     """{'time_to_90_s': ..., ...}: the ``wall_s`` (seconds since the run's clock started,
@@ -206,8 +214,13 @@ def train(cfg: Config, run: Run) -> dict:
                     f" (the rule {RULE_A:g} x steps^-{RULE_B:g}, for {steps} steps)"))
     opt = build_optimizer(cfg, model, lr, muon_lr)
     warm = max(1, int(cfg.warmup * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+    if run.deadline is None:  # the schedule of the planned steps, step by step
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm
+                                                  else max(0.0, (steps - s) / max(1, steps - warm)))
+    else:  # a time budget: the same shape over what the budget leaves, ending at its deadline
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warm_then_decay(run.schedule_progress(s, steps), warm / steps,
+                                           1 / steps))
     lookahead = (Lookahead(model, cfg.lookahead_k, cfg.lookahead, total_steps=steps)
                  if cfg.lookahead else None)
 
@@ -225,8 +238,10 @@ def train(cfg: Config, run: Run) -> dict:
         wall_offset=setup_s,  # wall_s counts from before the whitening
         tta_untranslated=cfg.tta_untranslated, desc=f"cifar-speedrun seed {cfg.seed}")
     if run.main:
+        ran = f"; stopped by the time budget after {len(history)}" \
+            if run.stopped_by_budget else ""
         plot_time_to_accuracy([run.out / "history.csv"], run.out / "time_to_accuracy.png",
-                              MILESTONES, title=title)
+                              MILESTONES, title=title + ran)
     return {**end, **run_facts(run, splits, model),
             **milestone_times(history, splits.eval_name),
             **({"muon_lr": muon_lr} if muon_lr is not None else {})}
