@@ -53,6 +53,7 @@ def test_three_classes_of_larger_photos_train_predict_and_export(shapes, nnlab_c
     assert metrics["test_acc"] >= 0.9  # chance is 1/3
     model = nnlab.load(run)
     assert model.classes == ["apple", "leaf", "sky"]
+    assert json.loads((run / "config.json").read_text())["classes"] == model.classes
     said = model.predict(shapes / "test" / "leaf", top_k=3)
     assert len(said) == 8 and sum(p.name == "leaf" for p in said) >= 7
     assert all(sorted(p.classes) == ["apple", "leaf", "sky"] for p in said)

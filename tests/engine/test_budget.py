@@ -302,3 +302,22 @@ def test_too_short_a_budget_leaves_no_folder(tmp_path):
         nnlab.run(BUDGETED, out=tmp_path / "run", time_budget=max(0.1, process_age_s() / 2))
     assert not (tmp_path / "run").exists()
     assert math.isfinite(process_age_s())
+
+
+def test_a_busy_machine_is_said_and_the_run_keeps_to_the_free_cores(tmp_path, capsys,
+                                                                    monkeypatch):
+    from nnlab.engine import budget
+
+    monkeypatch.setattr(budget, "busy_cores", lambda sample_s=0.3: 1.0)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        nnlab.run(BUDGETED, out=tmp_path / "run", time_budget=_budget(30))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    err = capsys.readouterr().err
+    assert "note: other processes keep about 1.0 cores busy: the run trains on 1 thread" in err
+    prov = json.loads((tmp_path / "run" / "config.json").read_text())["provenance"]
+    assert prov["threads"] == 1  # config.json records what ran

@@ -253,12 +253,12 @@ def plan(budget: Budget, config: Any, budget_s: float, given: Mapping[str, Any],
                           if any(k in s.fields for s in budget.sizes(config)))
         raise ConfigError(f"--time-budget: no measured size has the {fixed} given; drop it "
                           "and the budget chooses")
-    from nnlab.device import busy_cores
-
     if (busy := busy_cores(0.3)) is not None and busy >= 0.5:
-        say(f"note: other processes keep about {busy:.1f} cores busy: the probe and the run "
-            "share them, so the plan is smaller, and the learning-rate schedule is keyed to "
-            "the time left, ending at the deadline whatever the machine does")
+        free = free_threads(busy)
+        say(f"note: other processes keep about {busy:.1f} cores busy: the run trains on "
+            f"{free} thread{'s' if free != 1 else ''} (one sharing a core with a busy process "
+            "slows every step), the plan is smaller, and the learning-rate schedule is keyed "
+            "to the time left, ending at the deadline whatever the machine does")
     t = time.perf_counter()
     costs = {}
     for size in sizes:
@@ -272,6 +272,27 @@ def plan(budget: Budget, config: Any, budget_s: float, given: Mapping[str, Any],
     for line in chosen.lines():
         say(line)
     return chosen
+
+
+def busy_cores(sample_s: float = 0.3) -> float | None:
+    """How many cores other processes keep busy (:func:`nnlab.device.busy_cores`)."""
+    from nnlab.device import busy_cores as sample
+
+    return sample(sample_s)
+
+
+def free_threads(busy: float) -> int:
+    """Run on the cores other processes leave free: torch's threads cut to their number (an
+    OpenMP step waits for its slowest thread, and one sharing a core with a busy process is
+    slow). Returns the threads the run now uses."""
+    import os
+
+    import torch
+
+    free = max(1, round((os.cpu_count() or 1) - busy))
+    if free < torch.get_num_threads():
+        torch.set_num_threads(free)
+    return torch.get_num_threads()
 
 
 def _same(a: Any, b: Any) -> bool:

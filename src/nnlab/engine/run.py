@@ -360,6 +360,16 @@ class Run:
             record["provenance"] = info
         ckpt.write_json_atomic(path, record)
 
+    def record(self, **facts: Any) -> None:
+        """Add what a run learns of its data once it has read it (the class names, say) to
+        its ``config.json`` (rank 0; a resume keeps what the run started with)."""
+        if not self.main:
+            return
+        path = self.out / "config.json"
+        record = ckpt.read_json(path)
+        if any(record.get(k) != v for k, v in facts.items()):
+            ckpt.write_json_atomic(path, {**record, **facts})
+
     def save_model(self, name: str, model_state: dict, **data: Any) -> None:
         """``<name>.pt``: the weights to evaluate, the config and the data state
         (normalisation, ZCA, classes) that ``nnlab eval`` needs; rank 0 only."""

@@ -157,6 +157,7 @@ def setup(cfg: CifarOptions, run) -> Splits:
     run.fitted("std", lambda: splits.std)
     run.fitted("classes", lambda: splits.classes)
     run.fitted("image_size", lambda: cfg.image_size)  # what predict resizes images to
+    run.record(classes=list(splits.classes))  # config.json names them too
     run.fitted("data_s", lambda: time.perf_counter() - t)
     return splits
 
