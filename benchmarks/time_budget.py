@@ -64,9 +64,10 @@ def run_budgets(budgets: list[str], data: str, out: Path, busy: bool = False) ->
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
             t = time.perf_counter()
+            # the run's own lines to stderr: stdout holds the caption and the table alone
             subprocess.run([sys.executable, "-m", "nnlab", "run", "cifar-speedrun",
                             "--time-budget", text, "--data", data, "--out", str(folder),
-                            "--overwrite"], check=True)
+                            "--overwrite"], check=True, stdout=sys.stderr)
             whole = time.perf_counter() - t
         finally:
             if spinner is not None:
