@@ -298,11 +298,11 @@ def budget_caveat(cfg: Config) -> str | None:
 
 
 def budget_sizes(cfg: Config) -> list[Size]:
-    """The measured sizes; on data too small for a size's batch (a few hundred images of
-    your own), its batch is cut to a power of two that gives at least four steps an epoch."""
+    """The measured sizes; on data smaller than a size's batch (a few hundred images of your
+    own), its batch is cut to the largest power of two that fits, so an epoch has a step."""
     n_train = data_counts(cfg)[0]
-    batch = 2 ** max(0, (n_train // 4).bit_length() - 1)
-    return [size if size.fields["batch_size"] <= n_train // 4 else
+    batch = 2 ** max(0, n_train.bit_length() - 1)
+    return [size if size.fields["batch_size"] <= n_train else
             replace(size, fields={**size.fields, "batch_size": batch})
             for size in BUDGET_SIZES]
 
