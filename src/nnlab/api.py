@@ -108,12 +108,16 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
         prepare.lock(out)
     again = shlex.join(["nnlab", "run", experiments.reference_or_name(exp), "--resume",
                         str(out)])
+    threads = None  # a budget on a busy machine trains on fewer: given back at the end
     try:
         if budget_s is not None:  # probe this machine, choose, and set the plan's flags
             from nnlab.engine import budget
 
             say = (lambda line: print(f"nnlab: {line}", file=sys.stderr, flush=True)) \
                 if progress is not False else (lambda line: None)
+            import torch
+
+            threads = torch.get_num_threads()
             plan = budget.plan(exp.budget, config, budget_s, given, say)
             config = exp.resolve(dataclasses.replace(config, **plan.fields))
             options.update(budget=plan.record(), deadline=plan.deadline_s)
@@ -138,6 +142,10 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
         raise
     finally:
         prepare.unlock(out)  # the run is over (its process may go on: a notebook, reproduce)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
     if distributed:
         from nnlab.engine import distributed as dist
 
