@@ -91,6 +91,12 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     return write_atomic(path, buffer.getvalue())
 
 
+def _no_link_out(path: Path) -> None:
+    """Refuse a file of a run folder that is a link to somewhere outside that folder."""
+    if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
+        raise NnlabError(f"{path}: a link to a file outside its folder; nnlab does not follow it")
+
+
 MAX_JSON_BYTES = 64 * 2**20  # no file nnlab writes as JSON comes near this
 
 
@@ -102,8 +108,7 @@ def read_json(path: str | Path, kind: type = dict) -> Any:
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return kind()
-    if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
-        raise NnlabError(f"{path}: a link to a file outside its folder; nnlab does not follow it")
+    _no_link_out(path)
     try:
         if path.stat().st_size > MAX_JSON_BYTES:
             raise NnlabError(f"{path}: {path.stat().st_size} bytes, too large to be a file "
@@ -164,8 +169,7 @@ def load(path: str | Path) -> dict:
     ``weights_only=True``: tensors, numbers, strings and containers only, so a file from
     someone else can never run code; anything else raises NnlabError in one line."""
     path = Path(path)
-    if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
-        raise NnlabError(f"{path}: a link to a file outside its folder; nnlab does not follow it")
+    _no_link_out(path)
     try:
         return _numpy(torch.load(path, map_location="cpu", weights_only=True))
     except pickle.UnpicklingError as e:
