@@ -8,7 +8,8 @@ The Python API (the CLI's twin):
 * :class:`Experiment` — the record that makes an experiment (``nnlab run``, ``eval``,
   seeds, plugins); :func:`option` declares a Config field and its flag.
 * :func:`image_classifier` and :class:`ImageOptions` — your own image model on nnlab's
-  classifier loop (CIFAR-10 or any image folder), as one Experiment.
+  classifier loop (CIFAR-10 or any image folder), as one Experiment; :class:`ImageRecipe`
+  — that loop, with its hooks (nnlab's own image experiments are subclasses).
 * :func:`train_epochs` and :class:`TorchStep` — the engine's epoch driver and training step.
 * :class:`NnlabError`, :class:`ConfigError` — what a user can cause; the message is one line.
 """
@@ -22,7 +23,7 @@ from nnlab.experiments import Experiment
 
 __version__ = "0.1.0"
 __all__ = ["run", "launch", "load", "Experiment", "option", "train_epochs", "TorchStep",
-           "image_classifier", "ImageOptions", "NnlabError", "ConfigError", "__version__"]
+           "image_classifier", "ImageOptions", "ImageRecipe", "NnlabError", "ConfigError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # the engine imports torch: only when it is asked for
@@ -30,8 +31,8 @@ def __getattr__(name: str) -> Any:  # the engine imports torch: only when it is 
         from nnlab.engine import loop
 
         return getattr(loop, name)
-    if name in ("image_classifier", "ImageOptions"):
-        from nnlab.experiments import cifar_common
+    if name in ("image_classifier", "ImageOptions", "ImageRecipe"):
+        from nnlab.experiments import classifier
 
-        return getattr(cifar_common, name)
+        return getattr(classifier, name)
     raise AttributeError(f"module 'nnlab' has no attribute {name!r}")

@@ -8,28 +8,18 @@ momentum, a cosine schedule and dropout are flags for the improved setting.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from nnlab.config import LR_MAX, option
-from nnlab.data.cifar10 import Augment, Loader
-from nnlab.engine import History, Run
+from nnlab.data.cifar10 import Augment
+from nnlab.engine import History
 from nnlab.errors import ConfigError
 from nnlab.experiments import describe
-from nnlab.experiments.cifar_common import (
-    EVAL_BATCH,
-    QUICK,
-    CifarOptions,
-    cifar_experiment,
-    cifar_summary,
-    evaluate_saved,
-    run_facts,
-    setup,
-    train_classifier,
-)
+from nnlab.experiments.cifar_common import CifarOptions, cifar_summary, evaluate_saved
+from nnlab.experiments.classifier import ImageRecipe
 from nnlab.models.cnn import VGGReduced
 from nnlab.plots import plot_curves
 
@@ -61,51 +51,66 @@ class Config(CifarOptions):
                               "images; cifar-speedrun or your own model take other sizes")
 
 
-def train(cfg: Config, run: Run) -> dict:
-    """Train VGGReduced with each optimizer asked for, one phase each; write
-    history-<opt>.csv (every epoch while it trains), history.csv (a row per optimizer and
-    epoch), model-<opt>.pt, curves-<opt>.png, confusion-<opt>.png and, for both,
-    curves.png on shared axes. Metrics: one block per optimizer."""
-    cfg = cfg.resolved()
-    splits = setup(cfg, run)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    augment = (Augment(flip=cfg.flip, translate=cfg.translate)
-               if cfg.flip or cfg.translate else None)
-    held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std,
-                  device=run.device, memory_format=fmt)
-    torch.manual_seed(cfg.seed)
-    initial = VGGReduced(3, len(splits.classes), cfg.dropout)  # shared by both optimizers
-    names = ("adam", "sgd") if cfg.optimizer == "both" else (cfg.optimizer,)
-    history, metrics = History(), {}
-    ev = splits.eval_name
-    for name in names:
-        model = copy.deepcopy(initial).to(run.device, memory_format=fmt)
-        lr = STUDY_LR[name] if cfg.lr is None else cfg.lr
-        if name == "adam":
+class Recipe(ImageRecipe):
+    """The study's VGG in nnlab's image-classifier loop: one phase per optimizer, each from
+    the same initial weights, every batch kept (no partial batch dropped), no label
+    smoothing; for both, curves.png on shared axes and history.csv with a row per
+    optimizer and epoch."""
+
+    phase_group = "optimizer"
+
+    def build_model(self, cfg: Config, n_classes: int) -> VGGReduced:
+        return VGGReduced(3, n_classes, cfg.dropout)
+
+    def layout(self, cfg: Config) -> torch.memory_format:
+        return torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+    def loader_options(self, cfg: Config) -> dict:
+        return {"augment": (Augment(flip=cfg.flip, translate=cfg.translate)
+                            if cfg.flip or cfg.translate else None), "drop_last": False}
+
+    def phases(self, cfg: Config) -> dict[str, Config]:
+        names = ("adam", "sgd") if cfg.optimizer == "both" else (cfg.optimizer,)
+        return {name: replace(cfg, optimizer=name) for name in names}
+
+    def optimizer(self, cfg: Config, model: VGGReduced, steps: int):  # noqa: ANN201
+        lr = study_lr(cfg)
+        if cfg.optimizer == "adam":
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         else:
             opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum,
                                   weight_decay=cfg.weight_decay)
-        loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean,
-                        splits.std, shuffle=True, augment=augment, seed=cfg.seed,
-                        device=run.device, memory_format=fmt, rank=run.dist.rank,
-                        world_size=run.dist.world_size)
-        sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * len(loader))
-                 if cfg.schedule == "cosine" else None)
-        metrics[name], h = train_classifier(
-            run, splits, model, opt, loader, held, epochs=cfg.epochs, tta=cfg.tta,
-            title=f"VGGReduced, {name} lr {lr:g}, batch {cfg.batch_size}, {cfg.epochs} epochs",
-            scheduler=sched, phase=name, group="optimizer", desc=f"cifar-cnn {name}")
-        history.extend(h)
-        if run.main:
-            history.to_csv(run.out / "history.csv")
-        metrics[name]["lr"] = lr  # config.json's lr is null when each takes the study's own
-    metrics.update(run_facts(run, splits, initial))
-    if run.main and len(names) > 1:
-        plot_curves(history, run.out / "curves.png", group="optimizer", splits=("train", ev),
-                    title=f"VGGReduced: Adam vs SGD from the same initial weights "
-                          f"(batch {cfg.batch_size})")
-    return metrics
+        return opt, (torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+                     if cfg.schedule == "cosine" else None)
+
+    def extras(self, cfg: Config, model: VGGReduced, optimizer: torch.optim.Optimizer,
+               steps: int) -> dict:
+        return {}
+
+    def title(self, cfg: Config) -> str:
+        return (f"VGGReduced, {cfg.optimizer} lr {study_lr(cfg):g}, batch {cfg.batch_size}, "
+                f"{cfg.epochs} epochs")
+
+    def finish(self, cfg: Config, metrics: dict, histories: dict) -> dict:
+        for name in histories:  # config.json's lr is null when each takes the study's own
+            metrics[name]["lr"] = study_lr(replace(cfg, optimizer=name))
+        if self.run.main and len(histories) > 1:
+            together = History()
+            for h in histories.values():
+                together.extend(h)
+            plot_curves(together, self.run.out / "curves.png", group="optimizer",
+                        splits=("train", self.splits.eval_name),
+                        title=f"VGGReduced: Adam vs SGD from the same initial weights "
+                              f"(batch {cfg.batch_size})")
+        return metrics
+
+
+def study_lr(cfg: Config) -> float:
+    """The learning rate of a one-optimizer config: the given one, else the study's."""
+    return STUDY_LR[cfg.optimizer] if cfg.lr is None else cfg.lr
+
+
+RECIPE = Recipe("cifar-cnn")
 
 
 def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
@@ -129,11 +134,9 @@ def summarize(metrics: dict) -> str:
                      for name in ("adam", "sgd") if name in metrics)
 
 
-EXPERIMENT = cifar_experiment(
-    name="cifar-cnn", description=describe("cifar-cnn"),
-    Config=Config, train=train, summarize=summarize, evaluate=eval_run,
-    build_model=lambda cfg, n_classes: VGGReduced(3, n_classes, cfg.dropout),  # model-*.pt
-    quick={**QUICK, "epochs": 2},
+EXPERIMENT = RECIPE.experiment(
+    description=describe("cifar-cnn"), Config=Config, summarize=summarize, evaluate=eval_run,
+    quick={"epochs": 2},
     # --resume may raise --epochs only when the schedule is not tied to the length
     extendable=lambda config: config.schedule == "constant",
 )

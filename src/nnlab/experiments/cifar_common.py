@@ -16,8 +16,7 @@ from torch import nn
 from nnlab.config import option, resolve, validate
 from nnlab.data.cifar10 import Cifar, channel_stats, load_cifar10, stratified_split
 from nnlab.device import DEVICES, PRECISIONS, resolve_device
-from nnlab.engine import History, TorchStep, distributed, train_epochs
-from nnlab.engine.checkpoint import state_key
+from nnlab.engine import History
 from nnlab.errors import ConfigError
 from nnlab.plots import plot_confusion, plot_curves
 
@@ -266,55 +265,6 @@ def smoothed_cross_entropy(label_smoothing: float = 0.0
     return loss_fn
 
 
-def train_classifier(run, splits: Splits, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     loader, held, *, epochs: int, tta: str, title: str,
-                     scheduler: Any = None, ema: Any = None, lookahead: Any = None,
-                     label_smoothing: float = 0.0, phase: str = "",
-                     on_epoch: Callable[[int], None] | None = None, wall_offset: float = 0.0,
-                     tta_untranslated: float = 1 / 3, group: str = "run",
-                     desc: str | None = None) -> tuple[dict[str, Any], History]:
-    """The CIFAR classifier loop every CIFAR experiment shares: train ``model`` on
-    ``loader`` (a :class:`~nnlab.data.cifar10.Loader`) for ``epochs``, evaluating ``held``
-    after each epoch without TTA, then :func:`finish` (the final evaluation with ``tta``, the
-    saved model, the figures).
-
-    ``optimizer``, ``scheduler`` (stepped every batch), ``ema`` (the EMA is what is evaluated
-    and saved) and ``lookahead`` are the experiment's; the loader's generators go into every
-    checkpoint. ``phase`` names a phase of a run that trains more than one model (the VGG's
-    Adam and SGD): its history goes to ``history-<phase>.csv`` and its files get the suffix
-    ``-<phase>``. ``on_epoch(e)`` runs before epoch e's batches are drawn (a schedule of the
-    epoch alone, so a resumed run sees the same); ``wall_offset``: seconds already spent on
-    set-up (whitening) that ``wall_s`` counts. Returns (metrics, history)."""
-    check_batches(loader, loader.batch_size)
-    suffix = f"-{phase}" if phase else ""
-    named = (lambda part: state_key(phase, part)) if phase else (lambda part: part)
-    run.track(**{named("batch_order"): loader.gen, named("augmentation"): loader.aug_gen})
-    evaluated = ema.module if ema is not None else model
-    ev = splits.eval_name
-
-    def evaluate_all() -> dict[str, float]:  # per epoch, without TTA: cheap, and the clock
-        loss, acc = loss_acc(*predict(evaluated, held, run.autocast, "none"))
-        return {f"{ev}_loss": loss, f"{ev}_acc": acc}
-
-    def batches(epoch: int):  # noqa: ANN202 - an iterator of (x, y)
-        if on_epoch is not None:
-            on_epoch(epoch)
-        return loader.epoch(epoch)
-
-    step = TorchStep(distributed.wrap(model, run.dist, run.device), optimizer,
-                     smoothed_cross_entropy(label_smoothing), scheduler, run.autocast, ema=ema,
-                     lookahead=lookahead)
-    history = train_epochs(step, batches, epochs, evaluate_all, run=run,
-                           phase=phase or "train", tags={group: phase} if phase else None,
-                           desc=desc, wall_offset=wall_offset,
-                           history_path=run.out / f"history{suffix}.csv" if run.main else None)
-    if lookahead is not None:
-        lookahead.sync()  # the final weights: the slow ones, caught up with the last steps
-    metrics = finish(run, evaluated, held, splits, history, tta, title, suffix=suffix,
-                     group=group, tta_untranslated=tta_untranslated)
-    return metrics, history
-
-
 def run_facts(run, splits: Splits, model: nn.Module) -> dict[str, Any]:
     """Sizes and where it ran: the same keys in every CIFAR experiment's metrics."""
     ev = splits.eval_name
@@ -399,91 +349,3 @@ def evaluation(build: Callable[[Any, int], nn.Module],
                                    split, tta, data, fmt)
         return {f"{split}_acc": acc, f"{split}_loss": loss, "tta": tta}
     return evaluate
-
-
-# --------------------------------------------------------------------------- your own model
-
-
-@dataclass
-class ImageOptions(CifarOptions):
-    """The flags of an image classifier of your own, on CIFAR-10 or any image folder: every
-    CIFAR experiment's (``--data``, ``--final``, ``--train-limit``, ``--tta``...) and the
-    loop's. Subclass it with your model's fields; its ``RECIPES`` give flip, translate and
-    TTA (override them as the example does)."""
-
-    epochs: int = option(10, "passes over the training split", gt=0)
-    batch_size: int = option(256, "images per step", gt=0)
-    lr: float = option(0.1, "peak learning rate (default optimizer: Nesterov SGD, one-cycle)",
-                       gt=0, le=10)
-    weight_decay: float = option(5e-4, "weight decay on weights (not biases or normalisation)",
-                                 ge=0)
-    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", ge=0, lt=1)
-    RECIPES = {"default": {"flip": True, "translate": 2, "tta": "flip"}}
-
-    def __post_init__(self) -> None:
-        self.check_common()
-
-
-Optimizer = Callable[[Any, nn.Module, int], tuple[torch.optim.Optimizer, Any]]
-
-
-def one_cycle_sgd(cfg: ImageOptions, model: nn.Module, steps: int
-                  ) -> tuple[torch.optim.Optimizer, Any]:
-    """The default optimizer of :func:`image_classifier`: Nesterov SGD (momentum 0.9, weight
-    decay on weights only) on a one-cycle schedule peaking at ``cfg.lr`` over ``steps``."""
-    opt = torch.optim.SGD(weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr,
-                          momentum=0.9, nesterov=True)
-    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps)
-
-
-@dataclass(frozen=True)
-class ImageRecipe:
-    """The image-classifier loop with your model in it: the split (or ``--final``) and its
-    normalisation, loaders with batched augmentation (each process its share under
-    torchrun), per-epoch evaluation, TTA, the saved model, curves and confusion matrix, and
-    the facts every image run records. The hooks: ``build_model(config, n_classes)`` (the
-    untrained network; inputs (N, 3, 32, 32) normalised) and ``optimizer(config, model,
-    steps)`` -> (optimizer, scheduler stepped each batch, or None)."""
-
-    name: str
-    build_model: Callable[[Any, int], nn.Module]
-    optimizer: Optimizer = one_cycle_sgd
-
-    def train(self, cfg: ImageOptions, run) -> dict[str, Any]:  # noqa: ANN001 - a Run
-        from nnlab.data.cifar10 import Augment, Loader
-
-        splits = setup(cfg, run)
-        augment = Augment(cfg.flip, cfg.translate) if cfg.flip or cfg.translate else None
-        loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean,
-                        splits.std, shuffle=True, drop_last=True, augment=augment,
-                        seed=cfg.seed, device=run.device, rank=run.dist.rank,
-                        world_size=run.dist.world_size)
-        held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std,
-                      device=run.device)
-        check_batches(loader, cfg.batch_size)
-        torch.manual_seed(cfg.seed)
-        model = self.build_model(cfg, len(splits.classes)).to(run.device)
-        opt, sched = self.optimizer(cfg, model, cfg.epochs * len(loader))
-        metrics, _ = train_classifier(
-            run, splits, model, opt, loader, held, epochs=cfg.epochs, tta=cfg.tta,
-            title=f"{self.name}, {cfg.epochs} epochs, batch {cfg.batch_size}",
-            scheduler=sched, label_smoothing=cfg.label_smoothing,
-            desc=f"{self.name} seed {cfg.seed}")
-        return {**metrics, **run_facts(run, splits, model)}
-
-
-def image_classifier(name: str, description: str, Config: type,  # noqa: N803 - a class
-                     build_model: Callable[[Any, int], nn.Module],
-                     optimizer: Optimizer = one_cycle_sgd, **parts: Any):  # noqa: ANN201
-    """The :class:`~nnlab.experiments.Experiment` of your image classifier (``nnlab run
-    FILE.py``, a plugin, ``nnlab.run``): ``Config`` subclasses :class:`ImageOptions`,
-    ``build_model(config, n_classes)`` makes the network, ``optimizer(config, model,
-    steps)`` (optional) its optimizer and schedule. ``parts``: any other part of the record
-    (``quick`` is added to every CIFAR run's quick defaults; ``extendable`` defaults to False,
-    as a schedule planned for ``--epochs`` cannot grow)."""
-    recipe = ImageRecipe(name, build_model, optimizer)
-    parts.setdefault("extendable", lambda config: False)
-    return cifar_experiment(name=name, description=description, Config=Config,
-                            train=recipe.train, build_model=build_model,
-                            summarize=cifar_summary,
-                            quick={**QUICK, **parts.pop("quick", {})}, **parts)

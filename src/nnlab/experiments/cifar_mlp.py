@@ -9,7 +9,6 @@ Every recipe setting is a flag; a flag left at ``recipe`` (or -1) takes the reci
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,22 +16,16 @@ import torch
 from torch import nn
 
 from nnlab.config import LR_MAX, option, shown
-from nnlab.data.cifar10 import Augment, Loader, Mix, fit_zca
-from nnlab.engine import Run
+from nnlab.data.cifar10 import Augment, Mix, fit_zca
 from nnlab.errors import ConfigError
 from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
-    EVAL_BATCH,
-    QUICK,
     CifarOptions,
-    cifar_experiment,
     cifar_summary,
     make_ema,
-    run_facts,
-    setup,
-    train_classifier,
     weight_decay_groups,
 )
+from nnlab.experiments.classifier import ImageRecipe
 from nnlab.models.mlp import ACTIVATIONS, BLOCKS, NORMS, ImageMLP
 from nnlab.plots import plot_seed_curves
 
@@ -139,38 +132,39 @@ def build_optimizer(cfg: Config, model: nn.Module, steps: int):
     return opt, sched
 
 
-def train(cfg: Config, run: Run) -> dict:
-    """Train one MLP; write history.csv (every epoch), model.pt, curves.png and
-    confusion.png in the run folder; return the metrics (``val_acc`` or ``test_acc``)."""
-    cfg = cfg.resolved()
-    splits = setup(cfg, run)
-    t = time.perf_counter()  # wall_s: whitening, training and evaluation; loading excluded
-    torch.manual_seed(cfg.seed)
-    zca = None
-    if cfg.zca_eps > 0:
-        zca = run.fitted("zca", lambda: fit_zca(
-            ((splits.x_train.float() / 255 - splits.mean[:, None, None])
-             / splits.std[:, None, None]).flatten(1), cfg.zca_eps))
-    setup_s = run.fitted("setup_s", lambda: time.perf_counter() - t)
-    augment = Augment(flip=cfg.flip, translate=cfg.translate, cutout=cfg.cutout)
-    train_loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean,
-                          splits.std, shuffle=True, augment=augment, zca=zca, drop_last=True,
-                          seed=cfg.seed, device=run.device, rank=run.dist.rank,
-                          world_size=run.dist.world_size,
-                          mix=(Mix(cfg.mixup, cfg.cutmix, len(splits.classes))
-                               if cfg.mixup or cfg.cutmix else None))
-    held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std, zca=zca,
-                  device=run.device)
-    model = build_model(cfg, len(splits.classes)).to(run.device)
-    optimizer, scheduler = build_optimizer(cfg, model, cfg.epochs * len(train_loader))
-    title = (f"pure MLP, recipe {cfg.recipe}: {shown(cfg.widths)}, {cfg.epochs} epochs, "
-             f"seed {cfg.seed}")
-    end, _ = train_classifier(
-        run, splits, model, optimizer, train_loader, held, epochs=cfg.epochs, tta=cfg.tta,
-        title=title, scheduler=scheduler, ema=make_ema(model, cfg.ema),
-        label_smoothing=cfg.label_smoothing, wall_offset=setup_s,
-        desc=f"cifar-mlp {cfg.recipe} seed {cfg.seed}")
-    return {**end, **run_facts(run, splits, model)}
+class Recipe(ImageRecipe):
+    """The MLP in nnlab's image-classifier loop: ZCA whitening fitted to the training
+    images (both loaders whiten), cutout, mixup and cutmix when asked, the optimizer and
+    schedule of :func:`build_optimizer`, an EMA when asked."""
+
+    def build_model(self, cfg: Config, n_classes: int) -> ImageMLP:
+        return build_model(cfg, n_classes)
+
+    def loader_options(self, cfg: Config) -> dict:
+        splits = self.splits
+        zca = None
+        if cfg.zca_eps > 0:
+            zca = self.run.fitted("zca", lambda: fit_zca(
+                ((splits.x_train.float() / 255 - splits.mean[:, None, None])
+                 / splits.std[:, None, None]).flatten(1), cfg.zca_eps))
+        return {"augment": Augment(flip=cfg.flip, translate=cfg.translate, cutout=cfg.cutout),
+                "mix": (Mix(cfg.mixup, cfg.cutmix, len(splits.classes))
+                        if cfg.mixup or cfg.cutmix else None),
+                "both": {"zca": zca}}
+
+    def optimizer(self, cfg: Config, model: ImageMLP, steps: int):  # noqa: ANN201
+        return build_optimizer(cfg, model, steps)
+
+    def extras(self, cfg: Config, model: ImageMLP, optimizer: torch.optim.Optimizer,
+               steps: int) -> dict:
+        return {"label_smoothing": cfg.label_smoothing, "ema": make_ema(model, cfg.ema)}
+
+    def title(self, cfg: Config) -> str:
+        return (f"pure MLP, recipe {cfg.recipe}: {shown(cfg.widths)}, {cfg.epochs} epochs, "
+                f"seed {cfg.seed}")
+
+
+RECIPE = Recipe("cifar-mlp")
 
 
 def plot_seeds(out_dir: Path, runs: list[dict]) -> None:
@@ -183,11 +177,10 @@ def summarize(metrics: dict) -> str:
     return cifar_summary(metrics)
 
 
-EXPERIMENT = cifar_experiment(
-    name="cifar-mlp", description=describe("cifar-mlp"),
-    Config=Config, train=train, summarize=summarize, build_model=build_model,
+EXPERIMENT = RECIPE.experiment(
+    description=describe("cifar-mlp"), Config=Config, summarize=summarize,
     plot_seeds=plot_seeds,
-    quick={**QUICK, "widths": (64, 64), "epochs": 2, "batch_size": 64},
+    quick={"widths": (64, 64), "epochs": 2, "batch_size": 64},
     # --resume may raise --epochs only when the schedule is not tied to the length
     extendable=lambda config: config.resolved().schedule == "constant",
 )

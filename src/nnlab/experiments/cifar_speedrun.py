@@ -23,25 +23,19 @@ import torch
 
 from nnlab.config import LR_MAX, option
 from nnlab.data.cifar10 import CLASSES, Augment, Loader
-from nnlab.engine import Run
 from nnlab.engine.budget import Budget, Cost, Size
 from nnlab.engine.lookahead import Lookahead
 from nnlab.engine.muon import Chain, MatrixMuon
 from nnlab.errors import ConfigError, NnlabError
 from nnlab.experiments import describe
 from nnlab.experiments.cifar_common import (
-    EVAL_BATCH,
-    QUICK,
     TTA_VIEWS,
     CifarOptions,
-    cifar_experiment,
     cifar_summary,
     make_ema,
-    run_facts,
-    setup,
-    train_classifier,
     weight_decay_groups,
 )
+from nnlab.experiments.classifier import ImageRecipe
 from nnlab.models.cnn import BN_EPS, SpeedrunNet
 from nnlab.plots import plot_time_to_accuracy
 
@@ -179,72 +173,80 @@ def layout(cfg: Config) -> torch.memory_format:
     return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
-def train(cfg: Config, run: Run) -> dict:
-    """Train once; write history.csv (every epoch), model.pt, curves.png, confusion.png and
-    time_to_accuracy.png; return the metrics (accuracy, wall_s, time to each milestone)."""
-    cfg = cfg.resolved()
-    splits = setup(cfg, run)
-    widths = cfg.widths
-    fmt = layout(cfg)
-    # Flips alternate between epochs (each image seen both ways in two), then translations.
-    loader = Loader(splits.x_train, splits.y_train, cfg.batch_size, splits.mean, splits.std,
-                    shuffle=True, augment=Augment(flip=False, translate=cfg.translate),
-                    drop_last=True, seed=cfg.seed, device=run.device, memory_format=fmt,
-                    rank=run.dist.rank, world_size=run.dist.world_size,
-                    alternate_flips=cfg.flip)
-    held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std,
-                  device=run.device, memory_format=fmt)
-    torch.manual_seed(cfg.seed)
-    t = time.perf_counter()  # wall_s: whitening init + training + TTA evaluation
-    model = SpeedrunNet(widths, len(splits.classes), dirac=cfg.init == "dirac",
-                        bn_eps=cfg.bn_eps).to(run.device)
-    n_fit = min(5000, len(loader.y))
-    model.init_whitening(((loader.x[:n_fit].float() - loader.mean) / loader.std),
-                         cfg.whiten_eps)
-    model = model.to(memory_format=fmt)
-    setup_s = run.fitted("setup_s", lambda: time.perf_counter() - t)
+class Recipe(ImageRecipe):
+    """The fast CNN in nnlab's image-classifier loop: flips that alternate between epochs
+    plus translations, channels_last, the whitening layer fitted to the training images,
+    Muon (lr from the rule) with Nesterov SGD on a warm-up and linear decay keyed to the
+    steps, or to the time budget's deadline; EMA and lookahead when asked; time to every
+    milestone in the metrics and time_to_accuracy.png."""
 
-    steps = cfg.epochs * len(loader)
-    lr = cfg.lr * cfg.batch_size / 512
-    muon_lr = None
-    if cfg.optimizer == "muon":
-        muon_lr = cfg.muon_lr if cfg.muon_lr is not None else muon_lr_rule(steps)
-        run.note(f"Muon for the conv filters at lr {muon_lr:g}"
-                 + (" (given)" if cfg.muon_lr is not None else
-                    f" (the rule {RULE_A:g} x steps^-{RULE_B:g}, for {steps} steps)"))
-    opt = build_optimizer(cfg, model, lr, muon_lr)
-    warm = max(1, int(cfg.warmup * steps))
-    if run.deadline is None:  # the schedule of the planned steps, step by step
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm
-                                                  else max(0.0, (steps - s) / max(1, steps - warm)))
-    else:  # a time budget: the same shape over what the budget leaves, ending at its deadline
-        sched = torch.optim.lr_scheduler.LambdaLR(
+    muon_lr: float | None = None
+
+    def build_model(self, cfg: Config, n_classes: int) -> SpeedrunNet:
+        return SpeedrunNet(cfg.widths, n_classes, dirac=cfg.init == "dirac", bn_eps=cfg.bn_eps)
+
+    def layout(self, cfg: Config) -> torch.memory_format:
+        return layout(cfg)
+
+    def loader_options(self, cfg: Config) -> dict:
+        # Flips alternate between epochs (each image seen both ways in two), then translations.
+        return {"augment": Augment(flip=False, translate=cfg.translate),
+                "alternate_flips": cfg.flip}
+
+    def prepare(self, cfg: Config, model: SpeedrunNet, loader: Loader) -> None:
+        n_fit = min(5000, len(loader.y))
+        model.init_whitening(((loader.x[:n_fit].float() - loader.mean) / loader.std),
+                             cfg.whiten_eps)
+
+    def optimizer(self, cfg: Config, model: SpeedrunNet, steps: int):  # noqa: ANN201
+        run = self.run
+        lr = cfg.lr * cfg.batch_size / 512
+        if cfg.optimizer == "muon":
+            self.muon_lr = cfg.muon_lr if cfg.muon_lr is not None else muon_lr_rule(steps)
+            run.note(f"Muon for the conv filters at lr {self.muon_lr:g}"
+                     + (" (given)" if cfg.muon_lr is not None else
+                        f" (the rule {RULE_A:g} x steps^-{RULE_B:g}, for {steps} steps)"))
+        opt = build_optimizer(cfg, model, lr, self.muon_lr)
+        warm = max(1, int(cfg.warmup * steps))
+        if run.deadline is None:  # the schedule of the planned steps, step by step
+            return opt, torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: (s + 1) / warm if s < warm
+                else max(0.0, (steps - s) / max(1, steps - warm)))
+        # a time budget: the same shape over what the budget leaves, ending at its deadline
+        return opt, torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: warm_then_decay(run.schedule_progress(s, steps), warm / steps,
                                            1 / steps))
-    lookahead = (Lookahead(model, cfg.lookahead_k, cfg.lookahead, total_steps=steps)
-                 if cfg.lookahead else None)
 
-    def whiten_bias(epoch: int) -> None:  # trained in the first epochs only, when asked
-        train = not cfg.whiten_bias_epochs or epoch < cfg.whiten_bias_epochs
-        model.whiten.bias.requires_grad_(train)
-        if not train:
-            model.whiten.bias.grad = None  # SGD skips a parameter without a gradient
+    def extras(self, cfg: Config, model: SpeedrunNet, optimizer: torch.optim.Optimizer,
+               steps: int) -> dict:
+        def whiten_bias(epoch: int) -> None:  # trained in the first epochs only, when asked
+            train = not cfg.whiten_bias_epochs or epoch < cfg.whiten_bias_epochs
+            model.whiten.bias.requires_grad_(train)
+            if not train:
+                model.whiten.bias.grad = None  # SGD skips a parameter without a gradient
 
-    title = f"speedrun net {widths}, {cfg.epochs} epochs, batch {cfg.batch_size}, seed {cfg.seed}"
-    end, history = train_classifier(
-        run, splits, model, opt, loader, held, epochs=cfg.epochs, tta=cfg.tta, title=title,
-        scheduler=sched, ema=make_ema(model, cfg.ema), lookahead=lookahead,
-        label_smoothing=cfg.label_smoothing, on_epoch=whiten_bias,
-        wall_offset=setup_s,  # wall_s counts from before the whitening
-        tta_untranslated=cfg.tta_untranslated, desc=f"cifar-speedrun seed {cfg.seed}")
-    if run.main:
-        ran = f"; stopped by the time budget after {len(history)}" \
-            if run.stopped_by_budget else ""
-        plot_time_to_accuracy([run.out / "history.csv"], run.out / "time_to_accuracy.png",
-                              MILESTONES, title=title + ran)
-    return {**end, **run_facts(run, splits, model),
-            **milestone_times(history, splits.eval_name),
-            **({"muon_lr": muon_lr} if muon_lr is not None else {})}
+        return {"label_smoothing": cfg.label_smoothing, "ema": make_ema(model, cfg.ema),
+                "lookahead": (Lookahead(model, cfg.lookahead_k, cfg.lookahead,
+                                        total_steps=steps) if cfg.lookahead else None),
+                "on_epoch": whiten_bias, "tta_untranslated": cfg.tta_untranslated}
+
+    def title(self, cfg: Config) -> str:
+        return (f"speedrun net {cfg.widths}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+                f"seed {cfg.seed}")
+
+    def finish(self, cfg: Config, metrics: dict, histories: dict) -> dict:
+        history = histories[""]
+        if self.run.main:
+            ran = f"; stopped by the time budget after {len(history)}" \
+                if self.run.stopped_by_budget else ""
+            plot_time_to_accuracy([self.run.out / "history.csv"],
+                                  self.run.out / "time_to_accuracy.png", MILESTONES,
+                                  title=self.title(cfg) + ran)
+        return {**metrics, **milestone_times(history, self.splits.eval_name),
+                **({"muon_lr": self.muon_lr} if self.muon_lr is not None else {})}
+
+
+RECIPE = Recipe("cifar-speedrun")
 
 
 # --time-budget: the sizes it chooses from, with the validation accuracy (TTA) measured after
@@ -385,13 +387,10 @@ def summarize(metrics: dict) -> str:
     return f"{cifar_summary(metrics)}; time to {times}"
 
 
-EXPERIMENT = cifar_experiment(
-    name="cifar-speedrun", description=describe("cifar-speedrun"),
-    Config=Config, train=train, summarize=summarize, plot_seeds=plot_seeds,
-    build_model=lambda cfg, n_classes: SpeedrunNet(cfg.widths, n_classes, dirac=False,
-                                                   bn_eps=cfg.bn_eps),
-    layout=layout,
-    quick={**QUICK, "widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
+EXPERIMENT = RECIPE.experiment(
+    description=describe("cifar-speedrun"), Config=Config, summarize=summarize,
+    plot_seeds=plot_seeds,
+    quick={"widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
     extendable=lambda config: False,  # the lr warms up and decays to 0 over the planned steps
     budget=Budget(budget_sizes, probe, caveat=budget_caveat),
 )
