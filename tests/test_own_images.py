@@ -104,3 +104,35 @@ def test_networks_built_for_32_pixels_refuse_other_sizes_in_one_line(name, said,
     assert main(["run", name, "--image-size", "64"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and said in err
+
+
+def test_a_subclass_of_the_public_recipe_trains_its_phases_in_the_loop(digits, nnlab_cache,
+                                                                      tmp_path):
+    """ImageRecipe's hooks, as nnlab's VGG uses them: two phases from the same initial
+    weights, each with its own model and history, and metrics added at the end."""
+    from dataclasses import replace
+
+    from torch import nn
+
+    class Linear(nnlab.ImageRecipe):
+        def build_model(self, cfg, n_classes):
+            return nn.Sequential(nn.Flatten(), nn.Linear(3 * cfg.image_size ** 2, n_classes))
+
+        def phases(self, cfg):
+            return {"still": replace(cfg, lr=1e-9), "moving": replace(cfg, lr=0.2)}
+
+        def finish(self, cfg, metrics, histories):
+            return {**metrics, "rows": {p: len(h) for p, h in histories.items()}}
+
+    experiment = Linear("linear").experiment(description="a linear classifier",
+                                             Config=nnlab.ImageOptions)
+    run = tmp_path / "run"
+    metrics = nnlab.run(experiment, out=run, data=str(digits), final=True, epochs=6,
+                        batch_size=32, image_size=8, flip=False, translate=0,
+                        progress=False)
+    assert metrics["rows"] == {"still": 6, "moving": 6}
+    # the same start (chance: 0.1): the phase that cannot move stays near it, the other learns
+    assert metrics["still"]["test_acc"] < 0.3 and metrics["moving"]["test_acc"] > 0.6
+    for phase in ("still", "moving"):
+        assert (run / f"model-{phase}.pt").is_file() and (run / f"history-{phase}.csv").is_file()
+    assert len((run / "history.csv").read_text().splitlines()) == 1 + 12

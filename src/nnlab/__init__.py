@@ -23,7 +23,8 @@ from nnlab.experiments import Experiment
 
 __version__ = "0.1.0"
 __all__ = ["run", "launch", "load", "Experiment", "option", "train_epochs", "TorchStep",
-           "image_classifier", "ImageOptions", "ImageRecipe", "NnlabError", "ConfigError", "__version__"]
+           "image_classifier", "ImageOptions", "ImageRecipe", "NnlabError", "ConfigError",
+           "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # the engine imports torch: only when it is asked for

@@ -124,7 +124,7 @@ def _cached(root: Path, cache_dir: Path, read, image_size: int = 32) -> Cifar:
         except Exception:  # a truncated or foreign cache file: read the source again
             cache.unlink(missing_ok=True)
     t = time.perf_counter()
-    print(f"nnlab: decoding CIFAR-10 from {root} (the first time only: it is cached in "
+    print(f"nnlab: decoding the images of {root} (the first time only: it is cached in "
           f"{cache_dir})...", file=sys.stderr, flush=True)
     data = read()
     print(f"nnlab: decoded {len(data.y_train)} training images in "
