@@ -256,8 +256,8 @@ def test_progress_lines_in_a_log(learnable_cifar, nnlab_cache, tmp_path, capsys)
     assert main(["run", "cifar-cnn", "--quick", "--optimizer", "adam", "--epochs", "3",
                  "--data", str(learnable_cifar), "--out", str(tmp_path / "r")]) == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "epoch" in ln]
-    assert lines[0].startswith("cifar-cnn adam  epoch 1/3  train_loss ")
-    assert lines[-1].startswith("cifar-cnn adam  epoch 3/3")
+    assert lines[0].startswith("cifar-cnn adam seed 0  epoch 1/3  train_loss ")
+    assert lines[-1].startswith("cifar-cnn adam seed 0  epoch 3/3")
     for word in ("val_acc", "lr", "images_per_s", "elapsed", "left"):
         assert word in lines[-1]
 
