@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 # Everything but the tests marked slow (killed and resumed subprocesses, the browser,
@@ -28,10 +29,12 @@ test: $(STAMP)
 # models run faster without a second one; 50 drawn command lines per fuzz test, not 1,200.
 test-fast: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/lint-imports
 	OMP_NUM_THREADS=1 NNLAB_FUZZ_EXAMPLES=50 $(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/numpy_vs_torch.py

@@ -15,7 +15,7 @@ with and without TTA, the whole process's seconds and their ratio to the port's,
 seconds each took to reach 89% and 90% without TTA (from nnlab's history.csv and the port's
 per-epoch lines; both count from before the whitening fit, data loading excluded). Its run
 folders, the ports' logs and ``pair.json`` (the outside timings) stay in OUT; the table is
-``nnlab.tables.airbench_pair``, which ``python -m nnlab.docs`` builds again from a copy of OUT
+``nnlab.study.tables.airbench_pair``, which ``python -m nnlab.docs`` builds again from a copy of OUT
 under ``docs/results``.
 
 Full-width runs take hours per core on a CPU without native bf16; ``--train-limit N
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlab.device import cpu_has_native_bf16, cpu_name, resolve_precision
-from nnlab.tables import airbench_pair, markdown
+from nnlab.study.tables import airbench_pair, markdown
 
 
 def write_split(data: str, out: Path, val_size: int = 5000) -> Path:

@@ -13,7 +13,7 @@ Writes two image folders of grey images on flat black backgrounds into DIR:
 Then runs ``nnlab run cifar-speedrun --data FOLDER --final --widths 32,64,64 --batch-size
 128 --epochs 10`` (bars: batch 48, 12 epochs) in bf16 and in fp32, with BatchNorm's eps at
 nnlab's default and at airbench's 1e-12 (nnlab's before it), each into ``DIR/runs/<name>``,
-and prints their table (``nnlab.tables.precision``; the docs build it again from a copy of
+and prints their table (``nnlab.study.tables.precision``; the docs build it again from a copy of
 ``DIR/runs`` under ``docs/results``). bf16 is asked for explicitly: on a CPU without native
 bf16 it is emulated, slower, but these sets are small.
 """
@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from nnlab.device import cpu_has_native_bf16, cpu_name
-from nnlab.tables import flag_pairs, markdown, precision
+from nnlab.study.tables import flag_pairs, markdown, precision
 
 DIGITS = ["--final", "--widths", "32,64,64", "--batch-size", "128", "--epochs", "10"]
 BARS = ["--final", "--widths", "32,64,64", "--batch-size", "48", "--epochs", "12"]

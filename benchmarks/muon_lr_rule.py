@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from nnlab.experiments.cifar_speedrun import RULE_A, RULE_B
-from nnlab.tables import lr_sweep, markdown, muon_lr_sweep
+from nnlab.study.tables import lr_sweep, markdown, muon_lr_sweep
 
 
 def main() -> None:

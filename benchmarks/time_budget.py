@@ -28,7 +28,7 @@ import torch
 from nnlab.device import cpu_has_native_bf16, cpu_name
 from nnlab.engine.budget import choose, parse_budget
 from nnlab.experiments import cifar_speedrun
-from nnlab.tables import Table, markdown
+from nnlab.study.tables import Table, markdown
 
 PLANNED = ("5m", "10m", "20m", "40m")
 

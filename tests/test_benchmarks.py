@@ -43,7 +43,7 @@ def test_the_muon_rule_benchmark_reads_its_sweep():
 
 def test_the_airbench_pair_table_reads_the_run_folder_the_ports_log_and_the_outside_times(
         tmp_path):
-    from nnlab.tables import airbench_pair, anchor_epochs
+    from nnlab.study.tables import airbench_pair, anchor_epochs
 
     log = "\n".join([  # as airbench94_muon_cpu.py prints them
         "data: 45000 train, 5000 test images (1.2s to load); precision bf16, threads 1",

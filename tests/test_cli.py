@@ -1,7 +1,7 @@
 import pytest
 
 from nnlab.cli import main
-from nnlab.reproduce import RESULTS
+from nnlab.study.reproduce import RESULTS
 
 
 def test_reproduce_list_prints_every_command_and_runs_nothing(capsys, tmp_path, monkeypatch):
@@ -17,7 +17,7 @@ def test_reproduce_list_prints_every_command_and_runs_nothing(capsys, tmp_path, 
 def test_reproduce_list_gives_the_measured_minutes_on_a_cpu_like_the_one_that_measured_them(
         native, capsys, monkeypatch):
     import nnlab.device
-    from nnlab.reproduce import FULL_MINUTES_NATIVE_BF16
+    from nnlab.study.reproduce import FULL_MINUTES_NATIVE_BF16
 
     monkeypatch.setattr(nnlab.device, "cpu_has_native_bf16", lambda: native)
     assert main(["reproduce", "--list", "cifar-speedrun-cpu"]) == 0
@@ -55,10 +55,11 @@ def test_bad_seeds_or_jobs(argv, capsys, tmp_path):
 @pytest.mark.slow
 def test_reproduce_counts_only_finished_results_and_resumes_the_rest(capsys, tmp_path,
                                                                       monkeypatch):
-    import nnlab.reproduce
+    import nnlab.study.reproduce
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(nnlab.reproduce, "RESULTS", {"tiny": (["toy", "--quick"], "a toy", "1 s")})
+    monkeypatch.setattr(nnlab.study.reproduce, "RESULTS",
+                        {"tiny": (["toy", "--quick"], "a toy", "1 s")})
     out = tmp_path / "runs" / "reproduce" / "tiny"
     assert main(["run", "toy", "--quick", "--out", str(out)]) == 0
     (out / "metrics.json").unlink()  # as if stopped after its last checkpoint

@@ -87,7 +87,7 @@ def test_a_plugin_is_listed_run_with_seeds_and_evaluated(plugin, tmp_path, capsy
 
 
 def test_the_report_shows_a_plugin_run_with_its_metrics_and_figures(plugin, tmp_path):
-    from nnlab.report import build
+    from nnlab.study.report import build
 
     runs = tmp_path / "runs"
     assert main(["run", "tiny", "--quick", "--out", str(runs / "linear")]) == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nnlab import docs, tables
+from nnlab.study import docs, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from nnlab import report
 from nnlab.cli import main
 from nnlab.engine.history import History
+from nnlab.study import claims, layout, render, report, sections
 
 
 def _history(column: str, values: list[float], **extra) -> History:
@@ -26,48 +26,48 @@ def _history(column: str, values: list[float], **extra) -> History:
 
 def test_adam_faster_agrees_and_disagrees():
     fast, slow = [0.6, 0.78, 0.80], [0.3, 0.5, 0.80]
-    agrees = report.claim_adam_faster(_history("val_acc", fast), _history("val_acc", slow), "val")
+    agrees = claims.claim_adam_faster(_history("val_acc", fast), _history("val_acc", slow), "val")
     assert agrees.verdict == "agrees" and "Adam 2, SGD 3" in agrees.evidence
-    disagrees = report.claim_adam_faster(_history("val_acc", slow), _history("val_acc", fast),
+    disagrees = claims.claim_adam_faster(_history("val_acc", slow), _history("val_acc", fast),
                                          "val")
     assert disagrees.verdict == "disagrees" and "Adam 3, SGD 2" in disagrees.evidence
 
 
 def test_rnn_fails_beyond_10_every_verdict():
     fails = {"rnn": {5: [1.0, 1.0], 10: [1.0, 0.995], 20: [0.12, 0.15], 40: [0.1, 0.11]}}
-    claim = report.claim_rnn_fails_beyond_10(fails)
+    claim = claims.claim_rnn_fails_beyond_10(fails)
     assert claim.verdict == "agrees" and "up to T = 10" in claim.evidence
     # The quick profile's case: below 99% from T = 15 on, but far above chance there.
     degrades = {"rnn": {4: [1.0], 10: [1.0], 15: [0.904], 20: [0.953]}}
-    claim = report.claim_rnn_fails_beyond_10(degrades)
+    claim = claims.claim_rnn_fails_beyond_10(degrades)
     assert claim.verdict == "partly agrees"
     assert "90.4% at T = 15, 95.3% at T = 20" in claim.evidence and "none of them" in \
         claim.evidence
     # The 10,000-step sweep's case: solved to 15, then between chance and 99%.
     mixed = {"rnn": {15: [1.0] * 3, 20: [1.0, 0.205, 0.2], 40: [0.246, 0.266, 0.625]}}
-    assert report.claim_rnn_fails_beyond_10(mixed).verdict == "partly agrees"
+    assert claims.claim_rnn_fails_beyond_10(mixed).verdict == "partly agrees"
     holds_longer = {"rnn": {5: [1.0], 10: [1.0], 20: [1.0], 40: [0.5]}, "lstm": {40: [1.0]}}
-    claim = report.claim_rnn_fails_beyond_10(holds_longer)
+    claim = claims.claim_rnn_fails_beyond_10(holds_longer)
     assert claim.verdict == "disagrees" and "the LSTM solves up to T = 40" in claim.evidence
-    assert report.claim_rnn_fails_beyond_10({"rnn": {4: [0.2]}}).verdict == "cannot tell"
-    assert report.claim_rnn_fails_beyond_10({"rnn": {4: [1.0]}}).verdict == "cannot tell"
+    assert claims.claim_rnn_fails_beyond_10({"rnn": {4: [0.2]}}).verdict == "cannot tell"
+    assert claims.claim_rnn_fails_beyond_10({"rnn": {4: [1.0]}}).verdict == "cannot tell"
 
 
 def test_mlp_overfits_agrees_and_disagrees():
     over = _history("train_acc", [0.6, 0.8, 0.95], val_acc=[0.5, 0.55, 0.54],
                     val_loss=[1.4, 1.3, 1.5])
-    assert report.claim_mlp_overfits(over, "val").verdict == "agrees"
+    assert claims.claim_mlp_overfits(over, "val").verdict == "agrees"
     under = _history("train_acc", [0.4, 0.5, 0.55], val_acc=[0.4, 0.5, 0.54],
                      val_loss=[1.6, 1.4, 1.3])
-    assert report.claim_mlp_overfits(under, "val").verdict == "disagrees"
+    assert claims.claim_mlp_overfits(under, "val").verdict == "disagrees"
 
 
 def test_pytorch_faster_and_stabler_verdicts():
     same = {"moons": History([{"impl": i, "epoch": 1, "train_loss": 0.5}
                               for i in ("numpy", "torch")])}
-    assert report.claim_pytorch_faster_and_stabler(
+    assert claims.claim_pytorch_faster_and_stabler(
         {"moons": {"time_ratio_numpy_over_torch": 0.4}}, same).verdict == "disagrees"
-    assert report.claim_pytorch_faster_and_stabler(
+    assert claims.claim_pytorch_faster_and_stabler(
         {"moons": {"time_ratio_numpy_over_torch": 2.0}}, same).verdict == "partly agrees"
 
 
@@ -112,14 +112,14 @@ def test_report_without_any_finished_part_is_one_line(tmp_path, capsys):
 
 @pytest.fixture
 def tiny_profile(monkeypatch, learnable_cifar):
-    import nnlab.reproduce
+    import nnlab.study.reproduce
 
     parts = [("toy", ["toy", "--quick", "--dataset", "all"], "toy", 0.1),
              ("cifar-mlp", ["cifar-mlp", "--quick"], "mlp", 0.1),
              ("cifar-cnn", ["cifar-cnn", "--quick"], "cnn", 0.1),
              ("palindrome", ["palindrome", "--quick", "--cell", "rnn,lstm", "--lengths",
                              "4,5"], "palindromes", 0.1)]
-    monkeypatch.setitem(nnlab.reproduce.PROFILE_PARTS, "quick", parts)
+    monkeypatch.setitem(nnlab.study.reproduce.PROFILE_RUNS, "quick", parts)
     return learnable_cifar
 
 
@@ -293,8 +293,8 @@ def test_a_toy_run_without_a_gradient_check_says_how_to_get_one(tmp_path):
     toy = tmp_path / "toy"
     toy.mkdir()
     (toy / "metrics.json").write_text(json.dumps({"moons": {"numpy": {}, "torch": {}}}))
-    blocks = report.additions(tmp_path, {}).blocks
-    texts = [b.markdown for b in blocks if isinstance(b, report.Text)]
+    blocks = sections.additions(tmp_path, {}, layout.SPEEDRUNS, layout.LONG_MEMORY).blocks
+    texts = [b.markdown for b in blocks if isinstance(b, render.Text)]
     assert any("made before nnlab recorded its gradient check" in t and "--force toy" in t
                for t in texts)
     assert not any(isinstance(b, report.Table) for b in blocks)
@@ -305,14 +305,14 @@ def test_a_part_another_profile_made_is_not_taken_for_this_ones(tiny_profile, tm
                                                                  capsys, monkeypatch):
     """quick's preview run in a folder is never counted as the study's: one line, exit 1,
     the folder untouched; --force replaces it and the record follows."""
-    import nnlab.reproduce
+    import nnlab.study.reproduce
 
     out = tmp_path / "study"
     assert main(["reproduce", "--profile", "quick", "--only", "toy", "--out", str(out)]) == 0
     metrics = (out / "toy" / "metrics.json").read_text()
     capsys.readouterr()
     longer = ["toy", "--quick", "--dataset", "moons", "--epochs", "3"]
-    monkeypatch.setitem(nnlab.reproduce.PROFILE_PARTS, "quick",
+    monkeypatch.setitem(nnlab.study.reproduce.PROFILE_RUNS, "quick",
                         [("toy", longer, "toy", 0.1)])
     assert main(["reproduce", "--profile", "quick", "--out", str(out)]) == 1
     captured = capsys.readouterr()
@@ -328,9 +328,9 @@ def test_a_part_another_profile_made_is_not_taken_for_this_ones(tiny_profile, tm
 
 
 def test_the_plan_counts_what_a_started_part_has_already_cost(tmp_path, capsys, monkeypatch):
-    import nnlab.reproduce
+    import nnlab.study.reproduce
 
-    monkeypatch.setitem(nnlab.reproduce.PROFILE_PARTS, "quick", [
+    monkeypatch.setitem(nnlab.study.reproduce.PROFILE_RUNS, "quick", [
         ("toy", ["toy", "--quick"], "toy", 10.0),
         ("palindrome", ["palindrome", "--quick"], "palindromes", 20.0)])
     out = tmp_path / "study"
@@ -348,19 +348,19 @@ def test_the_plan_counts_what_a_started_part_has_already_cost(tmp_path, capsys, 
 def test_the_full_plan_uses_the_measured_minutes_on_a_cpu_like_the_one_that_measured_them(
         native, tmp_path, capsys, monkeypatch):
     import nnlab.device
-    from nnlab.reproduce import FULL_MINUTES_NATIVE_BF16, PROFILE_PARTS
+    from nnlab.study.reproduce import FULL_MINUTES_NATIVE_BF16, PROFILE_RUNS
 
     monkeypatch.setattr(nnlab.device, "cpu_has_native_bf16", lambda: native)
     out = tmp_path / "full"
     assert main(["reproduce", "--profile", "full", "--out", str(out), "--list"]) == 0
     printed = capsys.readouterr().out
     minutes = {n: FULL_MINUTES_NATIVE_BF16.get(n, m) if native else m
-               for n, _, _, m in PROFILE_PARTS["full"]}
+               for n, _, _, m in PROFILE_RUNS["full"]}
     assert f"about {sum(minutes.values()):.0f} min on a 2-core CPU" in printed
     assert ("like this CPU" in printed) == native
     assert f"[~{minutes['cifar-speedrun-cpu']:g} min]" in printed
     # Every part beyond the study has a measured time.
-    beyond = {n for n, *_ in PROFILE_PARTS["full"]} - {n for n, *_ in PROFILE_PARTS["study"]}
+    beyond = {n for n, *_ in PROFILE_RUNS["full"]} - {n for n, *_ in PROFILE_RUNS["study"]}
     assert set(FULL_MINUTES_NATIVE_BF16) == beyond
 
 
@@ -466,14 +466,14 @@ def test_report_page_in_a_headless_browser_at_phone_width(tmp_path, capsys, chro
 
 def test_the_html_escapes_what_the_runs_hold_and_renders_the_little_markdown():
     """Texts come from run folders (commands, paths): markup in them is shown, never run."""
-    html = str(report.inline_html("a **bold** `<b>code</b>` <script>x</script> *it* & more"))
+    html = str(render.inline_html("a **bold** `<b>code</b>` <script>x</script> *it* & more"))
     assert html == ("a <strong>bold</strong> <code>&lt;b&gt;code&lt;/b&gt;</code> "
                     "&lt;script&gt;x&lt;/script&gt; <em>it</em> &amp; more")
 
 
 def test_the_plan_warns_when_other_processes_keep_the_cores_busy(monkeypatch, capsys):
     import nnlab.device
-    from nnlab.reproduce import warn_if_busy
+    from nnlab.study.reproduce import warn_if_busy
 
     monkeypatch.setattr(nnlab.device, "busy_cores", lambda: 1.4)
     warn_if_busy()
@@ -499,7 +499,7 @@ def test_busy_cores_reads_the_machine():
 
 def test_an_ablation_row_shows_the_flags_that_differ_from_the_base_but_not_where_it_was_written(
         tmp_path):
-    from nnlab.tables import ablation
+    from nnlab.study.tables import ablation
 
     def run(name: str, flags: str, acc: float) -> None:
         folder = tmp_path / name

@@ -337,9 +337,9 @@ def test_config_json_of_an_earlier_nnlab_still_loads(name, recorded, expected):
 
 
 def test_every_profile_part_makes_a_valid_config():
-    from nnlab.reproduce import PROFILE_PARTS
+    from nnlab.study.reproduce import PROFILE_RUNS
 
-    for parts in PROFILE_PARTS.values():
+    for parts in PROFILE_RUNS.values():
         for name, argv, *_ in parts:
             args = build_parser(["run", argv[0]]).parse_args(["run", *argv])
             exp = experiments.get(args.experiment)

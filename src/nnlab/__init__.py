@@ -6,7 +6,8 @@ The Python API (the CLI's twin):
 * :func:`launch` — train your own ``train(config, run)`` with durable runs.
 * :func:`load` — a finished run's trained classifier, with ``.predict(images, top_k=3)``.
 * :class:`Experiment` — the record that makes an experiment (``nnlab run``, ``eval``,
-  seeds, plugins); :func:`option` declares a Config field and its flag.
+  seeds, plugins); :func:`option` declares a Config field and its flag; :class:`Options`
+  is the base a Config may subclass (recipes, format migration, the checks).
 * :func:`image_classifier` and :class:`ImageOptions` — your own image model on nnlab's
   classifier loop (CIFAR-10 or any image folder), as one Experiment; :class:`ImageRecipe`
   — that loop, with its hooks (nnlab's own image experiments are subclasses).
@@ -17,14 +18,14 @@ The Python API (the CLI's twin):
 from typing import Any
 
 from nnlab.api import launch, load, run
-from nnlab.config import option
+from nnlab.config import Options, option
 from nnlab.errors import ConfigError, NnlabError
 from nnlab.experiments import Experiment
 
 __version__ = "0.1.0"
-__all__ = ["run", "launch", "load", "Experiment", "option", "train_epochs", "TorchStep",
-           "image_classifier", "ImageOptions", "ImageRecipe", "NnlabError", "ConfigError",
-           "__version__"]
+__all__ = ["run", "launch", "load", "Experiment", "option", "Options", "train_epochs",
+           "TorchStep", "image_classifier", "ImageOptions", "ImageRecipe", "NnlabError",
+           "ConfigError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # the engine imports torch: only when it is asked for

@@ -25,7 +25,7 @@ from typing import Any
 
 from nnlab import experiments
 from nnlab.errors import ConfigError, Interrupted, NnlabError, WriteFailed
-from nnlab.experiments import Experiment
+from nnlab.experiments import Experiment, experiment_of
 
 
 @dataclass
@@ -236,47 +236,13 @@ def launch(train: Callable[[Any, Any], dict], config: Any, out: str | Path | Non
     fields = {f.name for f in dataclasses.fields(config)}
     exp = Experiment(name=name or getattr(train, "__name__", "custom").replace("_", "-"),
                      description=(train.__doc__ or "your experiment").strip().splitlines()[0],
-                     Config=type(config), train=train, source="python",
-                     devices={"device", "precision"} <= fields)
+                     Config=type(config), train=train, source="python")  # devices: derived
     given = {f: getattr(config, f) for f in fields}
     return run(exp, out=out, **options, **given)
 
 
 def _has_model(run_dir: Path) -> bool:
     return any(run_dir.glob("model*.pt")) or any(run_dir.glob("checkpoint-*.pt"))
-
-
-def experiment_of(run_dir: str | Path, experiment: str | Path | Experiment | None = None
-                  ) -> tuple[Experiment, dict]:
-    """The record of the experiment that made a run folder, and its config.json.
-
-    Nothing a run folder names is imported: an experiment nnlab knows (built in or an
-    installed plugin) is found by the name config.json records; one defined in a file is
-    used only when the caller names that file (``experiment``, the CLI's ``--experiment
-    FILE.py``), and the folder must hold a run of it."""
-    from nnlab.engine import prepare
-
-    record = prepare.recorded(Path(run_dir))
-    name = record.get("experiment")
-    if name is None:
-        raise NnlabError(f"{run_dir}: its config.json names no experiment (written by an "
-                         "nnlab older than checkpoints)")
-    if experiment is not None:
-        exp = experiment if isinstance(experiment, Experiment) else \
-            experiments.get(str(experiment))
-        if exp.name != name:
-            raise NnlabError(f"{run_dir} holds a run of {name!r}, but {experiment} defines "
-                             f"{exp.name!r}")
-        return exp, record
-    if name in experiments.names():
-        return experiments.get(name), record
-    if isinstance(record.get("experiment_file"), str):
-        raise NnlabError(f"{run_dir}: a run of {name!r}, defined in a file; nnlab never "
-                         "imports a file that a run folder names: give the file yourself "
-                         f"with --experiment FILE.py (it was {record['experiment_file']!r})")
-    raise NnlabError(f"{run_dir}: a run of {name!r}, an experiment this nnlab does not know; "
-                     "install the package that provides it, or give the file that defines it "
-                     "with --experiment FILE.py")
 
 
 def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None = None,

@@ -25,8 +25,8 @@ from nnlab import __version__, experiments
 from nnlab.config import field_kind, flag_name, parse_sizes, shown, shown_default
 from nnlab.engine.prepare import check_data, check_out
 from nnlab.errors import ConfigError, Interrupted, NnlabError
-from nnlab.reproduce import PROFILES, RESULTS
 from nnlab.seeds import flatten
+from nnlab.study.reproduce import PROFILES, RESULTS
 
 EXPERIMENT_FLAG = ("--experiment",)
 EXPERIMENT_HELP = dict(type=Path, default=None, metavar="FILE.py",
@@ -260,7 +260,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def run_command(argv: list[str]) -> None:
-    """``nnlab run ...`` from a list of arguments (``reproduce`` runs its parts through it)."""
+    """``nnlab run ...`` from a list of arguments (``nnlab reproduce`` is given it to run its
+    parts)."""
     _cmd_run(build_parser(argv[:2]).parse_args(argv))
 
 
@@ -377,11 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if any(p.error is not None for p in said):
                 return 1
         elif args.command == "reproduce":
-            from nnlab.reproduce import reproduce
+            from nnlab.study.reproduce import reproduce
 
-            reproduce(args)
+            reproduce(args, run_command)
         elif args.command == "report":
-            from nnlab.report import build
+            from nnlab.study.report import build
 
             if args.out is not None:
                 check_out(args.out)

@@ -135,18 +135,44 @@ def validate(config: Any) -> None:
         raise ConfigError(f"--seed must be between 0 and {SEED_MAX}, got {config.seed}")
 
 
+@dataclasses.dataclass
+class Options:
+    """The base of a Config (nnlab's own subclass it; any dataclass works as well): what a
+    Config may declare beyond its fields, each optional, and the check every config gets.
+
+    ``RECIPES``: ``{recipe: {field: value}}``, the values of the fields left ``None`` ("the
+    recipe's value"; ``--help`` prints them). ``RECIPE_FIELD``: the field that names the
+    recipe (default ``recipe``; without one, the first recipe). ``from_format_N(fields) ->
+    fields``, a static method: a ``config.json`` of format N in format N + 1, when a default
+    of this Config changed (keep what ran). A ``seed`` field is checked to lie in 0 to
+    ``SEED_MAX``. The declared types, choices and bounds (:func:`option`) are checked when a
+    config is made (here, and by the engine for every config it builds, whatever a
+    subclass's ``__post_init__`` does)."""
+
+    RECIPES: typing.ClassVar[dict[str, dict[str, Any]]] = {}
+    RECIPE_FIELD: typing.ClassVar[str] = "recipe"
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def _declared(cls: type, name: str) -> Any:
+    """A Config class's ``RECIPES`` or ``RECIPE_FIELD``: its own, else :class:`Options`'s."""
+    return getattr(cls, name, getattr(Options, name))
+
+
 def recipe_name(config: Any) -> str:
     """The recipe a config draws its None fields from: its ``RECIPE_FIELD`` ('recipe' unless
     the class names another), else the class's first recipe."""
-    field = getattr(type(config), "RECIPE_FIELD", "recipe")
+    field = _declared(type(config), "RECIPE_FIELD")
     return getattr(config, field, None) or next(iter(type(config).RECIPES))
 
 
 def resolve(config: Any) -> Any:
     """A copy of ``config`` with every ``None`` replaced by its recipe's value (from the class's
     ``RECIPES``), checked. No ``__post_init__`` runs on the copy."""
-    recipe = getattr(type(config), "RECIPES", {}).get(recipe_name(config), {}) \
-        if getattr(type(config), "RECIPES", None) else {}
+    recipes = _declared(type(config), "RECIPES")
+    recipe = recipes.get(recipe_name(config), {}) if recipes else {}
     out = copy.copy(config)
     for name, value in recipe.items():
         if getattr(out, name) is None:
@@ -163,7 +189,7 @@ def shown_default(config_cls: type, name: str) -> str:
         return field.metadata["shown"]
     if field.default is not None:
         return shown(field.default)
-    recipes = {r: v[name] for r, v in getattr(config_cls, "RECIPES", {}).items() if name in v}
+    recipes = {r: v[name] for r, v in _declared(config_cls, "RECIPES").items() if name in v}
     if len(set(map(shown, recipes.values()))) == 1:
         return shown(next(iter(recipes.values())))
     if recipes:

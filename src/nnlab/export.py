@@ -71,9 +71,9 @@ def load_classifier(run_dir: str | Path, model: str | None = None,
                     experiment: str | Path | None = None) -> tuple[Classifier, dict[str, Any]]:
     """The trained :class:`Classifier` of a finished run (in eval mode, on the CPU) and what
     ``model.json`` says of it."""
-    from nnlab.api import experiment_of
     from nnlab.engine import prepare
     from nnlab.engine.checkpoint import check_image_state, load_model_file, load_weights
+    from nnlab.experiments import experiment_of
 
     run_dir = Path(run_dir)
     exp, record = experiment_of(run_dir, experiment)

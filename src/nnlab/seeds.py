@@ -13,27 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from nnlab.engine.history import flatten
 from nnlab.errors import Interrupted
 
 # Facts of a run, the same for every seed, not measurements: reported once, never averaged.
 FACTS = ("n_params", "n_train", "n_val", "n_test", "world_size", "epochs", "T",
          "log10_distinct_palindromes")
-
-
-def flatten(metrics: dict, prefix: str = "", keep_none: bool = False
-            ) -> dict[str, float | None]:
-    """{'numpy': {'test_acc': 0.9}} -> {'numpy.test_acc': 0.9}; other non-numbers are dropped,
-    and None (a milestone not reached) too unless ``keep_none``."""
-    flat: dict[str, float | None] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}.", keep_none))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[name] = float(value)
-        elif value is None and keep_none:
-            flat[name] = None
-    return flat
 
 
 def aggregate(runs: list[dict]) -> dict[str, float]:

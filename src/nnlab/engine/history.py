@@ -85,3 +85,19 @@ def _parse(text: str) -> float | int | str:
         except ValueError:
             pass
     return text
+
+
+def flatten(metrics: dict, prefix: str = "", keep_none: bool = False
+            ) -> dict[str, float | None]:
+    """{'numpy': {'test_acc': 0.9}} -> {'numpy.test_acc': 0.9}; other non-numbers are dropped,
+    and None (a milestone not reached) too unless ``keep_none``."""
+    flat: dict[str, float | None] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}.", keep_none))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[name] = float(value)
+        elif value is None and keep_none:
+            flat[name] = None
+    return flat

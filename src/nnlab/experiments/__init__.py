@@ -64,7 +64,7 @@ def _validation(config: Any) -> str:
 
 def generic_summary(metrics: Mapping[str, Any]) -> str:
     """One line of every number in ``metrics`` (nested blocks as ``block.key``)."""
-    from nnlab.seeds import flatten
+    from nnlab.engine.history import flatten  # here: `nnlab list` does not import the engine
 
     return ", ".join(f"{k} {v:.4g}" for k, v in flatten(dict(metrics)).items())
 
@@ -99,8 +99,9 @@ class Experiment:
         plot_seeds: ``plot_seeds(out_dir, runs)``, a figure across the seeds of ``--seeds N``.
         needs_cifar: takes CIFAR-10 (a ``data`` field): ``reproduce --data`` is passed on,
             and a missing copy is reported before anything runs.
-        devices: its Config has ``device`` and ``precision`` fields that pick where and how
-            it trains; False: CPU and fp32 (small models, where the CPU is fastest).
+        devices: its Config's ``device`` and ``precision`` fields pick where and how it
+            trains; False: CPU and fp32 (small models, where the CPU is fastest). Default:
+            derived from the fields (True when the Config has both).
         extendable: ``config -> bool``, whether ``--resume`` may raise ``--epochs`` (or
             ``--steps``) of a run: not when its schedule is planned for its length.
         resolve: ``config -> config`` with every "the recipe's value" (None) filled in, so
@@ -123,7 +124,7 @@ class Experiment:
     held_out: Callable[[Any], str] = _validation
     plot_seeds: Callable[[Path, list], None] | None = None
     needs_cifar: bool = False
-    devices: bool = False
+    devices: bool | None = None  # None: derived from the Config's fields
     extendable: Callable[[Any], bool] = _always
     resolve: Callable[[Any], Any] = _as_is
     checkpoint_every: int = 1
@@ -131,6 +132,9 @@ class Experiment:
     source: str = "nnlab"
 
     def __post_init__(self) -> None:
+        if self.devices is None and dataclasses.is_dataclass(self.Config):
+            fields = {f.name for f in dataclasses.fields(self.Config)}
+            object.__setattr__(self, "devices", {"device", "precision"} <= fields)
         check(self)
 
 
@@ -259,3 +263,36 @@ def reference_or_name(exp: Experiment) -> str:
 def describe(name: str) -> str:
     """The one-line description of experiment ``name`` (nnlab's own without importing it)."""
     return BUILTIN[name][1] if name in BUILTIN else get(name).description
+
+
+def experiment_of(run_dir: str | Path, experiment: str | Path | Experiment | None = None
+                  ) -> tuple[Experiment, dict]:
+    """The record of the experiment that made a run folder, and its config.json.
+
+    Nothing a run folder names is imported: an experiment nnlab knows (built in or an
+    installed plugin) is found by the name config.json records; one defined in a file is
+    used only when the caller names that file (``experiment``, the CLI's ``--experiment
+    FILE.py``), and the folder must hold a run of it."""
+    from nnlab.engine import prepare
+
+    record = prepare.recorded(Path(run_dir))
+    name = record.get("experiment")
+    if name is None:
+        raise NnlabError(f"{run_dir}: its config.json names no experiment (written by an "
+                         "nnlab older than checkpoints)")
+    if experiment is not None:
+        exp = experiment if isinstance(experiment, Experiment) else \
+            get(str(experiment))
+        if exp.name != name:
+            raise NnlabError(f"{run_dir} holds a run of {name!r}, but {experiment} defines "
+                             f"{exp.name!r}")
+        return exp, record
+    if name in names():
+        return get(name), record
+    if isinstance(record.get("experiment_file"), str):
+        raise NnlabError(f"{run_dir}: a run of {name!r}, defined in a file; nnlab never "
+                         "imports a file that a run folder names: give the file yourself "
+                         f"with --experiment FILE.py (it was {record['experiment_file']!r})")
+    raise NnlabError(f"{run_dir}: a run of {name!r}, an experiment this nnlab does not know; "
+                     "install the package that provides it, or give the file that defines it "
+                     "with --experiment FILE.py")

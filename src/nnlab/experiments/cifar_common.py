@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnlab.config import option, resolve, validate
+from nnlab.config import Options, option, resolve, validate
 from nnlab.data.cifar10 import Cifar, channel_stats, load_cifar10, stratified_split
 from nnlab.device import DEVICES, PRECISIONS, resolve_device
 from nnlab.engine import History
@@ -26,7 +26,7 @@ EVAL_BATCH = 1000  # images per forward pass when evaluating (training runs and 
 
 
 @dataclass
-class CifarOptions:
+class CifarOptions(Options):
     """The flags every CIFAR experiment's Config has (its own fields come after these).
     ``flip``, ``translate`` and ``tta`` default to None: each experiment's ``RECIPES`` say
     what runs (``--help`` prints it)."""
@@ -81,7 +81,7 @@ def cifar_experiment(layout: Callable[[Any], torch.memory_format] | None = None,
 
     if parts.get("build_model") is not None and "evaluate" not in parts:
         parts["evaluate"] = evaluation(parts["build_model"], layout)
-    return Experiment(needs_cifar=True, devices=True, held_out=held_out,
+    return Experiment(needs_cifar=True, held_out=held_out,
                       resolve=CifarOptions.resolved, **parts)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from nnlab.config import LR_MAX, option, validate
+from nnlab.config import LR_MAX, Options, option, validate
 from nnlab.data.palindrome import distinct_palindromes, held_out_set, palindromes, split
 from nnlab.engine import Run, TorchStep, evaluate, train_steps
 from nnlab.errors import ConfigError
@@ -25,7 +25,7 @@ MAX_T = 10_000  # a sequence of this length already takes minutes per step on a 
 
 
 @dataclass
-class Config:
+class Config(Options):
     cell: str = option("rnn", "rnn, lstm or gru; a comma list (rnn,lstm) runs each")
     length: int = option(5, "palindrome length T (the network reads T-1 digits)", ge=2)
     lengths: tuple[int, ...] = option((), "sweep over T, comma-separated (overrides --length); "

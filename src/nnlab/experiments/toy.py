@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from nnlab import numpy_nn
-from nnlab.config import LR_MAX, option, shown, validate
+from nnlab.config import LR_MAX, Options, option, shown, validate
 from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
 from nnlab.engine import History, Run, evaluate, evaluate_numpy, fit, fit_numpy
 from nnlab.errors import ConfigError
@@ -27,7 +27,7 @@ GRADCHECK_ELEMENTS = 32  # elements of each parameter checked by centred differe
 
 
 @dataclass
-class Config:
+class Config(Options):
     dataset: str = option("moons", "toy set; 'all' runs each in its own sub-folder",
                           choices=(*TOY_DATASETS, "all"))
     n_samples: int = option(1000, "points drawn in all, train and test together", gt=0,

@@ -15,6 +15,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nnlab.engine.prepare import check_data, check_out, locked
@@ -132,7 +133,7 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
 # into OUT/<part> (a part whose experiment needs CIFAR-10 is skipped, with a line, without
 # it); `minutes` is the time one part took on this project's 2-core machines (the plan's
 # estimate; see docs/long-runs.md for the measured totals).
-PROFILE_PARTS: dict[str, list[tuple[str, list[str], str, float]]] = {
+PROFILE_RUNS: dict[str, list[tuple[str, list[str], str, float]]] = {
     "quick": [  # (part, argv after `nnlab run`, what, minutes)
         ("toy", ["toy", "--dataset", "all"],
          "Part I: NumPy vs PyTorch MLP, study setting, moons/circles/blobs", 0.2),
@@ -168,11 +169,11 @@ def _minutes(cost: str) -> float:
     return max(float(n) for n in re.findall(r"\d+(?:\.\d+)?", cost))
 
 
-PROFILE_PARTS["full"] = PROFILE_PARTS["study"] + [  # a documented result the study has: once
+PROFILE_RUNS["full"] = PROFILE_RUNS["study"] + [  # a documented result the study has: once
     (name, argv, what, _minutes(cost))
     for name, (argv, what, cost) in RESULTS.items()
-    if argv not in [part[1] for part in PROFILE_PARTS["study"]]]
-PROFILES = tuple(PROFILE_PARTS)
+    if argv not in [part[1] for part in PROFILE_RUNS["study"]]]
+PROFILES = tuple(PROFILE_RUNS)
 
 # What the `full` parts beyond the study cost when the whole profile was measured
 # (docs/results/full-profile/profile.json, wall minutes): a 2-core Intel Xeon with
@@ -213,12 +214,14 @@ def needs_cifar(argv: list[str]) -> bool:
     return experiments.get(argv[0]).needs_cifar
 
 
-def run_part(name: str, argv: list[str], out: Path, fresh: bool, data: str | None,
-             again: list[str]) -> str:
-    """Run one result into ``out``: 'done' when it holds metrics.json (unless ``fresh``),
-    resumed when it holds a started run, else from the start. Returns what it did."""
-    from nnlab.cli import run_command
+Runner = Callable[[list[str]], None]  # `nnlab run ARGV`: the CLI gives its own
 
+
+def run_part(name: str, argv: list[str], out: Path, fresh: bool, data: str | None,
+             again: list[str], run: Runner) -> str:
+    """Run one result into ``out`` with ``run`` (``nnlab run ARGV``): 'done' when it holds
+    metrics.json (unless ``fresh``), resumed when it holds a started run, else from the
+    start. Returns what it did."""
     extra = ["--data", data] if data and needs_cifar(argv) else []
     if (out / "metrics.json").exists() and not fresh:
         return "done"
@@ -229,7 +232,7 @@ def run_part(name: str, argv: list[str], out: Path, fresh: bool, data: str | Non
         if out.exists():
             command.append("--overwrite")
     try:
-        run_command(command)
+        run(command)
     except Interrupted as e:
         e.resume = shlex.join(again)
         raise
@@ -238,10 +241,11 @@ def run_part(name: str, argv: list[str], out: Path, fresh: bool, data: str | Non
     return what
 
 
-def reproduce(args: argparse.Namespace) -> None:
-    """``nnlab reproduce [NAME ...]`` (and ``--profile P``, see :func:`profile`)."""
+def reproduce(args: argparse.Namespace, run: Runner) -> None:
+    """``nnlab reproduce [NAME ...]`` (and ``--profile P``, see :func:`profile`), each part
+    run by ``run`` (``nnlab run ARGV``)."""
     if args.profile is not None:
-        return profile(args)
+        return profile(args, run)
     unknown = [n for n in args.names if n not in RESULTS]
     if unknown:
         raise NnlabError(f"unknown result {unknown[0]!r}; choose from {', '.join(RESULTS)}")
@@ -259,7 +263,7 @@ def reproduce(args: argparse.Namespace) -> None:
                 and not args.overwrite:
             print(f"[{name}] resuming the interrupted run in {out}", flush=True)
         done = run_part(name, argv, out, args.overwrite, args.data,
-                         ["nnlab", "reproduce", *args.names])
+                        ["nnlab", "reproduce", *args.names], run)
         if done == "done":
             print(f"[{name}] done: {out} holds its results (--overwrite re-runs it)")
 
@@ -285,12 +289,12 @@ def warn_if_busy(threshold: float = 0.5) -> None:
               flush=True)
 
 
-def profile(args: argparse.Namespace) -> None:
+def profile(args: argparse.Namespace, run: Runner) -> None:
     """The study as one command: a plan, then one line per part; resumable."""
     # The plan's minutes: on a CPU with native bf16, what the full profile's parts took on one.
     measured = measured_minutes() if args.profile == "full" else {}
     parts = [(n, a, w, needs_cifar(a), measured.get(n, m))
-             for n, a, w, m in PROFILE_PARTS[args.profile]]
+             for n, a, w, m in PROFILE_RUNS[args.profile]]
     names = [p[0] for p in parts]
     only = _parts(args.only, names, "--only") or set(names)
     force = _parts(args.force, names, "--force")
@@ -375,7 +379,8 @@ def profile(args: argparse.Namespace) -> None:
             # A heartbeat keeps the record within a minute of the truth even through a SIGKILL.
             try:
                 with _every(60.0, tick):
-                    did = run_part(name, argv, out / name, name in force, args.data, again)
+                    did = run_part(name, argv, out / name, name in force, args.data, again,
+                                   run)
             finally:
                 tick()
             print(f"[{i}/{len(chosen)}] {name}: {did} in {time.perf_counter() - t:.0f} s",

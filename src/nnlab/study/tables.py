@@ -490,12 +490,12 @@ def profile(folder: Path) -> Table:
     """Each part of a ``nnlab reproduce --profile`` run: the plan's minutes beside the wall
     time its profile.json recorded (every invocation that worked on it, summed) and the CPU
     its config.json names."""
-    from nnlab.reproduce import PROFILE_PARTS
+    from nnlab.study.reproduce import PROFILE_RUNS
 
     record = read_json(folder / "profile.json")
     seconds = record.get("seconds", {})
     rows = []
-    for name, _, _, minutes in PROFILE_PARTS[record["profile"]]:
+    for name, _, _, minutes in PROFILE_RUNS[record["profile"]]:
         s = seconds.get(name)
         config = folder / name / "config.json"
         prov = read_json(config).get("provenance", {}) if config.exists() else {}
@@ -506,25 +506,9 @@ def profile(folder: Path) -> Table:
         rows.append([name, f"{minutes:g}", "—" if s is None else f"{s / 60:.1f}", state,
                      prov.get("cpu", "—") + bf16])
     total = sum(seconds.get(r[0], 0.0) for r in rows)
-    rows.append(["**all**", f"{sum(m for *_, m in PROFILE_PARTS[record['profile']]):g}",
+    rows.append(["**all**", f"{sum(m for *_, m in PROFILE_RUNS[record['profile']]):g}",
                  f"{total / 60:.1f}", "", ""])
     return Table(["part", "plan (min)", "measured (min)", "state", "CPU"], rows)
-
-
-# --------------------------------------------------------------------------- the study's claims
-
-
-def claims(folder: Path) -> Table:
-    """The study's claims as ``nnlab report`` checks them on a profile's run folders: the
-    claim, the verdict and the numbers behind it."""
-    from nnlab.report import PARTS, Claim
-
-    rows = []
-    for name, make in PARTS.items():
-        for b in make(folder / name).blocks:
-            if isinstance(b, Claim):
-                rows.append([f"\"{b.text}\"", f"**{b.verdict}**", b.evidence])
-    return Table(["the study's claim", "verdict", "the data"], rows)
 
 
 # --------------------------------------------------------------------------- benchmarks
@@ -691,7 +675,7 @@ BUILDERS: dict[str, Callable[..., Table]] = {
     "cifar-mlp": cifar_mlp, "evaluations": evaluations, "vgg": vgg, "vgg-short": vgg_short,
     "speedrun": speedrun, "ablation": ablation, "palindrome": palindrome,
     "palindrome-grid": palindrome_grid, "long-memory": long_memory, "profile": profile,
-    "claims": claims, "bench": bench, "muon-lr-sweep": muon_lr_sweep,
+    "bench": bench, "muon-lr-sweep": muon_lr_sweep,
     "budget-sizes": budget_sizes, "time-budget": time_budget,
     "airbench-pair": airbench_pair, "precision": precision,
 }

@@ -1,0 +1,189 @@
+"""Regenerate the results tables of the documentation (``docs/*.md`` and ``README.md``)
+from the run folders under ``docs/results/``, or check that they are current.
+
+A table is a block in a page::
+
+    <!-- table: speedrun docs/results/A docs/results/B milestones=80,84 -->
+    ...generated...
+    <!-- end table -->
+
+The first word names a builder of :mod:`nnlab.study.tables` (the ones ``nnlab report`` uses), the
+rest are run folders or files relative to the repository's root, and ``key=value`` options.
+``python -m nnlab.docs`` rewrites every block; ``--check`` rewrites nothing and exits 1 naming
+each block that differs (edited by hand, or gone stale because the runs changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from nnlab.errors import NnlabError
+from nnlab.study import report
+from nnlab.study.tables import BUILDERS as TABLES
+from nnlab.study.tables import bench_caption, markdown
+
+BUILDERS = {**TABLES, "claims": report.claims_table}  # the tables, and the report's verdicts
+
+BLOCK = re.compile(r"(<!-- table: (?P<spec>[^\n]*?) -->\n)(?P<body>.*?)(<!-- end table -->)",
+                   re.S)
+
+
+def render(spec: str, root: Path) -> str:
+    """The Markdown a block's spec generates: the table and a line naming its source."""
+    name, *words = spec.split()
+    if name not in BUILDERS:
+        raise NnlabError(f"table '{name}': no such builder (known: {', '.join(BUILDERS)})")
+    paths = [w for w in words if "=" not in w]
+    options = dict(w.split("=", 1) for w in words if "=" in w)
+    for p in paths:
+        if not (root / p).exists():
+            raise NnlabError(f"table '{spec}': {p} does not exist")
+    table = BUILDERS[name](*(root / p for p in paths), **options)
+    if not table.rows:
+        raise NnlabError(f"table '{spec}': its runs hold nothing to show")
+    source = ", ".join(f"`{p}`" for p in paths)
+    note = (f"Measured: {bench_caption(root / paths[0])}. " if name == "bench" else "")
+    return (f"\n{markdown(table)}\n\n*{note}Generated from {source} by "
+            "`python -m nnlab.docs`.*\n\n")
+
+
+def _vgg_figure(run: Path, out: Path) -> None:
+    """Both optimizers' curves of a cifar-cnn run on shared axes (the study's Figure 10)."""
+    from nnlab.engine.history import History
+    from nnlab.plots import plot_curves
+
+    both = History()
+    for opt in ("adam", "sgd"):
+        if (run / f"history-{opt}.csv").exists():
+            for r in History.load_csv(run / f"history-{opt}.csv"):
+                both.log(**{**r, "optimizer": opt})
+    plot_curves(both, out, group="optimizer", splits=("train", "val"),
+                title="VGGReduced, the study's setting (batch 64, Adam lr 1e-3, SGD lr 1e-2), "
+                      "from the same initial weights")
+
+
+def _speedrun_figure(*runs: Path, out: Path, milestones: tuple[float, ...]) -> None:
+    """Every seed's validation accuracy against minutes, each run in its own colour."""
+    from nnlab.plots import plot_time_to_accuracy
+    from nnlab.study.tables import seed_folders
+
+    histories, labels, colors = [], [], []
+    for i, run in enumerate(runs):
+        seeds = seed_folders(run)
+        histories += [s / "history.csv" for s in seeds]
+        labels += [run.name] * len(seeds)
+        colors += [i] * len(seeds)
+    plot_time_to_accuracy(histories, out, milestones, labels=labels, colors=colors,
+                          title="speedrun: every seed of each")
+
+
+def _budget_figure(runs: list[Path], out: Path) -> None:
+    """Accuracy against budget: what the planner expects on the runs' machine (from the
+    costs its probe measured there) and what each planned run reached."""
+    from nnlab.engine.budget import Cost, choose
+    from nnlab.engine.checkpoint import read_json
+    from nnlab.experiments.cifar_speedrun import BUDGET_SIZES
+    from nnlab.plots import plot_accuracy_vs_budget
+
+    plans = [read_json(r / "config.json")["time_budget"] for r in runs]
+    costs = {c["size"]: Cost(c["epoch_s"], c["fixed_s"]) for c in plans[0]["considered"]}
+    expected = []
+    for minutes in [m / 4 for m in range(8, 241)]:
+        try:
+            size, _, _, acc, _ = choose(minutes * 60, plans[0]["spent_before_s"], BUDGET_SIZES,
+                                        costs)
+        except NnlabError:
+            continue
+        expected.append((minutes, acc, size.name))
+    measured = [(p["budget_s"] / 60, read_json(r / "metrics.json")["val_acc"],
+                 f"{p['size']}, {p['epochs']} ep.") for r, p in zip(runs, plans, strict=True)]
+    prov = read_json(runs[0] / "config.json")["provenance"]
+    plot_accuracy_vs_budget(expected, measured, out, title=f"cifar-speedrun --time-budget, "
+                            f"{prov['cpu']}, {prov['threads']} threads")
+
+
+BUDGET_RUNS = ("5m", "10m", "20m", "40m")
+
+
+def draw_figures(root: Path) -> list[Path]:
+    """The documentation's figures that combine run folders, drawn again from docs/results."""
+    results, figures = root / "docs" / "results", root / "docs" / "figures"
+    _vgg_figure(results / "cifar-cnn-study-100ep", figures / "cifar-cnn-study-100ep.png")
+    _speedrun_figure(results / "speedrun-cpu-muon-7ep" / "recipe",
+                     results / "speedrun-cpu-muon-7ep" / "muon",
+                     out=figures / "cifar-speedrun-cpu-muon.png", milestones=(0.80, 0.84))
+    _speedrun_figure(results / "speedrun-full-muon" / "recipe",
+                     results / "speedrun-full-muon" / "muon",
+                     out=figures / "cifar-speedrun-full-muon.png",
+                     milestones=(0.80, 0.85, 0.88, 0.89))
+    ideas = sorted((results / "mlp-ablations" / "full-38ep").glob("*/history.csv"))
+    if ideas:
+        from nnlab.plots import plot_seed_curves
+
+        plot_seed_curves(ideas, figures / "cifar-mlp-38ep-ideas.png",
+                         title="cifar-mlp --dropout 0, 38 epochs: each idea (seed 0, fp32)")
+    budget = [results / "time-budget" / b for b in BUDGET_RUNS
+              if (results / "time-budget" / b / "metrics.json").exists()]
+    if budget:
+        _budget_figure(budget, figures / "time-budget.png")
+    return [figures / n for n in ("cifar-cnn-study-100ep.png", "cifar-speedrun-cpu-muon.png",
+                                  "cifar-speedrun-full-muon.png", "time-budget.png",
+                                  "cifar-mlp-38ep-ideas.png")]
+
+
+def update(page: Path, root: Path) -> tuple[str, list[str]]:
+    """The page with every block regenerated, and the specs of the blocks that changed."""
+    text = page.read_text()
+    changed: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        body = render(match["spec"], root)
+        if body != match["body"]:
+            changed.append(match["spec"])
+        return match.group(1) + body + match.group(4)
+    return BLOCK.sub(replace, text), changed
+
+
+def pages(root: Path) -> list[Path]:
+    """The pages that may hold tables: README.md and docs/*.md."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nnlab.docs",
+        description="Regenerate the documentation's results tables from docs/results/.")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 naming each table that is not current")
+    parser.add_argument("--figures", action="store_true",
+                        help="also draw again the figures that combine run folders")
+    parser.add_argument("--root", type=Path, default=Path("."),
+                        help="the repository's root (default: the current folder)")
+    args = parser.parse_args(argv)
+    stale = []
+    try:
+        for page in pages(args.root):
+            text, changed = update(page, args.root)
+            stale += [f"{page.relative_to(args.root)}: {spec}" for spec in changed]
+            if changed and not args.check:
+                page.write_text(text)
+    except NnlabError as e:
+        print(f"nnlab.docs: {e}", file=sys.stderr)
+        return 2
+    if args.figures:
+        for path in draw_figures(args.root):
+            print(f"figure: {path}")
+    if args.check and stale:
+        print("not current (edited by hand, or the runs changed); run python -m nnlab.docs:",
+              *stale, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"{'checked' if args.check else 'wrote'}: {len(stale)} table(s) "
+          f"{'stale' if args.check else 'regenerated'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
