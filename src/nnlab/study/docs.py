@@ -23,7 +23,7 @@ from pathlib import Path
 from nnlab.errors import NnlabError
 from nnlab.study import report
 from nnlab.study.tables import BUILDERS as TABLES
-from nnlab.study.tables import bench_caption, markdown
+from nnlab.study.tables import bench_caption, markdown, setting
 
 BUILDERS = {**TABLES, "claims": report.claims_table}  # the tables, and the report's verdicts
 
@@ -46,6 +46,8 @@ def render(spec: str, root: Path) -> str:
         raise NnlabError(f"table '{spec}': its runs hold nothing to show")
     source = ", ".join(f"`{p}`" for p in paths)
     note = (f"Measured: {bench_caption(root / paths[0])}. " if name == "bench" else "")
+    if ran := table.setting or setting(*(root / p for p in paths)):
+        note = f"Setting: {ran}. {note}"
     return (f"\n{markdown(table)}\n\n*{note}Generated from {source} by "
             "`python -m nnlab.docs`.*\n\n")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nnlab.engine.checkpoint import read_json, write_atomic
 from nnlab.errors import NnlabError
-from nnlab.study import layout
+from nnlab.study import layout, tables
 from nnlab.study.claims import Claim
 from nnlab.study.render import Section, docs_link, write_html, write_markdown
 from nnlab.study.reproduce import RESULTS
@@ -152,4 +152,11 @@ def claims_table(folder: Path) -> Table:
         for b in make(folder / name).blocks:
             if isinstance(b, Claim):
                 rows.append([f"\"{b.text}\"", f"**{b.verdict}**", b.evidence])
-    return Table(["the study's claim", "verdict", "the data"], rows)
+    profile = read_json(folder / "profile.json").get("profile", "?") \
+        if (folder / "profile.json").is_file() else None
+    ran = [folder / n for n in layout.STUDY if finished(folder / n)]
+    cpus = "; ".join(sorted({tables.cpu(f) for f in ran}))
+    return Table(["the study's claim", "verdict", "the data"], rows,
+                 setting=("one run of each part, seed 0, as the study ran them "
+                          + (f"(`nnlab reproduce --profile {profile}`)" if profile else "")
+                          + f", {cpus}"))

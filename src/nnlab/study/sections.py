@@ -240,6 +240,10 @@ def rest(runs: Path, profile_json: dict, groups: Sequence[Group], shown: Sequenc
            "on the validation split carved from CIFAR-10's train, or on held-out points and "
            "palindromes, as mean ± standard deviation over the seeds where a part ran several. "
            "Where each came from: the table at the end.")
+    s.text("Their settings are not the study parts' above (more seeds, other lengths of "
+           "training): where a number here and one above measure the same thing, the setting "
+           "is why they differ. Where some seeds solve a palindrome length and others do not, "
+           "one run (the parts above) can land anywhere in the spread shown here.")
     metrics = {n: read_json(runs / n / "metrics.json") for n in names}
     for g in groups:
         members = [n for n in names if RESULTS[n][0][0] == g.experiment and g.where(metrics[n])]

@@ -20,10 +20,13 @@ from nnlab.engine.history import History
 
 @dataclass
 class Table:
-    """A table: a header and rows of already formatted cells."""
+    """A table: a header and rows of already formatted cells, and what ran to make them
+    (``setting``: the command or profile, seeds, steps, CPU; the docs print it under the
+    table; empty: :func:`setting` says it from the run folders)."""
 
     header: list[str]
     rows: list[list[str]]
+    setting: str = ""
 
 
 def markdown(table: Table) -> str:
@@ -570,7 +573,7 @@ def time_budget(*folders: Path) -> Table:
                      f"{done['process_s']:.0f}", f"{done['process_s'] / plan['budget_s']:.3f}",
                      pct(plan["predicted_acc"]) if plan["predicted_acc"] is not None else "—",
                      pct(m["val_acc"]),
-                     "yes" if done["stopped_early"] else "no", _cpu(folder)])
+                     "yes" if done["stopped_early"] else "no", cpu(folder)])
     return Table(["budget", "plan", "probe s", "planned s", "whole process s", "/ budget",
                   "expected val acc", "val acc, TTA", "stopped early", "CPU"], rows)
 
@@ -590,12 +593,12 @@ def anchor_epochs(log: str) -> list[dict[str, float]]:
     return rows
 
 
-def _pair_cpu(folder: Path, pair: dict) -> str:
+def _paircpu(folder: Path, pair: dict) -> str:
     """The CPU a pair ran on: ``machine.json`` (the benchmark's), else nnlab's provenance."""
     if (folder / "machine.json").exists():
         m = read_json(folder / "machine.json")
         return f"{m['cpu']}, {'native bf16' if m['native_bf16'] else 'AVX2, no native bf16'}"
-    return _cpu(folder / Path(pair["nnlab_folder"]).name).rsplit(", ", 1)[0]
+    return cpu(folder / Path(pair["nnlab_folder"]).name).rsplit(", ", 1)[0]
 
 
 def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
@@ -631,7 +634,7 @@ def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
                              whole(seconds), f"{seconds / base:.2f}" if len(sides) > 1 else "—"]
                             + [whole(t) if (t := times[f"time_to_{p}_s"]) is not None
                                else "not reached" for p in percents]
-                            + [f"{port.get('precision', '?')}, {how}", _pair_cpu(folder, pair)])
+                            + [f"{port.get('precision', '?')}, {how}", _paircpu(folder, pair)])
     return Table(["run", "seed", "val acc, TTA", "val acc, no TTA", "whole process s",
                   "/ the port's"] + [f"s to {p}% (no TTA)" for p in percents]
                   + ["precision, threads", "CPU"], rows)
@@ -684,12 +687,37 @@ BUILDERS: dict[str, Callable[..., Table]] = {
 # --------------------------------------------------------------------------- at a glance
 
 
-def _cpu(folder: Path) -> str:
+def cpu(folder: Path) -> str:
+    """'CPU, native bf16, 2 threads': where a run folder's run ran (its config.json)."""
     prov = read_json(folder / "config.json").get("provenance", {})
     cpu = prov.get("gpu") or prov.get("cpu", "unknown CPU")
     bf16 = {True: ", native bf16", False: ", AVX2, no native bf16"}.get(
         prov.get("cpu_native_bf16"), "")
-    return f"{cpu}{bf16}, {prov.get('threads', '?')} threads"
+    threads = prov.get("threads", "?")
+    return f"{cpu}{bf16}, {threads} thread{'' if threads == 1 else 's'}"
+
+
+def setting(*folders: Path) -> str:
+    """What the run folders behind a table ran: the command (of one folder), the seeds and
+    the CPU; '' when none is a run folder (a benchmark's output, a folder of folders)."""
+    runs = [f for f in folders if (f / "config.json").is_file()]
+    if not runs:
+        return ""
+    parts = []
+    if len(runs) == 1:
+        argv = profile_argv(runs[0])
+        command = ("nnlab run " + " ".join(argv) if argv else
+                   read_json(runs[0] / "config.json").get("provenance", {}).get("command"))
+        if isinstance(command, str):  # where it wrote is this machine's, not the setting
+            words = command.split()
+            kept = [w for i, w in enumerate(words) if w not in ("--out", "--overwrite")
+                    and (i == 0 or words[i - 1] != "--out")]
+            parts.append(f"`{' '.join(kept)}`")
+    seeds = sorted({int(_metrics(f).get("n_seeds", 1)) for f in runs})
+    parts.append(" or ".join(map(str, seeds)) + (" seed" if seeds == [1] else " seeds")
+                 + (" each" if len(runs) > 1 else ""))
+    parts.append("; ".join(sorted({cpu(f) for f in runs})))
+    return ", ".join(parts)
 
 
 def duration(seconds: float) -> str:
@@ -730,7 +758,7 @@ def glance(results: Path) -> Table:
                  f"{mean_sd(toy, 'moons.numpy.test_acc', pct)} both); NumPy takes "
                  f"{mean_sd(toy, 'moons.time_ratio_numpy_over_torch', lambda x: f'{x:.2f}')}× "
                  "PyTorch's time", "test, 3 seeds", "`nnlab run toy --dataset all --seeds 3`",
-                 _time(full / "toy-sgd"), _cpu(full / "toy-sgd")])
+                 _time(full / "toy-sgd"), cpu(full / "toy-sgd")])
     mlp = full / "cifar-mlp-best-d0-38ep"
     accs = [read_json(s / "eval-val-flip+translate.json")["val_acc"] for s in seed_folders(mlp)]
     study_mlp = _metrics(full / "cifar-mlp-study")
@@ -738,19 +766,19 @@ def glance(results: Path) -> Table:
                  f"{_spread(accs, pct)} (the study's MLP: "
                  f"{mean_sd(study_mlp, 'val_acc', pct)})", f"val, {len(accs)} seeds",
                  "`nnlab run cifar-mlp --recipe best --dropout 0 --epochs 38 --tta "
-                 "flip+translate --seeds 3`", _time(mlp), _cpu(mlp)])
+                 "flip+translate --seeds 3`", _time(mlp), cpu(mlp)])
     vgg_run = results / "cifar-cnn-study-100ep"
     best = {o: History.load_csv(vgg_run / f"history-{o}.csv").best("val_acc")[1]
             for o in ("adam", "sgd")}
     rows.append(["II: reduced VGG, 100 epochs", "\"Adam converges faster than SGD\"",
                  f"best epoch: Adam {pct(best['adam'])}, SGD {pct(best['sgd'])}",
                  "val, 1 seed", "`nnlab run cifar-cnn --optimizer both --precision fp32`",
-                 _vgg_time(vgg_run), _cpu(vgg_run)])
+                 _vgg_time(vgg_run), cpu(vgg_run)])
     fast = full / "cifar-speedrun-cpu-muon"
     rows.append(["II: fast CNN (nnlab's addition)", "—",
                  mean_sd(_metrics(fast), "val_acc", pct), "val, 3 seeds",
                  "`nnlab run cifar-speedrun --widths 32,64,64 --batch-size 256 --epochs 7 "
-                 "--muon-lr 0.1 --warmup 0 --seeds 3`", _time(fast), _cpu(fast)])
+                 "--muon-lr 0.1 --warmup 0 --seeds 3`", _time(fast), cpu(fast)])
     sweep = palindrome_results(results / "palindrome-study-10k").get("rnn", {})
     solved = max((T for T, a in sweep.items() if min(a) >= 0.99), default=None)
     longer = {T: a for T, a in sweep.items() if solved is not None and T > solved}
@@ -763,9 +791,13 @@ def glance(results: Path) -> Table:
                  "`nnlab run palindrome --cell rnn,lstm --lengths 4,5,10,15,20,30,40 "
                  "--steps 10000 --seeds 3`",
                  _time(full / "palindrome-study-10k", per_seed=False) + " in all",
-                 _cpu(full / "palindrome-study-10k")])
+                 cpu(full / "palindrome-study-10k")])
     return Table(["part", "the study found", "nnlab's current result", "split", "command",
-                  "time", "on"], rows)
+                  "time", "on"], rows,
+                 setting="each row's command, seeds and split in its columns (the full "
+                         "profile's runs, but for the VGG and the palindromes, run at the "
+                         "study's own length); time: the part's wall time, on the CPU in the "
+                         "last column")
 
 
 BUILDERS["glance"] = glance
