@@ -5,6 +5,7 @@ The Python API (the CLI's twin):
 * :func:`run` — run an experiment by name, ``.py`` file or record; returns its metrics.
 * :func:`launch` — train your own ``train(config, run)`` with durable runs.
 * :func:`load` — a finished run's trained classifier, with ``.predict(images, top_k=3)``.
+* :func:`sweep` — search an experiment's flags with Optuna (``nnlab sweep``'s twin).
 * :class:`Experiment` — the record that makes an experiment (``nnlab run``, ``eval``,
   seeds, plugins); :func:`option` declares a Config field and its flag; :class:`Options`
   is the base a Config may subclass (recipes, format migration, the checks).
@@ -23,7 +24,7 @@ from nnlab.errors import ConfigError, NnlabError
 from nnlab.experiments import Experiment
 
 __version__ = "0.1.0"
-__all__ = ["run", "launch", "load", "Experiment", "option", "Options", "train_epochs",
+__all__ = ["run", "launch", "load", "sweep", "Experiment", "option", "Options", "train_epochs",
            "TorchStep", "image_classifier", "ImageOptions", "ImageRecipe", "NnlabError",
            "ConfigError", "__version__"]
 
@@ -33,6 +34,10 @@ def __getattr__(name: str) -> Any:  # the engine imports torch: only when it is 
         from nnlab.engine import loop
 
         return getattr(loop, name)
+    if name == "sweep":
+        from nnlab.sweeps import sweep
+
+        return sweep
     if name in ("image_classifier", "ImageOptions", "ImageRecipe"):
         from nnlab.experiments import classifier
 

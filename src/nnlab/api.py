@@ -59,8 +59,10 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
             overwrite: bool = False, resume: str | Path | None = None, quick: bool = False,
             seeds: int | None = None, jobs: int | None = None,
             checkpoint_every: int | None = None, tensorboard: bool = False,
-            progress: bool | None = None, time_budget: str | float | None = None) -> Outcome:
-    """One experiment run (or several seeds) as ``nnlab run`` makes it; see :func:`run`."""
+            progress: bool | None = None, time_budget: str | float | None = None,
+            watch: Callable[[dict], str | None] | None = None) -> Outcome:
+    """One experiment run (or several seeds) as ``nnlab run`` makes it; see :func:`run`.
+    ``watch``: sees every history row and may stop the run (a sweep's pruner; one seed)."""
     from nnlab.engine import prepare
     from nnlab.engine.run import finished, launch
     from nnlab.seeds import run_seeds
@@ -96,6 +98,10 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
     options = {"resume": resume is not None, "checkpoint_every": checkpoint_every,
                "tensorboard": tensorboard or _logged_to_tensorboard(resume),
                "progress": progress}
+    if watch is not None:
+        if seeds != 1:
+            raise ConfigError("a watched run (a sweep's trial) is one seed")
+        options["watch"] = watch
     rank = int(os.environ.get("RANK", 0))  # under torchrun: only rank 0 checks and prints
     distributed = os.environ.get("WORLD_SIZE", "1") != "1"
     if distributed and (seeds > 1 or out is None):

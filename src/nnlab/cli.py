@@ -206,6 +206,49 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     rpt.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="where the report goes: a new or empty folder, or an earlier report's "
                      "(default: RUNS_DIR/report)")
+    sw = sub.add_parser("sweep", help="search an experiment's flags with Optuna: nnlab sweep "
+                        "NAME --param FLAG=SPEC ... --trials N --out DIR",
+                        description="Run --trials runs of an experiment, each an ordinary run "
+                        "folder under DIR/trials/, choosing the searched flags with Optuna "
+                        "(TPE by default) and stopping trials that do worse than the median "
+                        "of earlier ones by the same epoch. The study is kept in DIR/study.db "
+                        "(or --storage): a killed sweep goes on with --resume DIR, and several "
+                        "processes or machines can share one. Flags after -- are fixed for "
+                        "every trial: nnlab sweep toy --param lr=1e-3..1:log --trials 20 "
+                        "--out runs/lr -- --epochs 200.")
+    sw.add_argument("experiment", nargs="?", default=None, metavar="NAME|FILE.py",
+                    help="the experiment (not with --resume)")
+    sw.add_argument("--param", action="append", default=[], metavar="FLAG=SPEC",
+                    help="a searched flag: lo..hi (whole numbers for an integer flag), "
+                         "lo..hi:log (log scale), or choices a,b,c; a list-valued flag's "
+                         "choices are separated by |: widths=32,64|64,128. Repeat for more")
+    sw.add_argument("--trials", type=int, default=20, metavar="N",
+                    help="trials in all, pruned ones included (default: 20)")
+    sw.add_argument("--jobs", type=int, default=1, metavar="J",
+                    help="trials at a time, each in its own process with its share of the "
+                         "cores (default: 1)")
+    sw.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe",
+                    help="how values are chosen: tpe (learns from earlier trials), random, "
+                         "or grid (every combination of listed values) (default: tpe)")
+    sw.add_argument("--metric", default=None, metavar="KEY",
+                    help="what to optimise, a key of metrics.json (nested keys joined by "
+                         "dots: torch.test_acc) (default: the held-out accuracy, val_acc or "
+                         "test_acc)")
+    sw.add_argument("--direction", choices=("maximize", "minimize"), default="maximize",
+                    help="maximize (accuracy) or minimize (a loss) (default: maximize)")
+    sw.add_argument("--storage", default=None, metavar="URL",
+                    help="Optuna's database, shared by every process and machine of the "
+                         "sweep (postgresql://..., mysql://...; default: sqlite in DIR)")
+    sw.add_argument("--time-budget", default=None, metavar="T",
+                    help="start no trial after T (90s, 10m, 2h) of the sweep")
+    sw.add_argument("--quick", action="store_true",
+                    help="every trial with the experiment's --quick defaults")
+    sw.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="a new or empty folder (default: runs/sweep-NAME/TIMESTAMP)")
+    sw.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                    help="continue the sweep in DIR: finished trials kept, interrupted ones "
+                         "resumed from their checkpoints")
+    sw.set_defaults(flags=[])  # after --: the experiment's own flags, fixed for every trial
     run = sub.add_parser("run", help="run one experiment: nnlab run NAME|FILE.py [flags]")
     names = run.add_subparsers(dest="experiment", required=True, metavar="NAME",
                                parser_class=_Parser)
@@ -257,6 +300,32 @@ def _cmd_run(args: argparse.Namespace) -> None:
         if (line := budget_outcome(outcome.metrics)) is not None:
             print(line)
         print(f"run folder: {outcome.out}")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from nnlab.sweeps import summary, sweep
+
+    if (args.resume is None) == (args.experiment is None):
+        raise ConfigError("nnlab sweep takes an experiment (NAME or FILE.py), or --resume DIR "
+                          "to continue a sweep")
+    if args.resume is not None and (args.param or args.flags or args.out is not None):
+        raise ConfigError("--resume continues a sweep as it was started: drop --param, "
+                          "--out and the flags after --")
+    flags = args.flags
+    given = {}
+    if args.experiment is not None:
+        exp = experiments.get(args.experiment)
+        try:
+            parsed = build_parser(["run", args.experiment]).parse_args(
+                ["run", args.experiment, *flags])
+        except SystemExit as e:  # the run parser said what was wrong, in one line
+            raise SystemExit(e.code) from None
+        given = given_flags(exp, parsed)
+    result = sweep(args.experiment, args.param, trials=args.trials, jobs=args.jobs,
+                   out=args.out, sampler=args.sampler, metric=args.metric,
+                   direction=args.direction, storage=args.storage, resume=args.resume,
+                   quick=args.quick, time_budget=args.time_budget, **given)
+    print(summary(result))
 
 
 def run_command(argv: list[str]) -> None:
@@ -343,7 +412,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("NNLAB_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     try:
+        fixed = None
+        if argv[:1] == ["sweep"] and "--" in argv:  # a sweep's fixed flags: the run's parser
+            fixed, argv = argv[argv.index("--") + 1:], argv[:argv.index("--")]
         args = build_parser(argv[:2]).parse_args(argv)
+        if fixed is not None:
+            args.flags = fixed
         if args.command == "list":
             rows = experiments.listing()
             width = max(len(name) for name, _, _ in rows)
@@ -377,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  indent=2))
             if any(p.error is not None for p in said):
                 return 1
+        elif args.command == "sweep":
+            _cmd_sweep(args)
         elif args.command == "reproduce":
             from nnlab.study.reproduce import reproduce
 

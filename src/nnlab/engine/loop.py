@@ -206,6 +206,16 @@ class _Driver:
         finally:
             self.bar.close()
 
+    def halt(self, where: str) -> bool:
+        """Stop (``stopped``) when the run's watcher asked to after the row just logged (a
+        sweep's pruner: this trial does worse than the others did by here)."""
+        if self.run is None or self.run.halted is None or self.stopped:
+            return False
+        self.stopped = True
+        self.run.note(f"{self.desc}: stopped at {where}: {self.run.halted}")
+        self.run.record(halted=f"{where}: {self.run.halted}")  # config.json says why
+        return True
+
     def late(self, where: str, ahead: float = 0.0) -> bool:
         """Stop (``stopped``) when the run's time budget ends within ``ahead`` seconds: the
         machine is slower than its probe said. Every rank decides alike (torchrun runs have
@@ -321,7 +331,7 @@ def train_epochs(
                 d.save()
                 raise error
             if not d.stopped and epoch < epochs:  # the deadline passed during the evaluation
-                d.late(f"the end of epoch {epoch}")
+                d.halt(f"the end of epoch {epoch}") or d.late(f"the end of epoch {epoch}")
             signum = d.signal()
             if epoch % every == 0 or epoch == epochs or signum or d.stopped:
                 d.save()
@@ -383,6 +393,8 @@ def train_steps(
                     raise error
                 loss_sum, correct, seen = 0.0, 0, 0
                 d.stopped = bool(on_eval is not None and on_eval(row)) or out_of_time
+                if not d.stopped and s < steps:
+                    d.halt(f"step {s}")
                 signum = d.signal()
                 if (s // eval_every) % every == 0 or d.done or signum:
                     d.save()

@@ -59,6 +59,9 @@ class RunOptions:
     # seconds, by which training stops; the epoch driver stops early only if it runs late
     budget: dict | None = None
     deadline: float | None = None
+    # a watcher of every history row the drivers log (a sweep's pruner): returning a reason
+    # stops the run after that row, as a time budget's deadline does, keeping what it trained
+    watch: Callable[[dict], str | None] | None = None
 
 
 # --------------------------------------------------------------------------- signals
@@ -220,6 +223,7 @@ class Run:
 
             self.deadline = self.clock() + self.options.deadline - process_age_s()
         self.stopped_by_budget: str | None = None  # where a late run was stopped
+        self.halted: str | None = None  # why a watcher (RunOptions.watch) stopped it
 
     def start(self) -> Run:
         """Join the torchrun group (if any), load the newest checkpoint when resuming, make
@@ -558,7 +562,10 @@ class Run:
 
     def log_row(self, row: dict, x: str, phase: str = "") -> None:
         """Every numeric column of a history row as a TensorBoard scalar at step ``row[x]``,
-        in the TensorBoard run of ``phase`` (a path such as 'adam' or 'numpy')."""
+        in the TensorBoard run of ``phase`` (a path such as 'adam' or 'numpy'); the row to
+        the run's watcher, whose reason to stop (``halted``) the driver then acts on."""
+        if self.options.watch is not None and self.halted is None:
+            self.halted = self.options.watch(row)
         if not (self.options.tensorboard and self.main):
             return
         writer = self._writer(phase, int(row[x]))

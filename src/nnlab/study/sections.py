@@ -266,12 +266,21 @@ def others(runs: Path, scratch: Path, skipped: list[tuple[Path, str]], known: se
     curves from history.csv (drawn into ``scratch``) when it drew none."""
     sections = []
     for folder in run_folders(runs, skip=known):
+        title = str(folder.relative_to(runs))
+        if (folder / "sweep.json").is_file():
+            if not (folder / "best.json").is_file():
+                skipped.append((folder, "a sweep not finished (no best.json): nnlab sweep "
+                                        "--resume goes on"))
+                continue
+            made = guarded(lambda f=folder, t=title: sweep_section(f, t), folder, title,
+                           skipped)
+            sections.append(made)
+            continue
         if not finished(folder):
             skipped.append((folder, "its metrics.json cannot be read"
                             if (folder / "metrics.json").exists() else
                             "not finished (no metrics.json)"))
             continue
-        title = str(folder.relative_to(runs))
         made = guarded(lambda f=folder, t=title: other(f, scratch, t), folder, title,
                         skipped)
         if made is not None:
@@ -288,7 +297,9 @@ def run_folders(root: Path, skip: set[str] = frozenset()) -> list[Path]:
     for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         if (path / MARKER).is_file() or path.name == "report":
             continue
-        if (path / "config.json").is_file():
+        if (path / "sweep.json").is_file():  # a sweep: one section, its trials in it
+            found.append(path)
+        elif (path / "config.json").is_file():
             if path.name not in skip:
                 found.append(path)
         else:  # runs/NAME/TIMESTAMP, or any folder of folders
@@ -324,6 +335,32 @@ def other(folder: Path, scratch: Path, title: str) -> Section:
     for png in pngs:
         s.figure(png, f"{folder.name}: {png.stem.removeprefix(folder.name + '-')}"
                  .replace("_", " "))
+    return s
+
+
+def sweep_section(folder: Path, title: str) -> Section:
+    """The section of a finished ``nnlab sweep`` folder: what was searched, the best trial
+    and its command, every trial in a table, and the sweep's two figures."""
+    import csv
+
+    spec, best = read_json(folder / "sweep.json"), read_json(folder / "best.json")
+    metric = str(spec.get("metric", "?"))
+    s = Section(f"sweep-{title}".translate(UNSAFE), f"{title}: a sweep of {spec['experiment']}")
+    searched = ", ".join(f"`{p}`" for p in spec.get("params", []))
+    s.text(f"**A sweep of {spec['experiment']}** over {searched}: {spec.get('trials')} "
+           f"trials ({spec.get('sampler')} sampler, median pruner), {spec.get('direction')} "
+           f"`{metric}`; {best.get('complete')} finished, {best.get('pruned')} pruned, "
+           f"{best.get('failed')} failed.")
+    if best.get("trial") is not None:
+        s.text(f"Best: trial {best['trial']}, `{metric}` {best[metric]:.4f}, in "
+               f"`{folder / str(best['folder'])}`; rerun it with `{best['command']}`.")
+    if (folder / "trials.csv").is_file():
+        with open(folder / "trials.csv", newline="") as f:
+            rows = list(csv.reader(f))
+        if rows:
+            s.table(Table(rows[0], rows[1:]))
+    s.figure(folder / "history.png", f"{title}: {metric} trial by trial, and the best so far")
+    s.figure(folder / "effect.png", f"{title}: {metric} against each searched flag")
     return s
 
 
