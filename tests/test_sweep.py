@@ -83,8 +83,8 @@ def test_pruned_trials_are_recorded_as_pruned_and_stop_early(tmp_path):
 @pytest.mark.slow
 def test_two_processes_share_one_sqlite_study_without_a_trial_twice(tmp_path):
     out = tmp_path / "sweep"
-    first = subprocess.Popen([*NNLAB, "sweep", "toy", "--quick", *SEARCH, "--trials", "6",
-                              "--out", str(out), "--", "--epochs", "400"],
+    first = subprocess.Popen([*NNLAB, "sweep", "toy", "--quick", *SEARCH, "--trials", "4",
+                              "--out", str(out), "--", "--epochs", "250"],
                              stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=_env())
     deadline = time.time() + 60
@@ -95,9 +95,9 @@ def test_two_processes_share_one_sqlite_study_without_a_trial_twice(tmp_path):
     first.communicate(timeout=180)
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     study = _study(out)
-    assert len(study.trials) == 6 and {t.state.name for t in study.trials} <= {"COMPLETE",
+    assert len(study.trials) == 4 and {t.state.name for t in study.trials} <= {"COMPLETE",
                                                                                "PRUNED"}
-    assert len({t.user_attrs["folder"] for t in study.trials}) == 6
+    assert len({t.user_attrs["folder"] for t in study.trials}) == 4
     assert len({t.user_attrs["pid"] for t in study.trials}) == 2  # both took a share
 
 

@@ -60,14 +60,16 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
             seeds: int | None = None, jobs: int | None = None,
             checkpoint_every: int | None = None, tensorboard: bool = False,
             progress: bool | None = None, time_budget: str | float | None = None,
-            watch: Callable[[dict], str | None] | None = None) -> Outcome:
+            watch: Callable[[dict], str | None] | None = None,
+            track: str | None = None) -> Outcome:
     """One experiment run (or several seeds) as ``nnlab run`` makes it; see :func:`run`.
     ``watch``: sees every history row and may stop the run (a sweep's pruner; one seed)."""
-    from nnlab.engine import prepare
+    from nnlab.engine import prepare, tracking
     from nnlab.engine.run import finished, launch
     from nnlab.seeds import run_seeds
 
     out = Path(out) if out is not None else None
+    tracking.check(track)
     budget_s = _check_budget(exp, time_budget, resume, 1 if seeds is None else seeds)
     if resume is not None:
         resume = Path(resume)
@@ -78,6 +80,9 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
             raise NnlabError(f"--resume: --seeds {seeds} differs from the run's "
                              f"{record.get('seeds', 1)}")
         config = prepare.resumed_config(exp, resume, given, record)
+        if track is None and "mlflow_run_id" in record:  # it was tracked: it goes on being
+            track = "mlflow"
+            tracking.check(track)
         seeds, out = record.get("seeds", 1), resume
         jobs = jobs or record.get("jobs", 1)  # how many at once: results do not change
         if checkpoint_every is None:  # the options it was started with, unless given again
@@ -98,6 +103,8 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
     options = {"resume": resume is not None, "checkpoint_every": checkpoint_every,
                "tensorboard": tensorboard or _logged_to_tensorboard(resume),
                "progress": progress}
+    if track is not None:
+        options["track"] = track
     if watch is not None:
         if seeds != 1:
             raise ConfigError("a watched run (a sweep's trial) is one seed")
@@ -201,7 +208,8 @@ def run(experiment: str | Path | Experiment, *, out: str | Path | None = None,
         overwrite: bool = False, resume: str | Path | None = None, quick: bool = False,
         seeds: int | None = None, jobs: int | None = None, checkpoint_every: int | None = None,
         tensorboard: bool = False, progress: bool | None = None,
-        time_budget: str | float | None = None, **flags: Any) -> dict:
+        time_budget: str | float | None = None, track: str | None = None,
+        **flags: Any) -> dict:
     """Run an experiment as ``nnlab run`` does and return its metrics (the dict that
     ``metrics.json`` holds; over several seeds, ``<metric>_mean``/``_std``).
 
@@ -211,7 +219,8 @@ def run(experiment: str | Path | Experiment, *, out: str | Path | None = None,
     options are the CLI's: ``out`` (default ``runs/<name>/<timestamp>``), ``overwrite``,
     ``resume`` (a run folder), ``quick``, ``seeds``, ``jobs``, ``checkpoint_every``,
     ``tensorboard``, ``time_budget`` (``"10m"`` or seconds: the experiment's sizes are probed
-    on this machine and the best plan that fits runs); ``progress=False`` keeps it silent.
+    on this machine and the best plan that fits runs), ``track`` (``"mlflow"``);
+    ``progress=False`` keeps it silent.
 
     Raises `nnlab.NnlabError` (a ConfigError for a bad value) with the CLI's message.
     """
@@ -222,7 +231,7 @@ def run(experiment: str | Path | Experiment, *, out: str | Path | None = None,
         return execute(exp, flags, out=out, overwrite=overwrite, resume=resume, quick=quick,
                        seeds=seeds, jobs=jobs, checkpoint_every=checkpoint_every,
                        tensorboard=tensorboard, progress=progress,
-                       time_budget=time_budget).metrics
+                       time_budget=time_budget, track=track).metrics
 
 
 def launch(train: Callable[[Any, Any], dict], config: Any, out: str | Path | None = None, *,

@@ -89,6 +89,11 @@ RUN_OPTIONS: list[tuple[str, dict[str, typing.Any]]] = [
                            help="log every history column and the final figures for "
                                 "TensorBoard in RUN/tensorboard, one run per phase (pip install "
                                 "'nnlab[tensorboard]')")),
+    ("--track", dict(choices=("mlflow",), default=None,
+                     help="log the run to MLflow too: its config, every history column by "
+                          "epoch or step, the final metrics and figures; to "
+                          "$MLFLOW_TRACKING_URI, else MLflow's default (mlflow.db in the "
+                          "working folder) (pip install 'nnlab[mlflow]')")),
     ("--seeds", dict(type=int, default=None, metavar="N",
                      help="run seeds --seed .. --seed+N-1, each in --out/seed<k>, and "
                           "report every metric as mean ± std (default: 1)")),
@@ -243,6 +248,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                     help="start no trial after T (90s, 10m, 2h) of the sweep")
     sw.add_argument("--quick", action="store_true",
                     help="every trial with the experiment's --quick defaults")
+    sw.add_argument("--track", choices=("mlflow",), default=None,
+                    help="log every trial to MLflow, as runs of one MLflow experiment "
+                         "('nnlab sweep NAME') (pip install 'nnlab[mlflow]')")
     sw.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="a new or empty folder (default: runs/sweep-NAME/TIMESTAMP)")
     sw.add_argument("--resume", type=Path, default=None, metavar="DIR",
@@ -288,7 +296,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     outcome = execute(exp, given_flags(exp, args), out=args.out, overwrite=args.overwrite,
                       resume=args.resume, quick=args.quick, seeds=args.seeds, jobs=args.jobs,
                       checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
-                      time_budget=args.time_budget)
+                      time_budget=args.time_budget, track=args.track)
     if not outcome.trained:
         print(f"nnlab: {outcome.out} is a finished run (it holds metrics.json); raise "
               f"--epochs or --steps to extend it", file=sys.stderr)
@@ -324,7 +332,8 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     result = sweep(args.experiment, args.param, trials=args.trials, jobs=args.jobs,
                    out=args.out, sampler=args.sampler, metric=args.metric,
                    direction=args.direction, storage=args.storage, resume=args.resume,
-                   quick=args.quick, time_budget=args.time_budget, **given)
+                   quick=args.quick, time_budget=args.time_budget, track=args.track,
+                   **given)
     print(summary(result))
 
 

@@ -184,6 +184,7 @@ class Spec:
     seed: int = 0
     time_budget_s: float | None = None
     started: float = 0.0
+    track: str | None = None
 
 
 def _storage_url(out: Path, storage: str | None) -> str:
@@ -281,7 +282,7 @@ def _run_trial(spec: Spec, exp: experiments.Experiment, out: Path, trial: Any,
     try:
         outcome = api.execute(exp, given, out=None if resume else folder,
                               resume=folder if resume else None, quick=spec.quick,
-                              progress=False, watch=watch)
+                              progress=False, watch=watch, track=spec.track)
     except Interrupted:
         raise  # the trial stays running: --resume continues it from its checkpoint
     except NnlabError as e:
@@ -421,12 +422,14 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
           *, trials: int = 20, jobs: int = 1, out: str | Path | None = None,
           sampler: str = "tpe", metric: str | None = None, direction: str = "maximize",
           storage: str | None = None, resume: str | Path | None = None, quick: bool = False,
-          time_budget: str | float | None = None, **flags: Any) -> SweepResult:
+          time_budget: str | float | None = None, track: str | None = None,
+          **flags: Any) -> SweepResult:
     """Search ``params`` (``["lr=1e-4..1e-1:log", "momentum=0,0.5,0.9"]``) of an experiment
     over ``trials`` runs, ``jobs`` at a time, into ``out`` (``nnlab sweep``'s twin);
     ``flags``: fixed flags of every trial, by field name. ``metric``: the flattened metrics
     key to optimise (default: the held-out accuracy, ``val_acc`` or ``test_acc``);
-    ``resume``: a sweep folder to continue. Returns the best trial."""
+    ``resume``: a sweep folder to continue; ``track="mlflow"``: every trial a run of one
+    MLflow experiment. Returns the best trial."""
     if resume is not None:
         out = Path(resume)
         if not (out / SWEEP_FILE).is_file():
@@ -437,8 +440,13 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
         exp = _resolve(experiment) if experiment else experiments.get(spec.experiment)
     else:
         exp = _resolve(experiment)
+        if track is not None:
+            from nnlab.engine import tracking
+
+            tracking.check(track)
         spec = _new_spec(exp, params or [], trials, out, sampler, metric, direction, storage,
                          quick, time_budget, flags)
+        spec.track = track
         out = Path(spec_out(exp, out))
         if out.exists() and any(out.iterdir()):
             hint = " (a sweep: continue it with --resume)" if (out / SWEEP_FILE).exists() \
@@ -451,6 +459,11 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
         write_json_atomic(out / SWEEP_FILE, dataclasses.asdict(spec))
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    if spec.track is not None:  # every trial a run of one MLflow experiment
+        from nnlab.engine import tracking
+
+        tracking.check(spec.track)
+        os.environ[tracking.EXPERIMENT_ENV] = f"nnlab sweep {exp.name}"
     p = [parse_param(t, exp.Config) for t in spec.params]
     study = _load(spec, p)
     print(f"nnlab: sweep of {exp.name} into {out}: {spec.trials} trials of "

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import platform
 import shlex
 import signal
@@ -62,6 +63,7 @@ class RunOptions:
     # a watcher of every history row the drivers log (a sweep's pruner): returning a reason
     # stops the run after that row, as a time budget's deadline does, keeping what it trained
     watch: Callable[[dict], str | None] | None = None
+    track: str | None = None  # --track mlflow: the run logged to MLflow as well
 
 
 # --------------------------------------------------------------------------- signals
@@ -224,6 +226,8 @@ class Run:
             self.deadline = self.clock() + self.options.deadline - process_age_s()
         self.stopped_by_budget: str | None = None  # where a late run was stopped
         self.halted: str | None = None  # why a watcher (RunOptions.watch) stopped it
+        self.tracker: Any = None  # --track mlflow (rank 0)
+        self._parent_env: str | None = None
 
     def start(self) -> Run:
         """Join the torchrun group (if any), load the newest checkpoint when resuming, make
@@ -257,6 +261,8 @@ class Run:
                                     if p.is_file()},
                                 "metrics": (self.out / "metrics.json").exists()}
             self._write_config(self._extra)
+            if self.options.track is not None:
+                self._start_tracker()
             if self.options.resume:  # extending a finished run: it is unfinished again
                 done = self.out / "metrics.json"
                 if done.exists():
@@ -356,6 +362,9 @@ class Run:
             old = ckpt.read_json(path)
             if "time_budget" in old:
                 record["time_budget"] = old["time_budget"]
+            for kept in ("mlflow_run_id", "halted", "classes"):  # what the run learnt
+                if kept in old:
+                    record[kept] = old[kept]
             record["provenance"] = old.get("provenance", info)
             record["provenance"].setdefault("resumed", []).append(
                 {k: info[k] for k in ("command", "started", "host", "cpu", "threads",
@@ -560,12 +569,43 @@ class Run:
                 log_dir=str(self.out / "tensorboard" / phase), purge_step=purge)
         return self._writers[phase]
 
+    def _start_tracker(self) -> None:
+        """The run's MLflow run (its id kept in config.json, so a resume goes on in it);
+        the sub-runs this run makes (seeds, datasets, lengths) become its children."""
+        from nnlab.engine import tracking
+
+        run_id = ckpt.read_json(self.out / "config.json").get("mlflow_run_id") \
+            if self.options.resume else None
+        self.tracker = tracking.MlflowTracker(self.out, self.experiment,
+                                              dataclasses.asdict(self.config), run_id)
+        if self.tracker.run_id is not None:
+            self.record(mlflow_run_id=self.tracker.run_id)
+            self._parent_env = os.environ.get(tracking.PARENT_ENV)
+            os.environ[tracking.PARENT_ENV] = self.tracker.run_id
+
+    def _end_tracker(self, metrics: dict | None) -> None:
+        if self.tracker is None:
+            return
+        from nnlab.engine import tracking
+
+        if metrics is None:
+            self.tracker.stop()
+        else:
+            self.tracker.finish(metrics)
+        if self._parent_env is None:
+            os.environ.pop(tracking.PARENT_ENV, None)
+        else:
+            os.environ[tracking.PARENT_ENV] = self._parent_env
+        self.tracker = None
+
     def log_row(self, row: dict, x: str, phase: str = "") -> None:
         """Every numeric column of a history row as a TensorBoard scalar at step ``row[x]``,
         in the TensorBoard run of ``phase`` (a path such as 'adam' or 'numpy'); the row to
         the run's watcher, whose reason to stop (``halted``) the driver then acts on."""
         if self.options.watch is not None and self.halted is None:
             self.halted = self.options.watch(row)
+        if self.tracker is not None:
+            self.tracker.log_row(row, x, phase)
         if not (self.options.tensorboard and self.main):
             return
         writer = self._writer(phase, int(row[x]))
@@ -586,7 +626,11 @@ class Run:
                 if k in ("experiment_file", "experiment_source")}
 
     def execute(self, train: Callable[[Any, Run], dict]) -> dict:
-        metrics = train(self.config, self)
+        try:
+            metrics = train(self.config, self)
+        except BaseException:
+            self._end_tracker(None)  # its MLflow run says KILLED; a resume reopens it
+            raise
         self.finish(metrics)
         return metrics
 
@@ -634,6 +678,7 @@ class Run:
             for writer in self._writers.values():
                 writer.close()
         ckpt.write_json_atomic(self.out / "metrics.json", metrics)
+        self._end_tracker(metrics)
 
 
 def finished(folder: Path, config: Any) -> dict | None:
