@@ -657,8 +657,8 @@ def _effect(path: Path, study: Any, spec: Spec, params: list[Param]) -> None:
     shown = [t for t in study.trials if t.state in (state.COMPLETE, state.PRUNED)
              and (t.value is not None or t.intermediate_values)]
     best = study.best_trial
-    fig, axes = plt.subplots(1, len(params), figsize=(4 * len(params), 3.4), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(params), figsize=(max(6.0, 4 * len(params)), 3.8),
+                             squeeze=False, sharey=True)
     for ax, p in zip(axes[0], params, strict=True):
         keys = p.keys() if p.kind == "choice" else None
         for t in shown:
@@ -679,9 +679,9 @@ def _effect(path: Path, study: Any, spec: Spec, params: list[Param]) -> None:
         ax.set_xlabel(f"--{flag_name(p.name)}")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(spec.metric)
-    axes[0][0].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{spec.experiment}: {spec.metric} against each searched flag "
-                 "(hollow: pruned, at its last evaluation)", fontsize=10)
+    axes[0][0].legend(loc="best", fontsize=8)
+    fig.suptitle(f"{spec.experiment}: {spec.metric} against each searched flag\n"
+                 "(filled: finished; hollow: pruned, at its last evaluation)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -673,6 +673,41 @@ def precision(*folders: Path, base: str = "") -> Table:
                   "first epoch's held-out loss", "wall s"], rows)
 
 
+# --------------------------------------------------------------------------- sweeps
+
+
+def sweep(*folders: Path) -> Table:
+    """``nnlab sweep`` folders, one row each: the experiment and its fixed flags, what was
+    searched, the trials (finished / pruned) and the best trial's value and flags."""
+    rows, samplers = [], set()
+    for folder in folders:
+        spec, best = read_json(folder / "sweep.json"), read_json(folder / "best.json")
+        samplers.add(str(spec.get("sampler")))
+        fixed = " ".join(f"--{k.replace('_', '-')} {_flag_value(v)}"
+                         for k, v in spec.get("flags", {}).items() if k != "data")
+        metric = spec.get("metric", "?")
+        rows.append([run_name(folder), f"`{spec.get('experiment')} {fixed}`",
+                     ", ".join(f"`{p}`" for p in spec.get("params", [])),
+                     f"{best.get('complete', 0)} / {best.get('pruned', 0)}",
+                     "—" if best.get(metric) is None else
+                     pct(best[metric]) if metric.endswith("acc") else f"{best[metric]:.4f}",
+                     ", ".join(f"--{k} {v}" for k, v in best.get("params", {}).items())])
+    return Table(["sweep", "experiment and fixed flags", "searched", "trials finished / pruned",
+                  "best value (held-out)", "best flags"], rows,
+                 setting=f"one seed per trial, Optuna's {' and '.join(sorted(samplers))} "
+                         "sampler, median pruner; "
+                         + "; ".join(sorted({cpu(f / best_folder(f)) for f in folders})))
+
+
+def best_folder(folder: Path) -> str:
+    """The run folder of a sweep's best trial, relative to the sweep."""
+    return str(read_json(folder / "best.json").get("folder") or "")
+
+
+def _flag_value(v: object) -> str:
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
 BUILDERS: dict[str, Callable[..., Table]] = {
     "toy": toy, "toy-seeds": toy_seeds, "gradient-check": gradient_check,
     "cifar-mlp": cifar_mlp, "evaluations": evaluations, "vgg": vgg, "vgg-short": vgg_short,
@@ -680,7 +715,7 @@ BUILDERS: dict[str, Callable[..., Table]] = {
     "palindrome-grid": palindrome_grid, "long-memory": long_memory, "profile": profile,
     "bench": bench, "muon-lr-sweep": muon_lr_sweep,
     "budget-sizes": budget_sizes, "time-budget": time_budget,
-    "airbench-pair": airbench_pair, "precision": precision,
+    "airbench-pair": airbench_pair, "precision": precision, "sweep": sweep,
 }
 
 
