@@ -123,6 +123,7 @@ def test_a_list_valued_flag_is_searched_as_choices_split_by_a_bar():
                                                       "continuous range"),
     (["--param", "lr=1e-3..1", "--trials", "0"], "--trials must be >= 1"),
     ([], "a sweep needs at least one --param"),
+    (["--param", "lr=1e-3..1", "--storage", "nosuchdb://x"], "the sweep's storage nosuchdb://x"),
     (["--param", "lr=1e-3..1", "--", "--epochs", "0"], "--epochs must be > 0"),
 ])
 def test_bad_sweeps_are_one_line(tmp_path, capsys, args, said):

@@ -24,6 +24,7 @@ import fcntl
 import math
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -179,7 +180,7 @@ class Spec:
     metric: str
     direction: str
     sampler: str
-    storage: str
+    storage: str  # a database URL; "": the sweep folder's study.db
     quick: bool = False
     seed: int = 0
     time_budget_s: float | None = None
@@ -191,7 +192,7 @@ def _storage_url(out: Path, storage: str | None) -> str:
     return storage or f"sqlite:///{(out / 'study.db').absolute()}"
 
 
-def _load(spec: Spec, params: list[Param], worker: int = 0) -> Any:
+def _load(spec: Spec, params: list[Param], out: Path, worker: int = 0) -> Any:
     """The study, with this process's sampler: seeded from the sweep's seed and the
     process's number, so that processes sharing the study draw different values."""
     import optuna
@@ -206,12 +207,13 @@ def _load(spec: Spec, params: list[Param], worker: int = 0) -> Any:
         sampler = optuna.samplers.TPESampler(seed=spec.seed + worker, constant_liar=True)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, spec.trials // 4)),
                                          n_warmup_steps=1)
+    storage = _storage_url(out, spec.storage or None)  # default: study.db beside it
     try:
-        return optuna.create_study(study_name="nnlab", storage=spec.storage, sampler=sampler,
+        return optuna.create_study(study_name="nnlab", storage=storage, sampler=sampler,
                                    pruner=pruner, direction=spec.direction,
                                    load_if_exists=True)
     except Exception as e:  # noqa: BLE001 - a database that cannot be reached or read
-        raise NnlabError(f"--storage {spec.storage}: {type(e).__name__}: "
+        raise NnlabError(f"the sweep's storage {storage}: {type(e).__name__}: "
                          f"{str(e).splitlines()[0][:200]}") from None
 
 
@@ -331,7 +333,7 @@ def _work(out: Path, exp: experiments.Experiment | None = None, worker: int = 0)
     spec = Spec(**read_json(out / SWEEP_FILE))
     exp = exp or experiments.get(spec.experiment)
     params = [parse_param(p, exp.Config) for p in spec.params]
-    study = _load(spec, params, worker)
+    study = _load(spec, params, out, worker)
     while True:
         if spec.time_budget_s is not None and time.time() - spec.started > spec.time_budget_s:
             return
@@ -454,7 +456,7 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
             raise NnlabError(f"--out {out}: the folder holds files{hint}; pick a new or "
                              "empty one")
         out.mkdir(parents=True, exist_ok=True)
-        spec.storage = _storage_url(out, storage)
+        spec.storage = storage or ""  # "": study.db in the sweep folder, wherever it is
         spec.started = time.time()
         write_json_atomic(out / SWEEP_FILE, dataclasses.asdict(spec))
     if jobs < 1:
@@ -465,7 +467,12 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
         tracking.check(spec.track)
         os.environ[tracking.EXPERIMENT_ENV] = f"nnlab sweep {exp.name}"
     p = [parse_param(t, exp.Config) for t in spec.params]
-    study = _load(spec, p)
+    try:
+        study = _load(spec, p, out)
+    except NnlabError:
+        if resume is None:  # a new sweep that cannot reach its storage leaves nothing
+            shutil.rmtree(out)
+        raise
     print(f"nnlab: sweep of {exp.name} into {out}: {spec.trials} trials of "
           + ", ".join(spec.params) + f"; {spec.sampler} sampler, median pruner, "
           f"{spec.direction} {spec.metric}", file=sys.stderr, flush=True)
