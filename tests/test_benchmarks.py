@@ -41,6 +41,21 @@ def test_the_muon_rule_benchmark_reads_its_sweep():
     assert "the best lr swept is" in out and "x the rule's" in out
 
 
+@pytest.mark.slow
+def test_the_muon_rule_is_rebuilt_by_two_sweeps(learnable_cifar, nnlab_cache, tmp_path):
+    """--refit: a grid sweep of --muon-lr at a short and a long run, then the power law
+    through their best lrs (tiny runs on fake images: the mechanism, not the rule)."""
+    tiny = "--widths 8,8,8 --val-size 100 --batch-size 50 --train-limit 200"
+    out = _bench("benchmarks/muon_lr_rule.py", "--refit", str(tmp_path / "refit"), "--data",
+                 str(learnable_cifar), "--lrs", "0.05,0.3", "--short", f"{tiny} --epochs 1",
+                 "--long", f"{tiny} --epochs 3")
+    assert "short: 4 steps, best --muon-lr" in out and "long: 12 steps" in out
+    assert "the refit rule: lr = " in out and (tmp_path / "refit" / "rule.png").is_file()
+    for length in ("short", "long"):
+        best = json.loads((tmp_path / "refit" / length / "best.json").read_text())
+        assert best["complete"] == 2 and best["pruned"] == 0  # no pruning: every lr ran out
+
+
 def test_the_airbench_pair_table_reads_the_run_folder_the_ports_log_and_the_outside_times(
         tmp_path):
     from nnlab.study.tables import airbench_pair, anchor_epochs

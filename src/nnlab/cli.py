@@ -248,6 +248,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                     help="start no trial after T (90s, 10m, 2h) of the sweep")
     sw.add_argument("--quick", action="store_true",
                     help="every trial with the experiment's --quick defaults")
+    sw.add_argument("--no-prune", dest="prune", action="store_false",
+                    help="run every trial to its end (by default a trial that does worse "
+                         "than the median of earlier ones by the same epoch is stopped)")
     sw.add_argument("--track", choices=("mlflow",), default=None,
                     help="log every trial to MLflow, as runs of one MLflow experiment "
                          "('nnlab sweep NAME') (pip install 'nnlab[mlflow]')")
@@ -333,7 +336,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
                    out=args.out, sampler=args.sampler, metric=args.metric,
                    direction=args.direction, storage=args.storage, resume=args.resume,
                    quick=args.quick, time_budget=args.time_budget, track=args.track,
-                   **given)
+                   prune=args.prune, **given)
     print(summary(result))
 
 

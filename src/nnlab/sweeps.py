@@ -186,6 +186,7 @@ class Spec:
     time_budget_s: float | None = None
     started: float = 0.0
     track: str | None = None
+    prune: bool = True
 
 
 def _storage_url(out: Path, storage: str | None) -> str:
@@ -206,7 +207,8 @@ def _load(spec: Spec, params: list[Param], out: Path, worker: int = 0) -> Any:
     else:  # the constant liar: a running trial counts as a poor one, so others look elsewhere
         sampler = optuna.samplers.TPESampler(seed=spec.seed + worker, constant_liar=True)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, spec.trials // 4)),
-                                         n_warmup_steps=1)
+                                         n_warmup_steps=1) \
+        if spec.prune else optuna.pruners.NopPruner()
     storage = _storage_url(out, spec.storage or None)  # default: study.db beside it
     try:
         return optuna.create_study(study_name="nnlab", storage=storage, sampler=sampler,
@@ -318,7 +320,11 @@ def _was_pruned(folder: Path) -> bool:
 
 def _tell(trial: Any, state: Any, value: float | None = None) -> None:
     """The trial's end, to the study (a pruned one keeps its last reported value)."""
-    trial.study.tell(trial, value, state=state)
+    try:
+        trial.study.tell(trial, value, state=state)
+    except RuntimeError as e:  # the grid sampler's "the grid is done", meant for optimize()
+        if "Study.stop" not in str(e):  # the trial itself was stored before it
+            raise
 
 
 def _shown(value: Any) -> str:
@@ -425,13 +431,14 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
           sampler: str = "tpe", metric: str | None = None, direction: str = "maximize",
           storage: str | None = None, resume: str | Path | None = None, quick: bool = False,
           time_budget: str | float | None = None, track: str | None = None,
-          **flags: Any) -> SweepResult:
+          prune: bool = True, **flags: Any) -> SweepResult:
     """Search ``params`` (``["lr=1e-4..1e-1:log", "momentum=0,0.5,0.9"]``) of an experiment
     over ``trials`` runs, ``jobs`` at a time, into ``out`` (``nnlab sweep``'s twin);
     ``flags``: fixed flags of every trial, by field name. ``metric``: the flattened metrics
     key to optimise (default: the held-out accuracy, ``val_acc`` or ``test_acc``);
     ``resume``: a sweep folder to continue; ``track="mlflow"``: every trial a run of one
-    MLflow experiment. Returns the best trial."""
+    MLflow experiment; ``prune=False``: every trial runs to its end. Returns the best
+    trial."""
     if resume is not None:
         out = Path(resume)
         if not (out / SWEEP_FILE).is_file():
@@ -448,7 +455,7 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
             tracking.check(track)
         spec = _new_spec(exp, params or [], trials, out, sampler, metric, direction, storage,
                          quick, time_budget, flags)
-        spec.track = track
+        spec.track, spec.prune = track, prune
         out = Path(spec_out(exp, out))
         if out.exists() and any(out.iterdir()):
             hint = " (a sweep: continue it with --resume)" if (out / SWEEP_FILE).exists() \
@@ -473,8 +480,9 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
         if resume is None:  # a new sweep that cannot reach its storage leaves nothing
             shutil.rmtree(out)
         raise
+    pruning = "median pruner" if spec.prune else "no pruning"
     print(f"nnlab: sweep of {exp.name} into {out}: {spec.trials} trials of "
-          + ", ".join(spec.params) + f"; {spec.sampler} sampler, median pruner, "
+          + ", ".join(spec.params) + f"; {spec.sampler} sampler, {pruning}, "
           f"{spec.direction} {spec.metric}", file=sys.stderr, flush=True)
     try:
         _resume_interrupted(spec, exp, out, study, p)
