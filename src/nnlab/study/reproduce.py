@@ -21,6 +21,16 @@ from pathlib import Path
 from nnlab.engine.prepare import check_data, check_out, locked
 from nnlab.errors import Interrupted, NnlabError
 
+
+def _long_run(cell: str, length: int, what: str, cost: str) -> tuple[list[str], str, str]:
+    """A long-recipe palindrome run of one cell at one length, 15 minutes at most (the LSTM
+    with 64 hidden units)."""
+    hidden = ["--hidden", "64"] if cell == "lstm" else []
+    return (["palindrome", "--recipe", "long", "--cell", cell, "--length", str(length),
+             *hidden, "--eval-every", "50", "--steps", "100000", "--time-limit", "15"],
+            what, cost)
+
+
 # name -> (argv after `nnlab run`, what it makes, rough cost on a 2-core CPU)
 RESULTS: dict[str, tuple[list[str], str, str]] = {
     "toy-sgd": (["toy", "--dataset", "all", "--seeds", "3"],
@@ -46,14 +56,10 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
                                "--lengths", "5,10,15,20,30,40", "--steps", "3000",
                                "--seeds", "3", "--jobs", "3"],
                               "Part III, long recipe on the study's lengths, 3 seeds", "10 min"),
-    "palindrome-long-rnn": (["palindrome", "--recipe", "long", "--cell", "rnn", "--length",
-                             "200", "--eval-every", "50", "--steps", "100000",
-                             "--time-limit", "15"],
-                            "Part III, long recipe: tanh RNN at T = 200", "5-15 min"),
-    "palindrome-long-lstm": (["palindrome", "--recipe", "long", "--cell", "lstm", "--length",
-                              "1000", "--hidden", "64", "--eval-every", "50", "--steps",
-                              "100000", "--time-limit", "15"],
-                             "Part III, long recipe: LSTM at T = 1000", "10-15 min"),
+    "palindrome-long-rnn": _long_run("rnn", 200, "Part III, long recipe: tanh RNN at T = 200",
+                                     "5-15 min"),
+    "palindrome-long-lstm": _long_run("lstm", 1000, "Part III, long recipe: LSTM at T = 1000",
+                                      "10-15 min"),
     # What each choice of the long recipe buys: the tanh RNN at T = 60, one choice undone
     # at a time, 2,000 steps each (a step budget, so a busy machine changes nothing).
     **{f"palindrome-ablation-{name}": (
@@ -119,14 +125,10 @@ RESULTS: dict[str, tuple[list[str], str, str]] = {
                               "--bias-lr-scale", "1"], "the first version: both undone"),
        ]},
     # How far the long recipe goes: a longer T for each cell, 15 minutes each.
-    "palindrome-push-rnn": (["palindrome", "--recipe", "long", "--cell", "rnn", "--length",
-                             "1000", "--eval-every", "50", "--steps", "100000",
-                             "--time-limit", "15"],
-                            "Part III, long recipe pushed: tanh RNN at T = 1000", "15 min"),
-    "palindrome-push-lstm": (["palindrome", "--recipe", "long", "--cell", "lstm", "--length",
-                              "2000", "--hidden", "64", "--eval-every", "50", "--steps",
-                              "100000", "--time-limit", "15"],
-                             "Part III, long recipe pushed: LSTM at T = 2000", "15 min"),
+    "palindrome-push-rnn": _long_run("rnn", 1000, "Part III, long recipe pushed: tanh RNN at "
+                                     "T = 1000", "15 min"),
+    "palindrome-push-lstm": _long_run("lstm", 2000, "Part III, long recipe pushed: LSTM at "
+                                      "T = 2000", "15 min"),
 }
 
 # The study as one command: `nnlab reproduce --profile NAME` runs these parts, in order, each
