@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -63,26 +62,23 @@ def refit(args: argparse.Namespace) -> None:
     lr that starts slowly must not be cut) at a short and a long run, the best lr of each,
     and the power law through the two; OUT/rule.png draws it beside today's rule."""
     import nnlab
-    from nnlab.study.tables import cpu
+    from nnlab.study.tables import cpu, power_law, refit_points
 
     lengths = {"short": shlex.split(args.short), "long": shlex.split(args.long)}
-    found = {}
     for name, flags in lengths.items():
         given = _flags(flags)
         if args.data:
             given["data"] = args.data
-        result = nnlab.sweep("cifar-speedrun", [f"muon_lr={args.lrs}"], sampler="grid",
-                             trials=len(args.lrs.split(",")), prune=False,
-                             out=args.refit / name, **given)
-        metrics = json.loads((result.best_folder / "metrics.json").read_text())
-        config = json.loads((result.best_folder / "config.json").read_text())
-        steps = config["epochs"] * (metrics["n_train"] // config["batch_size"])
-        found[name] = (steps, float(result.best_params["muon_lr"]), result.best_value)
-        print(f"{name}: {steps} steps, best --muon-lr {found[name][1]:g} "
-              f"(val_acc {result.best_value:.4f}) on {cpu(result.best_folder)}", flush=True)
-    (s1, lr1, _), (s2, lr2, _) = found["short"], found["long"]
-    b = math.log(lr1 / lr2) / math.log(s2 / s1)
-    a = lr1 * s1 ** b
+        nnlab.sweep("cifar-speedrun", [f"muon_lr={args.lrs}"], sampler="grid",
+                    trials=len(args.lrs.split(",")), prune=False, out=args.refit / name,
+                    **given)
+    found = refit_points(args.refit)  # the same numbers the docs' table reads
+    for name, (steps, lr, acc) in found.items():
+        run = args.refit / name / json.loads((args.refit / name / "best.json").read_text())[
+            "folder"]
+        print(f"{name}: {steps} steps, best --muon-lr {lr:g} (val_acc {acc:.4f}) on "
+              f"{cpu(run)}", flush=True)
+    a, b = power_law(found)
     print(f"\nthe refit rule: lr = {a:.3g} x steps^-{b:.3g} (today's: {RULE_A:g} x "
           f"steps^-{RULE_B:g}); at 430 steps (the full-width recipe): {a * 430 ** -b:.3g} "
           f"(today's {RULE_A * 430 ** -RULE_B:.3g})")

@@ -8,7 +8,9 @@ Every builder returns a :class:`Table`; :func:`markdown` renders one. Builders r
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -708,6 +710,49 @@ def _flag_value(v: object) -> str:
     return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
+def refit_points(folder: Path) -> dict[str, tuple[int, float, float]]:
+    """{length: (optimizer steps, best --muon-lr, its val_acc)} of a rule refit's sweeps
+    (``benchmarks/muon_lr_rule.py --refit FOLDER``: ``short/`` and ``long/``)."""
+    points = {}
+    for name in ("short", "long"):
+        best = read_json(folder / name / "best.json")
+        run = folder / name / str(best["folder"])
+        config, metrics = read_json(run / "config.json"), _metrics(run)
+        steps = int(config["epochs"]) * (int(metrics["n_train"]) // int(config["batch_size"]))
+        points[name] = (steps, float(config["muon_lr"]), float(best["val_acc"]))
+    return points
+
+
+def power_law(points: dict[str, tuple[int, float, float]]) -> tuple[float, float]:
+    """(A, B) of lr = A x steps^-B through the short and the long run's best lrs."""
+    (s1, lr1, _), (s2, lr2, _) = points["short"], points["long"]
+    b = math.log(lr1 / lr2) / math.log(s2 / s1)
+    return lr1 * s1 ** b, b
+
+
+def muon_refit(folder: Path) -> Table:
+    """The Muon lr rule rebuilt by two sweeps: each length's steps and every lr's validation
+    accuracy (the best in bold), then the power law through the two bests beside today's."""
+    from nnlab.experiments.cifar_speedrun import RULE_A, RULE_B
+
+    points = refit_points(folder)
+    rows = []
+    for name, (steps, best_lr, _) in points.items():
+        trials = sorted((float(r["muon-lr"]), r["val_acc"]) for r in
+                        csv.DictReader((folder / name / "trials.csv").open()))
+        rows.append([name, f"{steps:,}", ", ".join(
+            (f"**{lr:g}: {100 * float(acc):.1f}%**" if lr == best_lr else
+             f"{lr:g}: {100 * float(acc):.1f}%") for lr, acc in trials),
+            f"{best_lr:g}", f"{RULE_A * steps ** -RULE_B:.3g}"])
+    a, b = power_law(points)
+    rows.append(["the power law through both", "", "", f"{a:.3g} × steps^−{b:.3g}",
+                 f"{RULE_A:g} × steps^−{RULE_B:g}"])
+    ran = setting(*(folder / n / str(read_json(folder / n / "best.json")["folder"])
+                    for n in points))
+    return Table(["run", "steps", "--muon-lr: val acc", "best lr", "today's rule"], rows,
+                 setting=f"one seed per lr; {ran}")
+
+
 BUILDERS: dict[str, Callable[..., Table]] = {
     "toy": toy, "toy-seeds": toy_seeds, "gradient-check": gradient_check,
     "cifar-mlp": cifar_mlp, "evaluations": evaluations, "vgg": vgg, "vgg-short": vgg_short,
@@ -716,6 +761,7 @@ BUILDERS: dict[str, Callable[..., Table]] = {
     "bench": bench, "muon-lr-sweep": muon_lr_sweep,
     "budget-sizes": budget_sizes, "time-budget": time_budget,
     "airbench-pair": airbench_pair, "precision": precision, "sweep": sweep,
+    "muon-refit": muon_refit,
 }
 
 
