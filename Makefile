@@ -45,6 +45,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/roofline.py
 	$(BIN)/python benchmarks/muon_cost.py
 	$(BIN)/python benchmarks/muon_lr_rule.py
+	@if [ -n "$$NNLAB_DATA" ] && [ -n "$(ANCHORS)" ]; then \
+	  $(BIN)/python benchmarks/airbench_pair.py --per-epoch --data "$$NNLAB_DATA" \
+	    --anchors "$(ANCHORS)" --out runs/bench-epoch --train-limit 10000 --epochs 3 \
+	    --val-size 1000; \
+	else echo "speedrun per epoch beside the record's CPU port: set NNLAB_DATA and ANCHORS"; fi
 	$(BIN)/python benchmarks/time_budget.py
 
 clean:

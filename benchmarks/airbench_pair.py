@@ -19,7 +19,9 @@ folders, the ports' logs and ``pair.json`` (the outside timings) stay in OUT; th
 under ``docs/results``.
 
 Full-width runs take hours per core on a CPU without native bf16; ``--train-limit N
---epochs E --val-size V`` (passed to both sides) make a smoke run.
+--epochs E --val-size V`` (passed to both sides) make a smoke run. ``--per-epoch`` prints
+instead each side's training seconds per epoch and their ratio (``make bench`` runs it on
+10,000 images, 3 epochs, when ``NNLAB_DATA`` and ``ANCHORS`` name the data and the ports).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from nnlab.device import cpu_has_native_bf16, cpu_name, resolve_precision
-from nnlab.study.tables import airbench_pair, markdown
+from nnlab.engine.checkpoint import read_json
+from nnlab.engine.history import History
+from nnlab.study.tables import Table, airbench_pair, anchor_epochs, markdown
 
 
 def write_split(data: str, out: Path, val_size: int = 5000) -> Path:
@@ -106,6 +110,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=0, help="smoke runs: epochs for both")
     ap.add_argument("--val-size", type=int, default=5000,
                     help="validation images (smoke runs: fewer make the evaluations quicker)")
+    ap.add_argument("--per-epoch", action="store_true",
+                    help="print each side's training seconds per epoch and their ratio "
+                         "instead of the accuracy table (make bench: a speed regression shows)")
     args = ap.parse_args(argv)
     args.out = args.out.resolve()  # the ports run from their own folder
     args.anchors = args.anchors.resolve()
@@ -124,7 +131,28 @@ def main() -> None:
     how = "the port alone, one thread" if args.port_only else "one thread each, side by side"
     print(f"{cpu_name()}, native bf16: {cpu_has_native_bf16()}, {how}; nnlab flags: "
           f"{' '.join(nnlab_flags) or '(defaults)'}\n")
+    if args.per_epoch:
+        print(markdown(epoch_times(args.out, pairs)))
+        return
     print(markdown(airbench_pair(args.out)))
+
+
+def epoch_times(out: Path, pairs: list[dict]) -> Table:
+    """Seconds of training per epoch (evaluations excluded), nnlab's from its history's
+    throughput, the port's from its per-epoch lines; the median over epochs after the first
+    (which pays for warm-up), and their ratio."""
+    import statistics
+
+    rows = []
+    for pair in pairs:
+        history = History.load_csv(out / pair["nnlab_folder"] / "history.csv")
+        n_train = read_json(out / pair["nnlab_folder"] / "metrics.json")["n_train"]
+        ours = [n_train / r["images_per_s"] for r in history][1:] or [0.0]
+        walls = [r["wall_s"] for r in anchor_epochs((out / pair["anchor_log"]).read_text())]
+        theirs = [b - a for a, b in zip(walls, walls[1:], strict=False)] or walls
+        a, b = statistics.median(ours), statistics.median(theirs)
+        rows.append([str(pair["seed"]), f"{a:.1f}", f"{b:.1f}", f"{a / b:.2f}"])
+    return Table(["seed", "nnlab s/epoch", "port s/epoch", "nnlab / port"], rows)
 
 
 if __name__ == "__main__":

@@ -104,3 +104,25 @@ def test_the_airbench_pair_table_reads_the_run_folder_the_ports_log_and_the_outs
                                               "90.10%", "1,100", "—"]
     assert rows[2][8:] == ["fp32, 1 thread, no nnlab beside it",
                            "Other CPU, native bf16"]
+
+
+def test_the_per_epoch_speed_of_nnlab_and_the_port_skips_the_first_epoch(tmp_path):
+    """airbench_pair.py --per-epoch: nnlab's training seconds per epoch (from its
+    throughput) beside the port's (from its epoch lines), medians past the first epoch."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pair", ROOT / "benchmarks/airbench_pair.py")
+    pair = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pair)
+    run = tmp_path / "nnlab"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"n_train": 1000}))
+    (run / "history.csv").write_text("epoch,images_per_s,wall_s\n1,50,30\n2,100,45\n"
+                                     "3,125,60\n4,100,75\n")
+    (tmp_path / "port.log").write_text("\n".join(
+        f"|  0  |  {e}  |  1.0  |  0.5  |  0.8  |    |  {w}  |  {w + 1}  |"
+        for e, w in ((0, 30.0), (1, 42.0), (2, 54.0), (3, 68.0))))
+    table = pair.epoch_times(tmp_path, [{"seed": 0, "nnlab_folder": "nnlab",
+                                         "anchor_log": "port.log"}])
+    assert table.rows == [["0", "10.0", "12.0", "0.83"]]  # medians of 10, 8, 10 and 12, 12, 14
+
