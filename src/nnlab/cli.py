@@ -226,7 +226,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sw.add_argument("--param", action="append", default=[], metavar="FLAG=SPEC",
                     help="a searched flag: lo..hi (whole numbers for an integer flag), "
                          "lo..hi:log (log scale), or choices a,b,c; a list-valued flag's "
-                         "choices are separated by |: widths=32,64|64,128. Repeat for more")
+                         "choices are separated by | (quoted): \"widths=32,64|64,128\". "
+                         "Repeat for more")
     sw.add_argument("--trials", type=int, default=20, metavar="N",
                     help="trials in all, pruned ones included (default: 20)")
     sw.add_argument("--jobs", type=int, default=1, metavar="J",
