@@ -83,14 +83,6 @@ class Param:
         raise ConfigError(f"--sampler grid: --param {flag_name(self.name)} is a continuous "
                           "range; give a list of values (a,b,c) or whole numbers (lo..hi)")
 
-    def shown(self, value: Any) -> str:
-        """A value as its flag is typed: (64, 64) -> 64,64."""
-        if isinstance(value, tuple | list):
-            return ",".join(map(str, value))
-        if isinstance(value, bool):
-            return "on" if value else "off"
-        return f"{value:g}" if isinstance(value, float) else str(value)
-
 
 def parse_param(text: str, config_cls: type) -> Param:
     """``FLAG=SPEC`` -> a :class:`Param`. SPEC: ``lo..hi`` (whole numbers for an int flag),
@@ -364,7 +356,7 @@ def _worker(out: str, threads: int, worker: int) -> None:  # a --jobs process
         sys.exit(1)
 
 
-def _interrupted(study: Any, out: Path) -> list[Any]:
+def _interrupted(study: Any) -> list[Any]:
     """Running trials left by a process that is gone (this host's, by PID): to resume."""
     import optuna
 
@@ -395,7 +387,7 @@ def _resume_interrupted(spec: Spec, exp: experiments.Experiment, out: Path,
                         study: Any, params: list[Param]) -> None:
     import optuna
 
-    for frozen in _interrupted(study, out):
+    for frozen in _interrupted(study):
         trial = optuna.trial.Trial(study, frozen._trial_id)  # the running trial, reopened
         values = {p.name: p.value(frozen.params[p.name]) for p in params}
         folder = out / "trials" / f"{frozen.number:04d}"
@@ -456,7 +448,7 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
         spec = _new_spec(exp, params or [], trials, out, sampler, metric, direction, storage,
                          quick, time_budget, flags)
         spec.track, spec.prune = track, prune
-        out = Path(spec_out(exp, out))
+        out = Path(_default_out(exp, out))
         if out.exists() and any(out.iterdir()):
             hint = " (a sweep: continue it with --resume)" if (out / SWEEP_FILE).exists() \
                 else ""
@@ -497,9 +489,10 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
 
 
 def _parallel(out: Path, jobs: int, exp: experiments.Experiment) -> None:
-    if exp.source not in ("nnlab",) and not exp.source.startswith("plugin"):
-        raise ConfigError("--jobs > 1 needs an experiment nnlab can find by name in another "
-                          "process (built in or a plugin); run this one with --jobs 1")
+    if exp.source == "python":
+        raise ConfigError("--jobs > 1 needs an experiment another process can find (built "
+                          "in, a plugin or a file); one defined in this Python session runs "
+                          "with jobs=1")
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(str(out), threads, 1 + i)) for i in range(jobs)]
@@ -534,7 +527,7 @@ def _resolve(experiment: str | Path | experiments.Experiment) -> experiments.Exp
         else experiments.get(str(experiment))
 
 
-def spec_out(exp: experiments.Experiment, out: str | Path | None) -> Path:
+def _default_out(exp: experiments.Experiment, out: str | Path | None) -> Path:
     return Path(out) if out is not None else \
         Path("runs") / f"sweep-{exp.name}" / time.strftime("%Y%m%d-%H%M%S")
 
@@ -713,11 +706,6 @@ def summary(result: SweepResult) -> str:
             f"{result.failed} failed\nits run folder: {result.best_folder}\nrerun it: "
             f"{result.command}\nsweep folder: {result.out} (trials.md, history.png, "
             f"effect.png)")
-
-
-def describe(out: Path) -> dict:
-    """A finished sweep folder's record for the report: sweep.json and best.json."""
-    return {**read_json(out / SWEEP_FILE), "best": read_json(out / "best.json")}
 
 
 __all__ = ["sweep", "SweepResult", "parse_param", "Param"]
