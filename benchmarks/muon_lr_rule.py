@@ -16,7 +16,8 @@ one at a short run (default: 10,000 images, 4 epochs, batch 512: 76 steps, as th
 first point) and one at a long one (default: the CPU-sized recipe, 8 epochs at batch 256:
 1,400 steps), each into its sweep folder under OUT; it prints the power law through the two
 best lrs beside today's and draws OUT/rule.png. Hours on a 2-core CPU at the defaults;
-``--short``/``--long`` take any cifar-speedrun flags.
+``--short``/``--long`` take any cifar-speedrun flags; run again on the same OUT, it
+continues an interrupted sweep (or only redraws).
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def refit(args: argparse.Namespace) -> None:
         given = _flags(flags)
         if args.data:
             given["data"] = args.data
+        if (args.refit / name / "sweep.json").is_file():  # run before: go on (or redraw)
+            nnlab.sweep(None, resume=args.refit / name)
+            continue
         nnlab.sweep("cifar-speedrun", [f"muon_lr={args.lrs}"], sampler="grid",
                     trials=len(args.lrs.split(",")), prune=False, out=args.refit / name,
                     **given)
@@ -119,7 +123,8 @@ def _draw(path: Path, found: dict, a: float, b: float) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("optimizer steps of the run")
     ax.set_ylabel("Muon's best --muon-lr")
-    ax.set_title("Muon's learning rate against the run's length, from two nnlab sweeps")
+    ax.set_title("Muon's best learning rate against the run's length\n"
+                 "(two nnlab sweeps, one seed per lr)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

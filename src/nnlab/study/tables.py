@@ -750,7 +750,7 @@ def muon_refit(folder: Path) -> Table:
     ran = setting(*(folder / n / str(read_json(folder / n / "best.json")["folder"])
                     for n in points))
     return Table(["run", "steps", "--muon-lr: val acc", "best lr", "today's rule"], rows,
-                 setting=f"one seed per lr; {ran}")
+                 setting=ran.replace("1 seed each", "one seed per lr"))
 
 
 BUILDERS: dict[str, Callable[..., Table]] = {
