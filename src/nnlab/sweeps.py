@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab import api, experiments
-from nnlab.config import field_kind, flag_name, parse_sizes
+from nnlab.config import field_kind, flag_name, parse_sizes, shown
 from nnlab.engine.checkpoint import read_json, write_json_atomic
 from nnlab.engine.history import flatten
 from nnlab.errors import ConfigError, Interrupted, NnlabError
@@ -61,7 +61,7 @@ class Param:
 
     def keys(self) -> list:
         """The choices as Optuna stores them (a list-valued one as its flag text: '64,64')."""
-        return [_shown(c) if isinstance(c, tuple) else c for c in self.choices]
+        return [shown(c) if isinstance(c, tuple) else c for c in self.choices]
 
     def value(self, stored: Any) -> Any:
         """A value Optuna stored for this parameter, as the Config takes it."""
@@ -297,8 +297,8 @@ def _run_trial(spec: Spec, exp: experiments.Experiment, out: Path, trial: Any,
         _tell(trial, optuna.trial.TrialState.PRUNED)
     else:
         _tell(trial, optuna.trial.TrialState.COMPLETE, value)
-    shown = ", ".join(f"{flag_name(k)} {_shown(v)}" for k, v in values.items())
-    print(f"trial {trial.number}: {shown}: {spec.metric} {value:.4f}"
+    tried = ", ".join(f"{flag_name(k)} {shown(v)}" for k, v in values.items())
+    print(f"trial {trial.number}: {tried}: {spec.metric} {value:.4f}"
           + (" (pruned)" if pruned else ""), flush=True)
 
 
@@ -317,12 +317,6 @@ def _tell(trial: Any, state: Any, value: float | None = None) -> None:
     except RuntimeError as e:  # the grid sampler's "the grid is done", meant for optimize()
         if "Study.stop" not in str(e):  # the trial itself was stored before it
             raise
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, tuple | list):
-        return ",".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _work(out: Path, exp: experiments.Experiment | None = None, worker: int = 0) -> None:
@@ -585,7 +579,7 @@ def finish(out: Path, exp: experiments.Experiment, study: Any, spec: Spec,
         values = {p.name: p.value(t.params[p.name]) for p in params if p.name in t.params}
         value = t.value if t.state == state.COMPLETE else _last(t)
         rows.append({"trial": t.number, "state": t.state.name.lower(),
-                     **{flag_name(k): _shown(v) for k, v in values.items()},
+                     **{flag_name(k): shown(v) for k, v in values.items()},
                      spec.metric: "" if value is None else f"{value:.4f}",
                      "seconds": f"{t.duration.total_seconds():.1f}" if t.duration else "",
                      "folder": t.user_attrs.get("folder", "")})
@@ -614,7 +608,7 @@ def finish(out: Path, exp: experiments.Experiment, study: Any, spec: Spec,
                          sum(t.state == state.FAIL for t in done))
     write_json_atomic(out / "best.json", {
         "trial": result.best_trial, spec.metric: result.best_value,
-        "params": {flag_name(k): _shown(v) for k, v in best_values.items()},
+        "params": {flag_name(k): shown(v) for k, v in best_values.items()},
         "folder": str(folder.relative_to(out)) if folder else None, "command": command,
         "complete": result.complete, "pruned": result.pruned, "failed": result.failed})
     if complete:
@@ -630,7 +624,7 @@ def _last(t: Any) -> float | None:
 def _flag_words(name: str, value: Any) -> list[str]:
     if isinstance(value, bool):
         return [f"--{flag_name(name)}" if value else f"--no-{flag_name(name)}"]
-    return [f"--{flag_name(name)}", repr(value) if isinstance(value, float) else _shown(value)]
+    return [f"--{flag_name(name)}", repr(value) if isinstance(value, float) else shown(value)]
 
 
 def _figures(out: Path, study: Any, spec: Spec, params: list[Param]) -> None:
@@ -662,14 +656,14 @@ def _effect(path: Path, study: Any, spec: Spec, params: list[Param]) -> None:
     import optuna
 
     state = optuna.trial.TrialState
-    shown = [t for t in study.trials if t.state in (state.COMPLETE, state.PRUNED)
+    drawn = [t for t in study.trials if t.state in (state.COMPLETE, state.PRUNED)
              and (t.value is not None or t.intermediate_values)]
     best = study.best_trial
     fig, axes = plt.subplots(1, len(params), figsize=(max(6.0, 4 * len(params)), 3.8),
                              squeeze=False, sharey=True)
     for ax, p in zip(axes[0], params, strict=True):
         keys = p.keys() if p.kind == "choice" else None
-        for t in shown:
+        for t in drawn:
             x = t.params[p.name]
             x = keys.index(x) if keys else x
             y = t.value if t.state == state.COMPLETE else _last(t)
@@ -700,9 +694,9 @@ def summary(result: SweepResult) -> str:
     if result.best_trial is None:
         return (f"no trial finished ({result.pruned} pruned, {result.failed} failed); "
                 f"sweep folder: {result.out}")
-    shown = ", ".join(f"--{flag_name(k)} {_shown(v)}" for k, v in result.best_params.items())
+    best = ", ".join(f"--{flag_name(k)} {shown(v)}" for k, v in result.best_params.items())
     return (f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4f} "
-            f"({shown}); {result.complete} complete, {result.pruned} pruned, "
+            f"({best}); {result.complete} complete, {result.pruned} pruned, "
             f"{result.failed} failed\nits run folder: {result.best_folder}\nrerun it: "
             f"{result.command}\nsweep folder: {result.out} (trials.md, history.png, "
             f"effect.png)")

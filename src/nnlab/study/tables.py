@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnlab.config import shown
 from nnlab.engine.checkpoint import read_json
 from nnlab.engine.history import History
 
@@ -685,7 +686,7 @@ def sweep(*folders: Path) -> Table:
     for folder in folders:
         spec, best = read_json(folder / "sweep.json"), read_json(folder / "best.json")
         samplers.add(str(spec.get("sampler")))
-        fixed = " ".join(f"--{k.replace('_', '-')} {_flag_value(v)}"
+        fixed = " ".join(f"--{k.replace('_', '-')} {shown(v)}"
                          for k, v in spec.get("flags", {}).items() if k != "data")
         metric = spec.get("metric", "?")
         rows.append([run_name(folder), f"`{spec.get('experiment')} {fixed}`",
@@ -704,10 +705,6 @@ def sweep(*folders: Path) -> Table:
 def best_folder(folder: Path) -> str:
     """The run folder of a sweep's best trial, relative to the sweep."""
     return str(read_json(folder / "best.json").get("folder") or "")
-
-
-def _flag_value(v: object) -> str:
-    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
 def refit_points(folder: Path) -> dict[str, tuple[int, float, float]]:
