@@ -628,8 +628,8 @@ def _flag_words(name: str, value: Any) -> list[str]:
 
 
 def _figures(out: Path, study: Any, spec: Spec, params: list[Param]) -> None:
-    """history.png (each trial's value and the best so far) and effect.png (the value
-    against each parameter), drawn by Optuna's matplotlib plots."""
+    """history.png (each trial's value and the best so far: Optuna's plot) and effect.png
+    (the value against each parameter: drawn here)."""
     import warnings
 
     import matplotlib
@@ -638,7 +638,9 @@ def _figures(out: Path, study: Any, spec: Spec, params: list[Param]) -> None:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as oplt
 
-    with warnings.catch_warnings():
+    # rc_context: Optuna's plot sets matplotlib's ggplot style for the whole process; it is
+    # undone here, so figures drawn after it (effect.png, a run's) keep nnlab's look
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         ax = oplt.plot_optimization_history(study, target_name=spec.metric)
         ax.set_title(f"{spec.experiment}: {spec.metric} by trial ({len(study.trials)} trials)")
