@@ -281,16 +281,14 @@ def _run_trial(spec: Spec, exp: experiments.Experiment, out: Path, trial: Any,
                               progress=False, watch=watch, track=spec.track)
     except Interrupted:
         raise  # the trial stays running: --resume continues it from its checkpoint
-    except NnlabError as e:
-        trial.set_user_attr("error", str(e))
-        _tell(trial, optuna.trial.TrialState.FAIL)
+    except NnlabError as e:  # this trial's values fail: the sweep goes on
+        _failed(trial, e)
         print(f"nnlab: trial {trial.number}: {e}", file=sys.stderr)
         return
     try:
         value = _metric_of(outcome.metrics, spec.metric, folder)
-    except NnlabError as e:
-        trial.set_user_attr("error", str(e))
-        _tell(trial, optuna.trial.TrialState.FAIL)
+    except NnlabError as e:  # a --metric no run has: every trial would fail
+        _failed(trial, e)
         raise
     pruned = trial.user_attrs.get("pruned_at") is not None or _was_pruned(folder)
     if pruned:
@@ -300,6 +298,13 @@ def _run_trial(spec: Spec, exp: experiments.Experiment, out: Path, trial: Any,
     tried = ", ".join(f"{flag_name(k)} {shown(v)}" for k, v in values.items())
     print(f"trial {trial.number}: {tried}: {spec.metric} {value:.4f}"
           + (" (pruned)" if pruned else ""), flush=True)
+
+
+def _failed(trial: Any, error: NnlabError) -> None:
+    import optuna
+
+    trial.set_user_attr("error", str(error))
+    _tell(trial, optuna.trial.TrialState.FAIL)
 
 
 def _was_pruned(folder: Path) -> bool:
@@ -425,13 +430,13 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
     ``resume``: a sweep folder to continue; ``track="mlflow"``: every trial a run of one
     MLflow experiment; ``prune=False``: every trial runs to its end. Returns the best
     trial."""
+    if jobs < 1:  # before any folder is made
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     if resume is not None:
         out = Path(resume)
         if not (out / SWEEP_FILE).is_file():
             raise NnlabError(f"--resume {out}: no {SWEEP_FILE} in it (not a sweep folder)")
         spec = Spec(**read_json(out / SWEEP_FILE))
-        if jobs < 1:
-            raise ConfigError(f"--jobs must be >= 1, got {jobs}")
         exp = _resolve(experiment) if experiment else experiments.get(spec.experiment)
     else:
         exp = _resolve(experiment)
@@ -452,8 +457,6 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
         spec.storage = storage or ""  # "": study.db in the sweep folder, wherever it is
         spec.started = time.time()
         write_json_atomic(out / SWEEP_FILE, dataclasses.asdict(spec))
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     if spec.track is not None:  # every trial a run of one MLflow experiment
         from nnlab.engine import tracking
 
@@ -553,9 +556,8 @@ def _new_spec(exp: experiments.Experiment, params: list[str], trials: int,
             p.grid()
     metric = metric or f"{exp.held_out(exp.resolve(config))}_acc"
     budget_s = parse_budget(time_budget) if time_budget is not None else None
-    given = {k: v for k, v in flags.items()}
     return Spec(experiment=experiments.reference_or_name(exp), params=list(params),
-                trials=trials, flags=_jsonable(given), metric=metric, direction=direction,
+                trials=trials, flags=_jsonable(flags), metric=metric, direction=direction,
                 sampler=sampler, storage=storage or "", quick=quick,
                 seed=int(getattr(config, "seed", 0) or 0), time_budget_s=budget_s)
 
