@@ -104,6 +104,24 @@ def test_the_airbench_pair_table_reads_the_run_folder_the_ports_log_and_the_outs
                                               "90.10%", "1,100", "—"]
     assert rows[2][8:] == ["fp32, 1 thread, no nnlab beside it",
                            "Other CPU, native bf16"]
+    # a second seed: each side gets a mean row, its time ratio the ratio of the means
+    (tmp_path / "airbench94_muon_cpu-seed1.log").write_text(log.replace("0.91,", "0.93,"))
+    seed1 = tmp_path / "nnlab-beside-airbench94_muon_cpu-seed1"
+    seed1.mkdir()
+    for f in ("config.json", "history.csv"):
+        (seed1 / f).write_text((run / f).read_text())
+    (seed1 / "metrics.json").write_text(json.dumps({"val_acc": 0.9223, "val_acc_no_tta": 0.8999}))
+    pairs = json.loads((tmp_path / "pair.json").read_text())
+    pairs.append({"seed": 1, "anchor": "airbench94_muon_cpu.py", "nnlab_folder": seed1.name,
+                  "anchor_log": "airbench94_muon_cpu-seed1.log", "nnlab": {"process_s": 700.0},
+                  "anchor_result": {"process_s": 1000.0}})
+    (tmp_path / "pair.json").write_text(json.dumps(pairs))
+    rows = airbench_pair(tmp_path).rows
+    assert len(rows) == 6 and [r[1] for r in rows[:4]] == ["0", "0", "1", "1"]
+    assert rows[4][:6] == ["**nnlab cifar-speedrun, [64, 256, 256], 10 ep., mean**", "0, 1",
+                           "91.73% ± 0.71%", "90.00% ± 0.01%", "800 ± 141", "**0.80**"]
+    assert rows[5][:6] == ["**airbench94_muon_cpu, mean**", "0, 1", "92.00% ± 1.41%",
+                           "90.10% ± 0.00%", "1,000 ± 0", "**1.00**"]
 
 
 def test_the_per_epoch_speed_of_nnlab_and_the_port_skips_the_first_epoch(tmp_path):

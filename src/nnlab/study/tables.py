@@ -615,7 +615,9 @@ def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
     percents = [int(p) for p in str(milestones).split(",")]
     rows = []
     for folder in folders:
-        for pair in read_json(folder / "pair.json", list):
+        pairs = read_json(folder / "pair.json", list)
+        seen: dict[str, list[tuple[float, float, float, float]]] = {}
+        for pair in pairs:
             log = (folder / Path(pair["anchor_log"]).name).read_text()
             port = json.loads(log.strip().splitlines()[-1])
             base = pair["anchor_result"]["process_s"]
@@ -632,12 +634,23 @@ def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
                           f"{port.get('threads', '?')} thread, no nnlab beside it" if alone
                           else "one thread each"))
             for name, tta, no_tta, seconds, history, how in sides:
+                seen.setdefault(name, []).append((tta, no_tta, seconds, base))
                 times = milestone_times(history, "val", [p / 100 for p in percents])
                 rows.append([name, str(pair["seed"]), f"{100 * tta:.2f}%", f"{100 * no_tta:.2f}%",
                              whole(seconds), f"{seconds / base:.2f}" if len(sides) > 1 else "—"]
                             + [whole(t) if (t := times[f"time_to_{p}_s"]) is not None
                                else "not reached" for p in percents]
                             + [f"{port.get('precision', '?')}, {how}", _paircpu(folder, pair)])
+        if len(pairs) > 1:  # each side's mean ± sample std over the seeds, its time ratio
+            for name, runs in seen.items():
+                mean, sd = statistics.mean, statistics.stdev
+                tta, no_tta, seconds, base = zip(*runs, strict=True)
+                rows.append([f"**{name}, mean**", ", ".join(str(p["seed"]) for p in pairs),
+                             f"{100 * mean(tta):.2f}% ± {100 * sd(tta):.2f}%",
+                             f"{100 * mean(no_tta):.2f}% ± {100 * sd(no_tta):.2f}%",
+                             f"{whole(mean(seconds))} ± {whole(sd(seconds))}",
+                             f"**{mean(seconds) / mean(base):.2f}**"]
+                            + ["—"] * len(percents) + [rows[-1][-2], rows[-1][-1]])
     return Table(["run", "seed", "val acc, TTA", "val acc, no TTA", "whole process s",
                   "/ the port's"] + [f"s to {p}% (no TTA)" for p in percents]
                   + ["precision, threads", "CPU"], rows)
