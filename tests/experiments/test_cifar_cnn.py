@@ -91,6 +91,10 @@ def test_muon_takes_the_filters_and_sgd_the_rest():
         cifar_speedrun.Config(optimizer="sgd"), model, 0.5), torch.optim.SGD)
     ruled = cifar_speedrun.build_optimizer(cifar_speedrun.Config(), model, 0.5, muon_lr=0.13)
     assert ruled.optimizers[1].param_groups[0]["lr"] == 0.13
+    assert ruled.optimizers[1].param_groups[0]["ns_steps"] == 5
+    three = cifar_speedrun.build_optimizer(cifar_speedrun.Config(muon_ns_steps=3), model, 0.5,
+                                           muon_lr=0.13)
+    assert three.optimizers[1].param_groups[0]["ns_steps"] == 3  # airbench's record's count
 
 
 def test_muon_is_the_default_and_its_lr_follows_the_steps():

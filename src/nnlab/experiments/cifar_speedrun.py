@@ -85,6 +85,8 @@ class Config(CifarOptions):
                                    "from the planned number of steps by muon_lr_rule",
                                    gt=0, le=LR_MAX, shown=f"{RULE_A:g} x steps^-{RULE_B:g}")
     muon_momentum: float = option(0.6, "Muon's Nesterov momentum", ge=0, lt=1)
+    muon_ns_steps: int = option(5, "Newton-Schulz iterations that orthogonalise each Muon "
+                                   "update (airbench's Muon record uses 3)", ge=1, le=10)
     whiten_bias_epochs: int = option(0, "train the whitening conv's bias for the first N epochs "
                                      "only, then freeze it; 0 = train it throughout", ge=0)
     tta_untranslated: float = option(1 / 3, "weight of the untranslated views in flip+translate "
@@ -145,7 +147,7 @@ def build_optimizer(cfg: Config, model: SpeedrunNet, lr: float,
         return sgd
     # No weight decay on the filters: their norm is pinned, so decay would do nothing.
     muon = MatrixMuon(filters, normalize=True, lr=muon_lr, momentum=cfg.muon_momentum,
-                      nesterov=True, weight_decay=0.0)
+                      nesterov=True, weight_decay=0.0, ns_steps=cfg.muon_ns_steps)
     return Chain(sgd, muon)
 
 
