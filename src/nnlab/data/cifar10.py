@@ -400,9 +400,11 @@ class Loader:
     With ``alternate_flips`` each image gets a fixed coin (drawn once): in even epochs it is
     mirrored when its coin says so, in odd epochs when it does not, so every image is seen
     both ways in two consecutive epochs (airbench's flips); ``augment`` then adds the rest,
-    and ``mix`` (a :class:`Mix`) mixes the augmented batch.
+    and ``mix`` (a :class:`Mix`) mixes the augmented batch. ``targets`` (N, n_classes)
+    float32, rows summing to 1 (a teacher's soft targets), are yielded instead of ``y``.
     ``epoch(e)`` yields epoch e's batches (iterating the loader is ``epoch(0)``):
-    (x (B, 3, 32, 32) float32, y (B,) int64; with ``mix``, y (B, n_classes) float32).
+    (x (B, 3, 32, 32) float32, y (B,) int64; with ``mix`` or ``targets``, y (B, n_classes)
+    float32).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: torch.Tensor,
@@ -411,8 +413,11 @@ class Loader:
                  device: str | torch.device = "cpu",
                  memory_format: torch.memory_format = torch.contiguous_format,
                  rank: int = 0, world_size: int = 1, alternate_flips: bool = False,
-                 mix: Mix | None = None) -> None:
+                 mix: Mix | None = None, targets: torch.Tensor | None = None) -> None:
         self.y = y.to(device)
+        if targets is not None and (targets.shape[0] != len(y) or mix is not None):
+            raise ValueError("Loader: targets need one row per image, and no mix")
+        self.targets = targets.to(device) if targets is not None else None
         self.mix = mix
         self.mean = mean.to(device)[None, :, None, None] * 255
         self.std = std.to(device)[None, :, None, None] * 255
@@ -461,7 +466,7 @@ class Loader:
                 xb = torch.where(mirror[:, None, None, None], xb.flip(3), xb)
             if self.augment is not None:
                 xb = self.augment(xb, self.aug_gen)
-            yb = self.y[idx]
+            yb = self.y[idx] if self.targets is None else self.targets[idx]
             if self.mix is not None:
                 xb, yb = self.mix(xb, yb, self.aug_gen)
             yield xb.contiguous(memory_format=self.memory_format), yb

@@ -26,6 +26,7 @@ from nnlab.experiments.cifar_common import (
     weight_decay_groups,
 )
 from nnlab.experiments.classifier import ImageRecipe
+from nnlab.experiments.distill import soft_targets, teacher_folders
 from nnlab.models.mlp import ACTIVATIONS, BLOCKS, NORMS, ImageMLP
 from nnlab.plots import plot_seed_curves
 
@@ -88,6 +89,15 @@ class Config(CifarOptions):
                                            "each residual block's body with this probability "
                                            "(needs --block residual or bottleneck); 0 = off",
                                      ge=0, lt=1)
+    teacher: str = option("", "knowledge distillation: a finished image-classifier run's folder "
+                              "(e.g. cifar-speedrun's, on the same split; a folder of runs is "
+                              "an ensemble); train on a blend of each label and its predicted "
+                              "probabilities (the train accuracy then counts agreement with "
+                              "the blend's top class)")
+    teacher_weight: float = option(1.0, "the teacher's share of each training target (with "
+                                        "--teacher); the label has the rest", ge=0, le=1)
+    teacher_temperature: float = option(1.0, "softmax temperature of the teacher's "
+                                             "probabilities (with --teacher)", gt=0, le=100)
 
     RECIPES = RECIPES
 
@@ -99,6 +109,11 @@ class Config(CifarOptions):
         if self.drop_path and (self.block or RECIPES[self.recipe]["block"]) == "plain":
             raise ConfigError("--drop-path needs residual blocks: add --block residual "
                               "(or bottleneck)")
+        if self.teacher:
+            if self.mixup or self.cutmix:
+                raise ConfigError("--teacher gives each image its own soft target; it does not "
+                                  "combine with --mixup or --cutmix")
+            teacher_folders(self.teacher)  # a folder that holds a finished run, or one line
 
 
 def build_model(cfg: Config, n_classes: int = 10) -> ImageMLP:
@@ -135,7 +150,10 @@ def build_optimizer(cfg: Config, model: nn.Module, steps: int):
 class Recipe(ImageRecipe):
     """The MLP in nnlab's image-classifier loop: ZCA whitening fitted to the training
     images (both loaders whiten), cutout, mixup and cutmix when asked, the optimizer and
-    schedule of :func:`build_optimizer`, an EMA when asked."""
+    schedule of :func:`build_optimizer`, an EMA when asked; with ``--teacher``, the
+    teacher's soft targets (:mod:`nnlab.experiments.distill`)."""
+
+    teacher_facts: dict = {}
 
     def build_model(self, cfg: Config, n_classes: int) -> ImageMLP:
         return build_model(cfg, n_classes)
@@ -147,10 +165,15 @@ class Recipe(ImageRecipe):
             zca = self.run.fitted("zca", lambda: fit_zca(
                 ((splits.x_train.float() / 255 - splits.mean[:, None, None])
                  / splits.std[:, None, None]).flatten(1), cfg.zca_eps))
+        targets = None
+        if cfg.teacher:
+            targets, self.teacher_facts = soft_targets(
+                cfg.teacher, splits, cfg, self.run.device, self.run.autocast,
+                cfg.teacher_weight, cfg.teacher_temperature)
         return {"augment": Augment(flip=cfg.flip, translate=cfg.translate, cutout=cfg.cutout),
                 "mix": (Mix(cfg.mixup, cfg.cutmix, len(splits.classes))
                         if cfg.mixup or cfg.cutmix else None),
-                "both": {"zca": zca}}
+                "targets": targets, "both": {"zca": zca}}
 
     def optimizer(self, cfg: Config, model: ImageMLP, steps: int):  # noqa: ANN201
         return build_optimizer(cfg, model, steps)
@@ -160,8 +183,12 @@ class Recipe(ImageRecipe):
         return {"label_smoothing": cfg.label_smoothing, "ema": make_ema(model, cfg.ema)}
 
     def title(self, cfg: Config) -> str:
-        return (f"pure MLP, recipe {cfg.recipe}: {shown(cfg.widths)}, {cfg.epochs} epochs, "
-                f"seed {cfg.seed}")
+        taught = ", taught by a teacher" if cfg.teacher else ""
+        return (f"pure MLP, recipe {cfg.recipe}: {shown(cfg.widths)}, {cfg.epochs} epochs"
+                f"{taught}, seed {cfg.seed}")
+
+    def finish(self, cfg: Config, metrics: dict, histories: dict) -> dict:
+        return {**metrics, **self.teacher_facts}
 
 
 RECIPE = Recipe("cifar-mlp")
