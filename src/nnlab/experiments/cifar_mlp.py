@@ -93,7 +93,7 @@ class Config(CifarOptions):
                               "(e.g. cifar-speedrun's, on the same split; a folder of runs is "
                               "an ensemble); train on a blend of each label and its predicted "
                               "probabilities (the train accuracy then counts agreement with "
-                              "the blend's top class)")
+                              "the blend's top class)", metavar="RUN_DIR")
     teacher_weight: float = option(1.0, "the teacher's share of each training target (with "
                                         "--teacher); the label has the rest", ge=0, le=1)
     teacher_temperature: float = option(1.0, "softmax temperature of the teacher's "

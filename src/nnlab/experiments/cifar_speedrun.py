@@ -56,7 +56,7 @@ def muon_lr_rule(steps: int) -> float:
 @dataclass
 class Config(CifarOptions):
     widths: tuple[int, ...] = option((64, 256, 256), "channels of the three conv groups")
-    epochs: int = option(10, "passes over the training split", gt=0)
+    epochs: int = option(8, "passes over the training split", gt=0)
     batch_size: int = option(1024, "images per step", gt=0)
     lr: float = option(0.75, "peak learning rate for a batch of 512 (scaled linearly)",
                        gt=0, le=LR_MAX)

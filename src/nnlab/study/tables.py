@@ -604,6 +604,19 @@ def _paircpu(folder: Path, pair: dict) -> str:
     return cpu(folder / Path(pair["nnlab_folder"]).name).rsplit(", ", 1)[0]
 
 
+def _pair_means(folder: Path) -> dict[str, tuple[list[float], list[float]]]:
+    """{'nnlab' | 'port': (each seed's TTA accuracy, each seed's whole-process seconds)} of
+    an ``airbench_pair.py`` folder."""
+    sides: dict[str, tuple[list[float], list[float]]] = {"nnlab": ([], []), "port": ([], [])}
+    for pair in read_json(folder / "pair.json", list):
+        log = (folder / Path(pair["anchor_log"]).name).read_text()
+        sides["port"][0].append(json.loads(log.strip().splitlines()[-1])["tta_test_acc"])
+        sides["port"][1].append(pair["anchor_result"]["process_s"])
+        sides["nnlab"][0].append(_metrics(folder / Path(pair["nnlab_folder"]).name)["val_acc"])
+        sides["nnlab"][1].append(pair["nnlab"]["process_s"])
+    return sides
+
+
 def airbench_pair(*folders: Path, milestones: str = "89,90") -> Table:
     """``benchmarks/airbench_pair.py``'s runs: nnlab's speedrun and an airbench port, started
     together, one thread each (or a port alone, with ``--port-only``). Accuracy from nnlab's
@@ -870,6 +883,19 @@ def glance(results: Path) -> Table:
                  mean_sd(_metrics(fast), "val_acc", pct), "val, 3 seeds",
                  "`nnlab run cifar-speedrun --widths 32,64,64 --batch-size 256 --epochs 7 "
                  "--muon-lr 0.1 --warmup 0 --seeds 3`", _time(fast), cpu(fast)])
+    pair = results / "airbench-pair-8ep"
+    if (pair / "pair.json").exists():
+        sides = _pair_means(pair)
+        ours, port = sides["nnlab"], sides["port"]
+        rows.append(["II: fast CNN beside the public record (nnlab's addition)", "—",
+                     f"{_spread(ours[0], pct)} (airbench94_muon's CPU port: "
+                     f"{_spread(port[0], pct)}) in "
+                     f"{statistics.mean(ours[1]) / statistics.mean(port[1]):.2f}× the port's "
+                     "whole-process time", f"val, {len(ours[0])} seeds",
+                     "`nnlab run cifar-speedrun` beside the port, one thread each "
+                     "(`benchmarks/airbench_pair.py`)",
+                     duration(statistics.mean(ours[1])) + " per seed",
+                     _paircpu(pair, read_json(pair / "pair.json", list)[0]) + ", 1 thread"])
     sweep = palindrome_results(results / "palindrome-study-10k").get("rnn", {})
     solved = max((T for T, a in sweep.items() if min(a) >= 0.99), default=None)
     longer = {T: a for T, a in sweep.items() if solved is not None and T > solved}
