@@ -76,14 +76,10 @@ def test_a_teacher_that_saw_the_validation_images_is_refused(change, message, te
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--teacher", "no/such/run"], "--teacher no/such/run: no such folder"),
-    (["--teacher", "."], "no model.pt there or in its subfolders"),
     (["--teacher-weight", "1.5"], "--teacher-weight must be <= 1"),
     (["--teacher-temperature", "0"], "--teacher-temperature must be > 0"),
 ])
-def test_bad_teachers_are_one_line_and_write_nothing(argv, message, tmp_path, capsys,
-                                                      monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_bad_teacher_settings_are_one_line_and_write_nothing(argv, message, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "cifar-mlp", "--quick", *argv, "--out", str(out)])
     err = capsys.readouterr().err.strip()
@@ -91,7 +87,41 @@ def test_bad_teachers_are_one_line_and_write_nothing(argv, message, tmp_path, ca
     assert not out.exists()
 
 
+@pytest.mark.parametrize("teacher, message", [
+    ("no/such/run", "--teacher no/such/run: no such folder"),
+    (".", "--teacher .: no model.pt there or in its subfolders"),
+])
+def test_a_missing_teacher_is_one_line_and_leaves_no_folder(teacher, message, learnable_cifar,
+                                                            nnlab_cache, tmp_path, capsys,
+                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    code = main(["run", "cifar-mlp", "--quick", "--data", str(learnable_cifar), "--teacher",
+                 teacher, "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1] == f"nnlab: error: {message}; give a finished run's folder"
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_taught_run_loads_without_its_teacher(teacher, learnable_cifar, nnlab_cache,
+                                                tmp_path):
+    # the student's model is its own: eval and predict must not need the teacher's folder
+    import shutil
+
+    from nnlab.export import load
+
+    moved = tmp_path / "teacher"
+    shutil.copytree(teacher, moved)
+    out = tmp_path / "mlp"
+    assert main(["run", "cifar-mlp", "--quick", "--data", str(learnable_cifar), "--zca-eps",
+                 "0", "--teacher", str(moved), "--out", str(out)]) == 0
+    shutil.rmtree(moved)
+    assert main(["eval", str(out), "--data", str(learnable_cifar)]) == 0
+    assert load(out).predict([next(learnable_cifar.glob("train/*/*.png"))])[0].classes
+
+
 def test_a_teacher_does_not_combine_with_mixing(tmp_path, capsys):
-    code = main(["run", "cifar-mlp", "--quick", "--teacher", str(tmp_path), "--mixup", "0.2",
+    code = main(["run", "cifar-mlp", "--quick", "--teacher", "any", "--mixup", "0.2",
                  "--out", str(tmp_path / "run")])
     assert code == 1 and "does not combine with --mixup" in capsys.readouterr().err

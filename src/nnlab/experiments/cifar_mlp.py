@@ -26,7 +26,7 @@ from nnlab.experiments.cifar_common import (
     weight_decay_groups,
 )
 from nnlab.experiments.classifier import ImageRecipe
-from nnlab.experiments.distill import soft_targets, teacher_folders
+from nnlab.experiments.distill import soft_targets
 from nnlab.models.mlp import ACTIVATIONS, BLOCKS, NORMS, ImageMLP
 from nnlab.plots import plot_seed_curves
 
@@ -113,7 +113,6 @@ class Config(CifarOptions):
             if self.mixup or self.cutmix:
                 raise ConfigError("--teacher gives each image its own soft target; it does not "
                                   "combine with --mixup or --cutmix")
-            teacher_folders(self.teacher)  # a folder that holds a finished run, or one line
 
 
 def build_model(cfg: Config, n_classes: int = 10) -> ImageMLP:
