@@ -144,3 +144,36 @@ def test_the_per_epoch_speed_of_nnlab_and_the_port_skips_the_first_epoch(tmp_pat
                                          "anchor_log": "port.log"}])
     assert table.rows == [["0", "10.0", "12.0", "0.83"]]  # medians of 10, 8, 10 and 12, 12, 14
 
+
+
+def test_the_mlp_shapes_benchmark_costs_each_shape_beside_the_first():
+    out = _bench("benchmarks/mlp_shapes.py", "--shapes", "16,16@8", "32@16", "--epochs", "4",
+                 "2", "--budget-s", "0.05", "--rounds", "1")
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ")]
+    assert [r[0].strip() for r in rows[2:]] == ["16,16", "32"]
+    assert rows[2][-1].strip() == "1.00"  # the first shape against itself
+    assert float(rows[3][-1]) > 0
+
+
+ANCHORS = ROOT.parent / "shared" / "anchors"
+
+
+@pytest.mark.skipif(not (ANCHORS / "airbench94_muon_cpu.py").is_file(),
+                    reason="the airbench ports are not beside this checkout")
+def test_the_compile_benchmark_times_and_profiles_nnlab_and_the_port_side_by_side():
+    out = _bench("benchmarks/speedrun_compile.py", "--anchors", str(ANCHORS), "--widths",
+                 "8,8,8", "--batches", "8,8", "--no-compile", "--profile", "--profile-steps",
+                 "1", "--budget-s", "0.05", "--rounds", "1")
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ")]
+    assert [(r[0].strip(), r[1].strip()) for r in rows[2:4]] == [("nnlab", "eager"),
+                                                                 ("port", "eager")]
+    assert "Where an eager step's time goes" in out
+    profiled = rows[rows.index(next(r for r in rows if "nnlab operator" in r[0])) + 2:]
+    assert len(profiled) >= 5 and all(float(r[1]) > 0 and float(r[3]) > 0 for r in profiled)
+
+
+def test_the_compile_benchmark_says_when_the_port_is_missing(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/speedrun_compile.py", "--anchors",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "no airbench94_muon_cpu.py in" in done.stderr
+    assert "Traceback" not in done.stderr
