@@ -60,6 +60,24 @@ def test_a_sweep_killed_mid_way_resumes_and_ends_with_every_trial(tmp_path, caps
     folders = [t.user_attrs["folder"] for t in study.trials]
     assert len(set(folders)) == 8  # no trial run twice
     assert all((out / f / "metrics.json").is_file() for f in folders)
+
+
+def test_a_trial_killed_before_all_its_values_were_chosen_gets_the_rest_on_resume(
+        tmp_path, capsys):
+    """A sweep killed between Optuna's ask and the trial's last suggestion left a running
+    trial without some values: --resume chose them instead of failing on the missing one."""
+    out = tmp_path / "sweep"
+    assert main(["sweep", "toy", "--quick", *SEARCH, "--trials", "2", "--out", str(out), "--",
+                 "--epochs", "3"]) == 0
+    half = _study(out).ask()
+    half.suggest_categorical("optimizer", ["sgd", "adam"])  # killed here, before lr
+    capsys.readouterr()
+    assert main(["sweep", "--resume", str(out)]) == 0
+    assert f"trial {half.number}: started again" in capsys.readouterr().out
+    trial = _study(out).trials[half.number]
+    assert trial.state.name in {"COMPLETE", "PRUNED"}
+    assert set(trial.params) == {"lr", "optimizer"}
+    assert (out / trial.user_attrs["folder"] / "metrics.json").is_file()
     for name in ("trials.csv", "trials.md", "history.png", "effect.png"):
         assert (out / name).is_file()
 

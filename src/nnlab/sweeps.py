@@ -388,7 +388,10 @@ def _resume_interrupted(spec: Spec, exp: experiments.Experiment, out: Path,
 
     for frozen in _interrupted(study):
         trial = optuna.trial.Trial(study, frozen._trial_id)  # the running trial, reopened
-        values = {p.name: p.value(frozen.params[p.name]) for p in params}
+        # A trial killed between study.ask() and its last suggestion lacks some values: the
+        # sampler gives them now.
+        values = {p.name: p.value(frozen.params[p.name]) if p.name in frozen.params
+                  else p.suggest(trial) for p in params}
         folder = out / "trials" / f"{frozen.number:04d}"
         started = (folder / "config.json").is_file()
         print(f"trial {frozen.number}: " + ("resumed from its checkpoint" if started
