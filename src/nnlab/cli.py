@@ -27,6 +27,7 @@ from nnlab.engine.prepare import check_data, check_out
 from nnlab.errors import ConfigError, Interrupted, NnlabError
 from nnlab.seeds import flatten
 from nnlab.study.reproduce import PROFILES, RESULTS
+from nnlab.sweeps import HEARTBEAT_S
 
 EXPERIMENT_FLAG = ("--experiment",)
 EXPERIMENT_HELP = dict(type=Path, default=None, metavar="FILE.py",
@@ -216,20 +217,25 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                         description="Run --trials runs of an experiment, each an ordinary run "
                         "folder under DIR/trials/, choosing the searched flags with Optuna "
                         "(TPE by default) and stopping trials that do worse than the median "
-                        "of earlier ones by the same epoch. The study is kept in DIR/study.db "
-                        "(or --storage): a killed sweep goes on with --resume DIR, and several "
-                        "processes or machines can share one. Flags after -- are fixed for "
-                        "every trial: nnlab sweep toy --param lr=1e-3..1:log --trials 20 "
-                        "--out runs/lr -- --epochs 200.")
+                        "of earlier ones by the same epoch (once a quarter of --trials, 2 to 5, "
+                        "have finished). The study is kept in DIR/study.db, or in a database "
+                        "server (--storage postgresql://...) that other machines join with "
+                        "--join URL --study NAME --out DIR; a worker that dies is noticed by "
+                        "Optuna's heartbeat and its trial retried by the next worker, and a "
+                        "killed sweep goes on with --resume DIR. Workers that start a trial at "
+                        "the same moment may each finish one past --trials. Flags after -- are "
+                        "fixed for every trial: nnlab sweep toy --param lr=1e-3..1:log "
+                        "--trials 20 --out runs/lr -- --epochs 200.")
     sw.add_argument("experiment", nargs="?", default=None, metavar="NAME|FILE.py",
-                    help="the experiment (not with --resume)")
+                    help="the experiment (not with --resume or --join)")
     sw.add_argument("--param", action="append", default=[], metavar="FLAG=SPEC",
                     help="a searched flag: lo..hi (whole numbers for an integer flag), "
                          "lo..hi:log (log scale), or choices a,b,c; a list-valued flag's "
                          "choices are separated by | (quoted): \"widths=32,64|64,128\". "
                          "Repeat for more")
-    sw.add_argument("--trials", type=int, default=20, metavar="N",
-                    help="trials in all, pruned ones included (default: 20)")
+    sw.add_argument("--trials", type=int, default=None, metavar="N",
+                    help="finished trials in all, pruned ones included (default: 20); with "
+                         "--resume, a larger N continues a finished sweep")
     sw.add_argument("--jobs", type=int, default=1, metavar="J",
                     help="trials at a time, each in its own process with its share of the "
                          "cores (default: 1)")
@@ -244,7 +250,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                     help="maximize (accuracy) or minimize (a loss) (default: maximize)")
     sw.add_argument("--storage", default=None, metavar="URL",
                     help="Optuna's database, shared by every process and machine of the "
-                         "sweep (postgresql://..., mysql://...; default: sqlite in DIR)")
+                         "sweep (postgresql://user@host/db, mysql://...; default: sqlite in "
+                         "DIR; PostgreSQL needs pip install -e '.[postgres]')")
+    sw.add_argument("--study", default=None, metavar="NAME",
+                    help="the sweep's name in the storage (default: DIR's name); with --join, "
+                         "the sweep to join")
+    sw.add_argument("--join", default=None, metavar="URL",
+                    help="join the sweep --study NAME kept in the database URL as one more "
+                         "worker, its trials in its own --out DIR (the experiment, flags and "
+                         "trials come from the study)")
+    sw.add_argument("--heartbeat", type=int, default=HEARTBEAT_S, metavar="SECONDS",
+                    help="seconds between a running trial's heartbeats; a trial silent for "
+                         f"two is taken for lost and retried (default: {HEARTBEAT_S})")
     sw.add_argument("--time-budget", default=None, metavar="T",
                     help="start no trial after T (90s, 10m, 2h) of the sweep")
     sw.add_argument("--quick", action="store_true",
@@ -317,9 +334,14 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> None:
     from nnlab.sweeps import summary, sweep
 
-    if (args.resume is None) == (args.experiment is None):
-        raise ConfigError("nnlab sweep takes an experiment (NAME or FILE.py), or --resume DIR "
-                          "to continue a sweep")
+    if args.join is not None and args.resume is not None:
+        raise ConfigError("--resume continues a sweep folder; --join starts a new one")
+    if args.join is not None and (args.experiment or args.param or args.flags):
+        raise ConfigError("--join takes the sweep as the study keeps it: drop the experiment, "
+                          "--param and the flags after --")
+    if args.join is None and (args.resume is None) == (args.experiment is None):
+        raise ConfigError("nnlab sweep takes an experiment (NAME or FILE.py), --resume DIR "
+                          "to continue a sweep, or --join URL --study NAME to join one")
     if args.resume is not None and (args.param or args.flags or args.out is not None):
         raise ConfigError("--resume continues a sweep as it was started: drop --param, "
                           "--out and the flags after --")
@@ -337,7 +359,8 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
                    out=args.out, sampler=args.sampler, metric=args.metric,
                    direction=args.direction, storage=args.storage, resume=args.resume,
                    quick=args.quick, time_budget=args.time_budget, track=args.track,
-                   prune=args.prune, **given)
+                   prune=args.prune, study=args.study, join=args.join,
+                   heartbeat=args.heartbeat, **given)
     print(summary(result))
 
 

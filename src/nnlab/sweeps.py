@@ -10,17 +10,21 @@ held-out metric the engine's drivers log after each epoch or evaluation (Optuna'
 pruner); a killed sweep continues with ``nnlab sweep --resume DIR``: finished trials are kept
 and the interrupted ones resume from their checkpoints.
 
-Several processes, on one machine (``--jobs``) or many (the same ``--storage``), share one
-study: each asks Optuna for its next trial under a lock in the sweep folder, so together they
-run exactly ``--trials`` trials.
+Several processes share one study through Optuna's own parts, nothing of nnlab's: on one
+machine (``--jobs``, SQLite) or many (``--storage postgresql://...``, then ``nnlab sweep
+--join URL --study NAME --out DIR`` on each further machine; the sweep's definition is kept in
+the study). Each worker runs under ``study.optimize`` with the storage's heartbeat: a worker
+that dies stops beating, and after two heartbeats the next worker to ask for a trial fails the
+lost one and takes its retry (``RetryHeartbeatStaleTrialCallback``), resumed from the lost
+trial's checkpoint when its folder is reachable from there, started afresh otherwise. Trials
+are counted by Optuna's ``MaxTrialsCallback``: workers that start a trial at the same moment
+may each finish one past ``--trials``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
-import fcntl
 import math
 import multiprocessing
 import os
@@ -28,8 +32,8 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +45,6 @@ from nnlab.errors import ConfigError, Interrupted, NnlabError
 
 SAMPLERS = ("tpe", "random", "grid")
 SWEEP_FILE = "sweep.json"
-LOCK = ".sweep.lock"
 
 
 # --------------------------------------------------------------------------- parameters
@@ -160,10 +163,14 @@ def check_params(exp: experiments.Experiment, params: list[Param], flags: dict) 
 # --------------------------------------------------------------------------- the study
 
 
+HEARTBEAT_S = 30  # --heartbeat: seconds between a running trial's signs of life
+RETRIES = 3  # how often a lost trial is retried before it stays failed
+
+
 @dataclasses.dataclass
 class Spec:
-    """What ``sweep.json`` records: everything a resumed sweep (or another process joining
-    it) needs."""
+    """What ``sweep.json`` records and the study itself keeps (its user attribute
+    ``nnlab.sweep``): everything a resumed sweep, or a worker joining it, needs."""
 
     experiment: str
     params: list[str]  # FLAG=SPEC, as given
@@ -179,10 +186,68 @@ class Spec:
     started: float = 0.0
     track: str | None = None
     prune: bool = True
+    study: str = "nnlab"  # the study's name in the storage (sweeps before --study: "nnlab")
+    heartbeat_s: int = HEARTBEAT_S
 
 
 def _storage_url(out: Path, storage: str | None) -> str:
     return storage or f"sqlite:///{(out / 'study.db').absolute()}"
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as messages show it: the password hidden."""
+    try:
+        import sqlalchemy
+
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: shown as given
+        return url
+
+
+def _driver_url(url: str) -> str:
+    """``postgresql://`` with the psycopg (3) driver when psycopg2, SQLAlchemy's default
+    for that scheme, is not installed (``nnlab[postgres]`` installs psycopg)."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None \
+            and importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _storage(url: str, heartbeat_s: int) -> Any:
+    """Optuna's RDB storage with its heartbeat: a trial whose process stops beating for two
+    heartbeats is failed by the next worker that asks for a trial, and retried
+    (``RetryHeartbeatStaleTrialCallback``) as a waiting trial that worker takes first."""
+    import warnings
+
+    import optuna
+
+    sqlite = url.startswith("sqlite")
+    # SQLite: wait for a writer instead of failing with "database is locked"; a server: a
+    # connection that died with a restarted server is replaced, not used
+    engine = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            _driver_url(url), engine_kwargs=engine, heartbeat_interval=heartbeat_s,
+            grace_period=2 * heartbeat_s,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=RETRIES))
+
+
+def _reach(url: str, heartbeat_s: int) -> Any:
+    """The storage, or one line saying why the database cannot be used."""
+    try:
+        return _storage(url, heartbeat_s)
+    except ModuleNotFoundError as e:
+        hint = " (pip install -e '.[postgres]' installs psycopg)" \
+            if url.startswith("postgres") else ""
+        raise NnlabError(f"the sweep's storage {shown_url(url)}: its database driver is not "
+                         f"installed: no module {e.name!r}{hint}") from None
+    except Exception as e:  # noqa: BLE001 - a database that cannot be reached or read
+        raise NnlabError(f"the sweep's storage {shown_url(url)}: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
 
 
 def _load(spec: Spec, params: list[Param], out: Path, worker: int = 0) -> Any:
@@ -190,45 +255,50 @@ def _load(spec: Spec, params: list[Param], out: Path, worker: int = 0) -> Any:
     process's number, so that processes sharing the study draw different values."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # nnlab says each trial's end itself
+    seed = spec.seed + worker + 1009 * _trials_so_far(out, spec)  # a resume: new draws
     if spec.sampler == "grid":
-        sampler = optuna.samplers.GridSampler({p.name: p.grid() for p in params},
-                                              seed=spec.seed + worker)
+        sampler = optuna.samplers.GridSampler({p.name: p.grid() for p in params}, seed=seed)
     elif spec.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=spec.seed + worker)
+        sampler = optuna.samplers.RandomSampler(seed=seed)
     else:  # the constant liar: a running trial counts as a poor one, so others look elsewhere
-        sampler = optuna.samplers.TPESampler(seed=spec.seed + worker, constant_liar=True)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, spec.trials // 4)),
-                                         n_warmup_steps=1) \
-        if spec.prune else optuna.pruners.NopPruner()
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     storage = _storage_url(out, spec.storage or None)  # default: study.db beside it
+    reached = _reach(storage, spec.heartbeat_s)
     try:
-        return optuna.create_study(study_name="nnlab", storage=storage, sampler=sampler,
-                                   pruner=pruner, direction=spec.direction,
+        return optuna.create_study(study_name=spec.study, storage=reached, sampler=sampler,
+                                   pruner=_pruner(spec), direction=spec.direction,
                                    load_if_exists=True)
     except Exception as e:  # noqa: BLE001 - a database that cannot be reached or read
-        raise NnlabError(f"the sweep's storage {storage}: {type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:200]}") from None
+        raise NnlabError(f"the sweep's storage {shown_url(storage)}: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
 
 
-@contextlib.contextmanager
-def _turn(out: Path) -> Iterator[None]:
-    """One process at a time asks the study for a trial (count, then ask: never one too
-    many)."""
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _counted(study: Any) -> int:
-    """Trials that count towards --trials: every one asked for (running ones too), but
-    those that failed."""
+def _trials_so_far(out: Path, spec: Spec) -> int:
+    """How many trials the study holds already (0 for a new sweep): a process that resumes
+    or joins seeds its sampler with it, so it does not draw what the first processes drew."""
     import optuna
 
-    return sum(t.state != optuna.trial.TrialState.FAIL for t in study.get_trials(deepcopy=False))
+    storage = _reach(_storage_url(out, spec.storage or None), spec.heartbeat_s)
+    if spec.study not in optuna.get_all_study_names(storage):
+        return 0
+    return len(optuna.load_study(study_name=spec.study, storage=storage).get_trials(
+        deepcopy=False))
+
+
+def startup_trials(trials: int) -> int:
+    """Finished trials the pruner waits for before it compares a trial with their median:
+    a quarter of --trials, at least 2 and at most 5 (with fewer, a median is one run)."""
+    return max(2, min(5, trials // 4))
+
+
+def _pruner(spec: Spec) -> Any:
+    import optuna
+
+    if not spec.prune:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=startup_trials(spec.trials),
+                                       n_warmup_steps=1)
 
 
 def _metric_of(metrics: dict, metric: str, folder: Path) -> float:
@@ -264,47 +334,116 @@ def _watch(trial: Any, metric: str, reported: int = 0) -> Any:
     return watch
 
 
-def _run_trial(spec: Spec, exp: experiments.Experiment, out: Path, trial: Any,
-               values: dict[str, Any], resume: bool, reported: int = 0) -> None:
-    """One trial, start to end (or from its checkpoint), told to the study."""
+class _TrialFailed(Exception):
+    """A trial whose values the experiment refuses (or whose run fails): the sweep goes on."""
+
+
+def _frozen(study: Any, number: int) -> Any:
+    return study.get_trials(deepcopy=False)[number]  # a study numbers its trials 0, 1, ...
+
+
+def _where(trial: Any, study: Any, out: Path) -> tuple[Path, bool, int]:
+    """Where a trial runs: its own folder in this worker's sweep folder; for a retry of a
+    lost or interrupted trial, that trial's folder when this machine can reach it (it is
+    resumed from its checkpoint) — said in one line either way. Returns the folder, whether
+    it resumes, and the evaluations already reported."""
+
+    own = out / "trials" / f"{trial.number:04d}"
+    history = _history(_frozen(study, trial.number))
+    if not history:
+        return own, False, 0
+    before = _frozen(study, history[-1])
+    old = Path(before.user_attrs.get("path", ""))
+    host = before.user_attrs.get("host", "?")
+    what = f"trial {trial.number} (a retry of trial {history[-1]}"
+    if not before.user_attrs.get("path"):
+        print(f"{what}, lost before its run began): started in {own}", flush=True)
+        return own, False, 0
+    what += f", lost on {host})" if not before.user_attrs.get("interrupted") else \
+        f", interrupted by {before.user_attrs['interrupted']})"
+    if _reachable(old):
+        for step, value in sorted(before.intermediate_values.items()):
+            trial.report(value, step)  # the pruner sees the evaluations it already had
+        print(f"{what}: resumed from its checkpoint in {old}", flush=True)
+        return old, True, max(before.intermediate_values, default=0)
+    print(f"{what}: its folder {old} is not reachable from this machine; started afresh "
+          f"in {own}", flush=True)
+    return own, False, 0
+
+
+def _history(t: Any) -> list[int]:
+    """The trials that trial ``t`` retries, oldest first (Optuna's retry history)."""
+    import warnings
+
     import optuna
 
-    folder = out / "trials" / f"{trial.number:04d}"
-    trial.set_user_attr("folder", str(folder.relative_to(out)))
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("pid", os.getpid())
-    given = {**spec.flags, **values}
-    watch = _watch(trial, spec.metric, reported)
-    try:
-        outcome = api.execute(exp, given, out=None if resume else folder,
-                              resume=folder if resume else None, quick=spec.quick,
-                              progress=False, watch=watch, track=spec.track)
-    except Interrupted:
-        raise  # the trial stays running: --resume continues it from its checkpoint
-    except NnlabError as e:  # this trial's values fail: the sweep goes on
-        _failed(trial, e)
-        print(f"nnlab: trial {trial.number}: {e}", file=sys.stderr)
-        return
-    try:
-        value = _metric_of(outcome.metrics, spec.metric, folder)
-    except NnlabError as e:  # a --metric no run has: every trial would fail
-        _failed(trial, e)
-        raise
-    pruned = trial.user_attrs.get("pruned_at") is not None or _was_pruned(folder)
-    if pruned:
-        _tell(trial, optuna.trial.TrialState.PRUNED)
-    else:
-        _tell(trial, optuna.trial.TrialState.COMPLETE, value)
-    tried = ", ".join(f"{flag_name(k)} {shown(v)}" for k, v in values.items())
-    print(f"trial {trial.number}: {tried}: {spec.metric} {value:.4f}"
-          + (" (pruned)" if pruned else ""), flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(t)
 
 
-def _failed(trial: Any, error: NnlabError) -> None:
+def _retry(study: Any, t: Any) -> None:
+    """Queue ``t`` again as a waiting trial with its values (what Optuna does for a trial
+    whose heartbeat stopped)."""
+    import warnings
+
     import optuna
 
-    trial.set_user_attr("error", str(error))
-    _tell(trial, optuna.trial.TrialState.FAIL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, t)
+
+
+def _reachable(folder: Path) -> bool:
+    """A run folder this machine can read (the lost trial's own, or a shared one)."""
+    from nnlab.engine import prepare
+
+    return folder.is_dir() and prepare.is_run_folder(folder)
+
+
+def _objective(spec: Spec, exp: experiments.Experiment, out: Path, params: list[Param],
+               study: Any, ran: list[int], received: list[int]) -> Any:
+    """One trial, start to end (or from its checkpoint): Optuna's objective. ``ran``: the
+    numbers of the trials this process started; ``received``: signals that came between
+    trials (the run's own handler takes those that come while it trains)."""
+    import optuna
+
+    def objective(trial: Any) -> float:
+        ran.append(trial.number)
+        if received:  # a signal as Optuna handed this trial out: it is queued again
+            trial.set_user_attr("interrupted", signal.Signals(received[0]).name)
+            raise Interrupted(received[0], "the sweep")
+        trial.set_user_attr("interrupted", None)  # a retry's own, not its predecessor's
+        values = {p.name: p.suggest(trial) for p in params}  # a retry: its stored values
+        folder, resume, reported = _where(trial, study, out)
+        trial.set_user_attr("folder", str(folder.relative_to(out))
+                            if folder.is_relative_to(out) else str(folder))
+        trial.set_user_attr("path", str(folder.absolute()))
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())  # who ran it (never asked whether it lives)
+        trial.set_user_attr("pruned_at", None)
+        given = {**spec.flags, **values}
+        try:
+            outcome = api.execute(exp, given, out=None if resume else folder,
+                                  resume=folder if resume else None, quick=spec.quick,
+                                  progress=False, watch=_watch(trial, spec.metric, reported),
+                                  track=spec.track)
+        except Interrupted as e:  # checkpointed: failed now, retried from its folder
+            trial.set_user_attr("interrupted", signal.Signals(e.signum).name)
+            raise
+        except NnlabError as e:  # this trial's values fail: the sweep goes on
+            trial.set_user_attr("error", str(e))
+            print(f"nnlab: trial {trial.number}: {e}", file=sys.stderr)
+            raise _TrialFailed(str(e)) from None
+        value = _metric_of(outcome.metrics, spec.metric, folder)  # none: every trial fails
+        tried = ", ".join(f"{flag_name(k)} {shown(v)}" for k, v in values.items())
+        pruned = trial.user_attrs.get("pruned_at") is not None or _was_pruned(folder)
+        print(f"trial {trial.number}: {tried}: {spec.metric} {value:.4f}"
+              + (" (pruned)" if pruned else ""), flush=True)
+        if pruned:
+            raise optuna.TrialPruned()  # it keeps its last reported value
+        return value
+    return objective
 
 
 def _was_pruned(folder: Path) -> bool:
@@ -315,31 +454,64 @@ def _was_pruned(folder: Path) -> bool:
         return False
 
 
-def _tell(trial: Any, state: Any, value: float | None = None) -> None:
-    """The trial's end, to the study (a pruned one keeps its last reported value)."""
-    try:
-        trial.study.tell(trial, value, state=state)
-    except RuntimeError as e:  # the grid sampler's "the grid is done", meant for optimize()
-        if "Study.stop" not in str(e):  # the trial itself was stored before it
-            raise
+def _finished(study: Any) -> int:
+    import optuna
+
+    state = optuna.trial.TrialState
+    return len(study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED)))
 
 
 def _work(out: Path, exp: experiments.Experiment | None = None, worker: int = 0) -> None:
-    """One process's share of the sweep: ask for a trial (under the folder's lock) until the
-    study holds ``trials`` of them, or the time budget has passed."""
+    """One process's share of the sweep, under Optuna's ``study.optimize`` (its heartbeat
+    runs there): trials until the study holds ``trials`` finished ones (Optuna's
+    ``MaxTrialsCallback``; processes that start a trial at the same moment may each finish
+    one more), or the time budget has passed. A trial interrupted here (SIGINT/SIGTERM) is
+    checkpointed, failed and queued again: the next worker to ask, or ``--resume``,
+    continues it from its folder."""
+    import optuna
+
     spec = Spec(**read_json(out / SWEEP_FILE))
     exp = exp or experiments.get(spec.experiment)
     params = [parse_param(p, exp.Config) for p in spec.params]
     study = _load(spec, params, out, worker)
-    while True:
-        if spec.time_budget_s is not None and time.time() - spec.started > spec.time_budget_s:
+    kept = study.user_attrs.get("nnlab.sweep")  # --resume --trials N, said on another machine
+    if isinstance(kept, dict) and isinstance(kept.get("trials"), int):
+        spec.trials = max(spec.trials, kept["trials"])
+    timeout = None
+    if spec.time_budget_s is not None:
+        timeout = spec.started + spec.time_budget_s - time.time()
+        if timeout <= 0:
             return
-        with _turn(out):
-            if _counted(study) >= spec.trials:
-                return
-            trial = study.ask()
-            values = {p.name: p.suggest(trial) for p in params}
-        _run_trial(spec, exp, out, trial, values, resume=False)
+    if _finished(study) >= spec.trials:
+        return
+    state = optuna.trial.TrialState
+    ran: list[int] = []
+    received: list[int] = []
+
+    def between_trials(signum: int, frame: Any) -> None:  # told to Optuna, then stopped
+        received.append(signum)
+
+    def stop_if_asked(study: Any, trial: Any) -> None:
+        if received:
+            raise Interrupted(received[0], "the sweep")
+
+    main = threading.current_thread() is threading.main_thread()
+    before = {s: signal.signal(s, between_trials) for s in (signal.SIGINT, signal.SIGTERM)} \
+        if main else {}
+    try:
+        study.optimize(_objective(spec, exp, out, params, study, ran, received),
+                       timeout=timeout, catch=(_TrialFailed,),
+                       callbacks=[optuna.study.MaxTrialsCallback(
+                           spec.trials, states=(state.COMPLETE, state.PRUNED)), stop_if_asked])
+    except Interrupted:
+        for number in ran:  # Optuna failed it: queued again, as a lost trial would be
+            t = study.get_trials(deepcopy=True)[number]
+            if t.state == state.FAIL and t.user_attrs.get("interrupted"):
+                _retry(study, t)
+        raise
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def _worker(out: str, threads: int, worker: int) -> None:  # a --jobs process
@@ -355,49 +527,15 @@ def _worker(out: str, threads: int, worker: int) -> None:  # a --jobs process
         sys.exit(1)
 
 
-def _interrupted(study: Any) -> list[Any]:
-    """Running trials left by a process that is gone (this host's, by PID): to resume."""
+def _say_running(study: Any, spec: Spec) -> None:
+    """A resumed or joined sweep's running trials: another worker's, or lost ones that the
+    heartbeat will fail and retry."""
     import optuna
 
-    here = socket.gethostname()
-    stale = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") == here and pid is not None and not _alive(pid):
-            stale.append(t)
-        elif t.user_attrs.get("host") is None:  # asked for, never started
-            stale.append(t)
-    return stale
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # this process is starting now: whatever it ran before is over
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _resume_interrupted(spec: Spec, exp: experiments.Experiment, out: Path,
-                        study: Any, params: list[Param]) -> None:
-    import optuna
-
-    for frozen in _interrupted(study):
-        trial = optuna.trial.Trial(study, frozen._trial_id)  # the running trial, reopened
-        # A trial killed between study.ask() and its last suggestion lacks some values: the
-        # sampler gives them now.
-        values = {p.name: p.value(frozen.params[p.name]) if p.name in frozen.params
-                  else p.suggest(trial) for p in params}
-        folder = out / "trials" / f"{frozen.number:04d}"
-        started = (folder / "config.json").is_file()
-        print(f"trial {frozen.number}: " + ("resumed from its checkpoint" if started
-                                            else "started again"), flush=True)
-        _run_trial(spec, exp, out, trial, values, resume=started,
-                   reported=max(frozen.intermediate_values, default=0) if started else 0)
+        print(f"trial {t.number}: running on {t.user_attrs.get('host', '?')}; if its worker "
+              f"is gone, it is retried {2 * spec.heartbeat_s} s after its last heartbeat",
+              flush=True)
 
 
 # --------------------------------------------------------------------------- the whole
@@ -420,43 +558,72 @@ class SweepResult:
     failed: int
 
 
-def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | None = None,
-          *, trials: int = 20, jobs: int = 1, out: str | Path | None = None,
-          sampler: str = "tpe", metric: str | None = None, direction: str = "maximize",
-          storage: str | None = None, resume: str | Path | None = None, quick: bool = False,
+def sweep(experiment: str | Path | experiments.Experiment | None = None,
+          params: list[str] | None = None, *, trials: int | None = None, jobs: int = 1,
+          out: str | Path | None = None, sampler: str = "tpe", metric: str | None = None,
+          direction: str = "maximize", storage: str | None = None,
+          resume: str | Path | None = None, quick: bool = False,
           time_budget: str | float | None = None, track: str | None = None,
-          prune: bool = True, **flags: Any) -> SweepResult:
+          prune: bool = True, study: str | None = None, join: str | None = None,
+          heartbeat: int = HEARTBEAT_S, **flags: Any) -> SweepResult:
     """Search ``params`` (``["lr=1e-4..1e-1:log", "momentum=0,0.5,0.9"]``) of an experiment
-    over ``trials`` runs, ``jobs`` at a time, into ``out`` (``nnlab sweep``'s twin);
+    over ``trials`` runs (default 20; with ``resume``, a larger number continues a finished
+    sweep), ``jobs`` at a time, into ``out`` (``nnlab sweep``'s twin);
     ``flags``: fixed flags of every trial, by field name. ``metric``: the flattened metrics
     key to optimise (default: the held-out accuracy, ``val_acc`` or ``test_acc``);
     ``resume``: a sweep folder to continue; ``track="mlflow"``: every trial a run of one
-    MLflow experiment; ``prune=False``: every trial runs to its end. Returns the best
-    trial."""
+    MLflow experiment; ``prune=False``: every trial runs to its end. ``storage``: Optuna's
+    database (default: ``study.db`` in ``out``); ``study``: the study's name in it (default:
+    the folder's name); ``join``: the URL of a database that holds the sweep ``study``,
+    which this process joins as one more worker, into its own ``out``; ``heartbeat``:
+    seconds between a trial's heartbeats (a trial silent for two is lost and retried).
+    Returns the best trial."""
     if jobs < 1:  # before any folder is made
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    worker = 0
     if resume is not None:
+        if join is not None:
+            raise ConfigError("--resume continues a sweep folder; --join starts a new one")
         out = Path(resume)
         if not (out / SWEEP_FILE).is_file():
             raise NnlabError(f"--resume {out}: no {SWEEP_FILE} in it (not a sweep folder)")
         spec = Spec(**read_json(out / SWEEP_FILE))
         exp = _resolve(experiment) if experiment else experiments.get(spec.experiment)
+        if trials is not None and trials != spec.trials:
+            if trials < spec.trials:
+                raise ConfigError(f"--resume: --trials may only grow (the sweep's is "
+                                  f"{spec.trials})")
+            spec.trials = trials
+            write_json_atomic(out / SWEEP_FILE, dataclasses.asdict(spec))
+    elif join is not None:
+        if study is None:
+            raise ConfigError("--join URL needs --study NAME: the sweep to join")
+        if out is None:
+            raise ConfigError("--join needs --out DIR: this worker's own folder for its trials")
+        spec = _joined(join, study)
+        exp = experiments.get(spec.experiment)
+        out = _new_out(Path(out))
+        spec.storage = join
+        worker = 1000 + os.getpid() % 100_000  # a sampler of its own
+        write_json_atomic(out / SWEEP_FILE, dataclasses.asdict(spec))
     else:
+        if experiment is None:
+            raise ConfigError("nnlab sweep takes an experiment (NAME or FILE.py)")
         exp = _resolve(experiment)
         if track is not None:
             from nnlab.engine import tracking
 
             tracking.check(track)
-        spec = _new_spec(exp, params or [], trials, out, sampler, metric, direction, storage,
-                         quick, time_budget, flags)
-        spec.track, spec.prune = track, prune
+        if heartbeat < 1:
+            raise ConfigError(f"--heartbeat must be >= 1 (seconds), got {heartbeat}")
+        spec = _new_spec(exp, params or [], 20 if trials is None else trials, out, sampler,
+                         metric, direction, storage, quick, time_budget, flags)
+        spec.track, spec.prune, spec.heartbeat_s = track, prune, int(heartbeat)
         out = Path(_default_out(exp, out))
-        if out.exists() and any(out.iterdir()):
-            hint = " (a sweep: continue it with --resume)" if (out / SWEEP_FILE).exists() \
-                else ""
-            raise NnlabError(f"--out {out}: the folder holds files{hint}; pick a new or "
-                             "empty one")
-        out.mkdir(parents=True, exist_ok=True)
+        spec.study = study or out.absolute().name
+        if storage:  # a shared database may hold this name already: join it instead
+            _check_new_study(storage, spec)
+        out = _new_out(out)
         spec.storage = storage or ""  # "": study.db in the sweep folder, wherever it is
         spec.started = time.time()
         write_json_atomic(out / SWEEP_FILE, dataclasses.asdict(spec))
@@ -467,25 +634,70 @@ def sweep(experiment: str | Path | experiments.Experiment, params: list[str] | N
         os.environ[tracking.EXPERIMENT_ENV] = f"nnlab sweep {exp.name}"
     p = [parse_param(t, exp.Config) for t in spec.params]
     try:
-        study = _load(spec, p, out)
+        optuna_study = _load(spec, p, out, worker)
+        kept = optuna_study.user_attrs.get("nnlab.sweep")
+        if kept is None or (resume is not None and kept.get("trials") != spec.trials):
+            optuna_study.set_user_attr("nnlab.sweep", dataclasses.asdict(spec))  # for --join
     except NnlabError:
         if resume is None:  # a new sweep that cannot reach its storage leaves nothing
             shutil.rmtree(out)
         raise
-    pruning = "median pruner" if spec.prune else "no pruning"
-    print(f"nnlab: sweep of {exp.name} into {out}: {spec.trials} trials of "
+    pruning = f"median pruner after {startup_trials(spec.trials)} finished trials" \
+        if spec.prune else "no pruning"
+    print(f"nnlab: sweep of {exp.name} into {out} (study {spec.study!r} in "
+          f"{shown_url(_storage_url(out, spec.storage or None))}): {spec.trials} trials of "
           + ", ".join(spec.params) + f"; {spec.sampler} sampler, {pruning}, "
           f"{spec.direction} {spec.metric}", file=sys.stderr, flush=True)
+    if resume is not None or join is not None:
+        _say_running(optuna_study, spec)
     try:
-        _resume_interrupted(spec, exp, out, study, p)
         if jobs == 1:
-            _work(out, exp)
+            _work(out, exp, worker)
         else:
             _parallel(out, jobs, exp)
     except Interrupted as e:
         e.resume = f"nnlab sweep --resume {out}"
         raise
-    return finish(out, exp, study, spec, p)
+    return finish(out, exp, optuna_study, spec, p)
+
+
+def _new_out(out: Path) -> Path:
+    """A sweep's folder: new or empty, made now."""
+    if out.exists() and any(out.iterdir()):
+        hint = " (a sweep: continue it with --resume)" if (out / SWEEP_FILE).exists() else ""
+        raise NnlabError(f"--out {out}: the folder holds files{hint}; pick a new or empty one")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _joined(url: str, name: str) -> Spec:
+    """The definition of the sweep ``name`` that the database at ``url`` holds."""
+    import optuna
+
+    storage = _reach(url, HEARTBEAT_S)
+    names = optuna.get_all_study_names(storage)
+    if name not in names:
+        raise NnlabError(f"--join {shown_url(url)}: it holds no study {name!r} (it holds: "
+                         f"{', '.join(names) or 'none'})")
+    attrs = optuna.load_study(study_name=name, storage=storage).user_attrs
+    if not isinstance(attrs.get("nnlab.sweep"), dict):
+        raise NnlabError(f"--join: study {name!r} was not made by nnlab sweep (it keeps no "
+                         "sweep definition)")
+    known = {f.name for f in dataclasses.fields(Spec)}
+    try:
+        return Spec(**{k: v for k, v in attrs["nnlab.sweep"].items() if k in known})
+    except TypeError as e:
+        raise NnlabError(f"--join: study {name!r}: its sweep definition is damaged ({e})") \
+            from None
+
+
+def _check_new_study(url: str, spec: Spec) -> None:
+    import optuna
+
+    if spec.study in optuna.get_all_study_names(_reach(url, spec.heartbeat_s)):
+        raise NnlabError(f"--storage {shown_url(url)} holds a study {spec.study!r} already: "
+                         f"join it with nnlab sweep --join URL --study {spec.study} --out DIR, "
+                         "or name a new one with --study")
 
 
 def _parallel(out: Path, jobs: int, exp: experiments.Experiment) -> None:
@@ -574,20 +786,32 @@ def _jsonable(flags: dict) -> dict:
 
 def finish(out: Path, exp: experiments.Experiment, study: Any, spec: Spec,
            params: list[Param]) -> SweepResult:
-    """trials.csv, trials.md, best.json, history.png and effect.png; the best trial."""
+    """trials.csv, trials.md, best.json, history.png and effect.png, all read from the
+    study's database (so any worker can write them); the best trial."""
     import optuna
 
     done = study.get_trials(deepcopy=False)
     state = optuna.trial.TrialState
+    history = _history
+    retried_as = {history(t)[-1]: t.number for t in done if history(t)}
     rows = []
     for t in done:
         values = {p.name: p.value(t.params[p.name]) for p in params if p.name in t.params}
-        value = t.value if t.state == state.COMPLETE else _last(t)
+        value = t.value if t.state == state.COMPLETE else \
+            _last(t) if t.state == state.PRUNED else None
+        note = []
+        if history(t):
+            note.append(f"a retry of trial {history(t)[-1]}")
+        if t.number in retried_as:
+            why = "interrupted" if t.user_attrs.get("interrupted") else "lost"
+            note.append(f"{why}, retried as trial {retried_as[t.number]}")
         rows.append({"trial": t.number, "state": t.state.name.lower(),
-                     **{flag_name(k): shown(v) for k, v in values.items()},
+                     **{flag_name(p.name): shown(values[p.name]) if p.name in values
+                        else "" for p in params},  # a trial lost before all were chosen
                      spec.metric: "" if value is None else f"{value:.4f}",
                      "seconds": f"{t.duration.total_seconds():.1f}" if t.duration else "",
-                     "folder": t.user_attrs.get("folder", "")})
+                     "host": t.user_attrs.get("host", ""),
+                     "folder": _shown_folder(t, out), "note": "; ".join(note)})
     if rows:
         with open(out / "trials.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -600,7 +824,8 @@ def finish(out: Path, exp: experiments.Experiment, study: Any, spec: Spec,
     complete = [t for t in done if t.state == state.COMPLETE]
     best = study.best_trial if complete else None
     best_values = {p.name: p.value(best.params[p.name]) for p in params} if best else {}
-    folder = out / best.user_attrs["folder"] if best else None
+    folder = Path(best.user_attrs.get("path") or out / best.user_attrs["folder"]) \
+        if best else None
     command = ""
     if best is not None:
         words = ["nnlab", "run", spec.experiment]
@@ -610,15 +835,29 @@ def finish(out: Path, exp: experiments.Experiment, study: Any, spec: Spec,
     result = SweepResult(out, spec.metric, best.number if best else None,
                          best.value if best else None, best_values, folder, command,
                          len(complete), sum(t.state == state.PRUNED for t in done),
-                         sum(t.state == state.FAIL for t in done))
+                         sum(t.state == state.FAIL and t.number not in retried_as
+                             for t in done))
     write_json_atomic(out / "best.json", {
         "trial": result.best_trial, spec.metric: result.best_value,
         "params": {flag_name(k): shown(v) for k, v in best_values.items()},
-        "folder": str(folder.relative_to(out)) if folder else None, "command": command,
-        "complete": result.complete, "pruned": result.pruned, "failed": result.failed})
+        "folder": _shown_folder(best, out) if best else None,
+        "host": best.user_attrs.get("host") if best else None, "command": command,
+        "complete": result.complete, "pruned": result.pruned, "failed": result.failed,
+        "retried": len(retried_as)})
     if complete:
         _figures(out, study, spec, params)
     return result
+
+
+def _shown_folder(t: Any, out: Path) -> str:
+    """A trial's run folder: relative to this sweep folder when it is in it, else as the
+    worker that ran it named it (another machine's, or a shared folder)."""
+    path = t.user_attrs.get("path")
+    if not path:
+        return str(t.user_attrs.get("folder", ""))
+    path = Path(path)
+    return str(path.relative_to(out.absolute())) if path.is_relative_to(out.absolute()) \
+        else str(path)
 
 
 def _last(t: Any) -> float | None:
