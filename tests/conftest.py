@@ -37,3 +37,64 @@ def chromium() -> str:
     if os.environ.get("CI"):
         pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
     pytest.skip("chromium is not installed here (apt-get install chromium); CI installs it")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _missing(what: str, how: str) -> None:
+    """A server a test needs is not installed: skipped here, a failure on CI (whose .ci/run
+    installs it)."""
+    import os
+
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing: {how}")
+    pytest.skip(f"{what} is not installed here ({how})")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server of the tests' own on 127.0.0.1 (a free port), its data and socket
+    in a temp folder, run as the ``postgres`` user when the tests run as root (initdb and
+    pg_ctl refuse root); stopped at the end. Returns a URL for SQLAlchemy/Optuna."""
+    import glob
+    import os
+    import pwd
+    import shutil
+    import subprocess
+
+    pytest.importorskip("psycopg", reason="pip install -e '.[postgres]'")
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or \
+        [p for p in [shutil.which("pg_ctl")] if p]
+    if not found:
+        _missing("PostgreSQL", "apt-get install postgresql; .ci/run installs it")
+    bin_dir = os.path.dirname(found[-1])
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.mkdtemp(prefix="nnlab-test-postgres-"))  # one the server can reach
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, sock, port = root / "data", root / "sock", _free_port()
+
+    def pg(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
+
+    pg(f"{bin_dir}/initdb", "-D", str(data), "-A", "trust", "-U", "nnlab", "-E", "UTF8")
+    pg("mkdir", "-p", str(sock))
+    pg(f"{bin_dir}/pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+       f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start")
+    try:
+        yield f"postgresql://nnlab@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, f"{bin_dir}/pg_ctl", "-D", str(data), "-m", "immediate",
+                        "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)

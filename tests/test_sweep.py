@@ -196,3 +196,91 @@ def test_a_sweep_folder_is_never_reused_and_resume_needs_one(tmp_path, capsys):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
     assert main(["sweep", "--resume", str(tmp_path / "mine")]) == 1
     assert "not a sweep folder" in capsys.readouterr().err
+
+
+def _wait_for(predicate, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_two_machines_share_a_postgresql_sweep_and_a_killed_worker_is_retried(
+        postgres_url, tmp_path):
+    """Two workers in folders of their own share only the database URL; one is SIGKILLed
+    mid-trial: its heartbeat stops, the other fails the lost trial and resumes it from its
+    checkpoint, and the sweep ends with the trials asked for and the best named."""
+    first, second = tmp_path / "machine-a", tmp_path / "machine-b"
+    a = subprocess.Popen([*NNLAB, "sweep", "toy", "--quick", *SEARCH, "--trials", "6",
+                          "--heartbeat", "1", "--storage", postgres_url, "--study", "shared",
+                          "--out", str(first), "--", "--epochs", "300"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for(lambda: (first / "sweep.json").is_file(), 60, "the first worker's sweep")
+        b = subprocess.Popen([*NNLAB, "sweep", "--join", postgres_url, "--study", "shared",
+                              "--out", str(second)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=_env())
+        _wait_for(lambda: list(first.glob("trials/*/checkpoint-*.pt")), 120,
+                  "a checkpoint of the first worker's trial")
+        a.kill()  # SIGKILL: no checkpoint, no word to the study
+        a.communicate(timeout=30)
+        said, err = b.communicate(timeout=300)
+    finally:
+        for proc in (a, locals().get("b")):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert b.returncode == 0, err[-2000:]
+    study = optuna.load_study(study_name="shared", storage=postgres_url.replace(
+        "postgresql://", "postgresql+psycopg://"))
+    lost = [t for t in study.trials if t.state.name == "FAIL"]
+    assert len(lost) == 1 and lost[0].user_attrs["path"].startswith(str(first))
+    finished = _finished(study)
+    assert len(finished) == 6  # the one worker left counts to the end alone
+    retry, = (t for t in study.trials if t.system_attrs.get("retry_history") == [lost[0].number])
+    assert retry in finished and retry.params == lost[0].params
+    assert f"trial {retry.number} (a retry of trial {lost[0].number}, lost on " in said
+    assert f"resumed from its checkpoint in {lost[0].user_attrs['path']}" in said
+    resumed = json.loads((first / lost[0].user_attrs["folder"] / "config.json").read_text())
+    assert resumed["provenance"]["resumed"]  # carried on, not started again
+    best = json.loads((second / "best.json").read_text())
+    assert best["trial"] == max((t for t in finished if t.state.name == "COMPLETE"),
+                                key=lambda t: t.value).number
+    assert "rerun it: nnlab run toy" in said
+    rows = (second / "trials.csv").read_text()
+    assert f"lost, retried as trial {retry.number}" in rows and "host" in rows.splitlines()[0]
+    assert str(first) in rows  # the rows name the machine's folder that ran each trial
+
+
+def test_joining_a_sweep_that_the_database_does_not_hold_is_one_line(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert main(["sweep", "toy", "--quick", "--param", "lr=1e-3..1e-1:log", "--trials", "1",
+                 "--storage", url, "--study", "mine", "--out", str(tmp_path / "a"), "--",
+                 "--epochs", "2"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", "--join", url, "--study", "yours", "--out", str(tmp_path / "b")]) == 1
+    assert capsys.readouterr().err.strip() == (f"nnlab: error: --join {url}: it holds no study "
+                                               "'yours' (it holds: mine)")
+    assert not (tmp_path / "b").exists()
+    assert main(["sweep", "toy", "--param", "lr=1e-3..1e-1:log", "--storage", url, "--study",
+                 "mine", "--out", str(tmp_path / "c")]) == 1
+    assert "holds a study 'mine' already: join it with nnlab sweep --join" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_worker_joins_a_sweep_from_the_database_alone(tmp_path, capsys):
+    """What the second machine types: the URL, the study and its own folder."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert main(["sweep", "toy", "--quick", "--param", "lr=1e-3..1e-1:log", "--trials", "2",
+                 "--storage", url, "--study", "mine", "--out", str(tmp_path / "a"), "--",
+                 "--epochs", "2"]) == 0
+    assert main(["sweep", "--resume", str(tmp_path / "a"), "--trials", "1"]) == 1  # no shrink
+    assert main(["sweep", "--join", url, "--study", "mine", "--out", str(tmp_path / "b")]) == 0
+    said = capsys.readouterr().out
+    assert "best: trial" in said and "2 complete" in said  # nothing left to do: it reports
+    joined = json.loads((tmp_path / "b" / "sweep.json").read_text())
+    assert joined["storage"] == url and joined["flags"] == {"epochs": 2}
+    study = optuna.load_study(study_name="mine", storage=url)
+    assert len(study.trials) == 2
