@@ -64,12 +64,18 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
             track: str | None = None) -> Outcome:
     """One experiment run (or several seeds) as ``nnlab run`` makes it; see :func:`run`.
     ``watch``: sees every history row and may stop the run (a sweep's pruner; one seed)."""
+    from nnlab.engine import distributed as dist
     from nnlab.engine import prepare, tracking
     from nnlab.engine.run import finished, launch
     from nnlab.seeds import run_seeds
 
     out = Path(out) if out is not None else None
     tracking.check(track)
+    if resume is None and dist.restarted_in(out):  # torchrun started this job again
+        resume, overwrite = out, False
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(f"nnlab: torchrun restart {dist.elastic()['restart']}: {out} goes on from "
+                  "its newest checkpoint", file=sys.stderr, flush=True)
     budget_s = _check_budget(exp, time_budget, resume, 1 if seeds is None else seeds)
     if resume is not None:
         resume = Path(resume)
@@ -146,6 +152,13 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
             raise
         raise WriteFailed(f"{e}; the run's earlier files and checkpoints are kept; once that "
                           f"is fixed, resume with: {again}") from None
+    except RuntimeError as e:
+        if not (distributed and dist.lost_peer(e)):
+            raise
+        line = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise NnlabError(f"a worker of this torchrun job was lost ({line}); torchrun starts "
+                         "the job again if --max-restarts allows, and the restarted workers go "
+                         f"on from {out}'s newest checkpoint") from None
     except NnlabError:
         # a new run that failed before it wrote anything but its config (say, unreadable
         # data): leave no folder behind, as if it had been refused up front
@@ -160,8 +173,6 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
 
             torch.set_num_threads(threads)
     if distributed:
-        from nnlab.engine import distributed as dist
-
         dist.teardown()
     if rank == 0:
         _draw_curves(out, exp.name)

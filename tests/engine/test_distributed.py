@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,3 +74,124 @@ def test_torchrun_runs_a_users_model_file_on_two_processes(learnable_cifar, tmp_
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and (out / "model.pt").exists()
     assert proc.stdout.count("run folder:") == 1
+
+
+def _torchrun(*launcher: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "nnlab", "run",
+            "cifar-mlp", "--quick", "--epochs", "24"]
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    except OSError:
+        return None
+    return next((int(e[5:]) for e in env if e.startswith(b"RANK=")), None)
+
+
+def _workers(launcher_pid: int) -> dict[int, int]:
+    """{rank: pid} of a torchrun launcher's worker processes."""
+    found = subprocess.run(["pgrep", "-P", str(launcher_pid)], capture_output=True, text=True)
+    pids = [int(p) for p in found.stdout.split()]
+    return {r: p for p in pids if (r := _rank_of(p)) is not None}
+
+
+def _same_metrics(a: Path, b: Path) -> None:
+    timing = {"wall_s", "images_per_s", "data_s"}
+    first, second = (json.loads((f / "metrics.json").read_text()) for f in (a, b))
+    assert {k: v for k, v in first.items() if k not in timing} == \
+        {k: v for k, v in second.items() if k not in timing}
+
+
+def _after_first_checkpoint(proc: subprocess.Popen, out: Path) -> None:
+    import time
+
+    deadline = time.time() + 120
+    while not list(out.glob("checkpoint-*.pt")):
+        assert proc.poll() is None and time.time() < deadline, "no checkpoint came"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_a_torchrun_job_whose_worker_is_killed_comes_back_with_the_same_metrics(
+        learnable_cifar, tmp_path):
+    """--max-restarts 1, rank 1 SIGKILLed after the first checkpoint: the other worker says
+    a worker was lost (not an internal error), torchrun restarts both, they resume from the
+    checkpoint, and the job ends with the metrics of a job that was never interrupted."""
+    import signal
+
+    env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    data = ["--data", str(learnable_cifar)]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    launcher = ["--standalone", "--nproc_per_node", "2", "--max-restarts", "1"]
+    done = subprocess.run([*_torchrun(*launcher), *data, "--out", str(whole)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    proc = subprocess.Popen([*_torchrun(*launcher), *data, "--out", str(killed)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _after_first_checkpoint(proc, killed)
+        os.kill(_workers(proc.pid)[1], signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert "nnlab: error: a worker of this torchrun job was lost (" in err
+    assert "internal error" not in err
+    assert f"nnlab: torchrun restart 1: {killed} goes on from its newest checkpoint" in err
+    assert "resuming from" in err
+    _same_metrics(whole, killed)
+    record = json.loads((killed / "config.json").read_text())
+    assert record["provenance"]["torchrun"]["world_size"] == 2
+    assert out.count("run folder:") == 1  # rank 0 of the attempt that finished
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_torchrun_launcher_checkpoints_and_resumes(learnable_cifar, tmp_path):
+    import signal
+
+    env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    command = [*_torchrun("--standalone", "--nproc_per_node", "2"), "--data",
+               str(learnable_cifar), "--out", str(out)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _after_first_checkpoint(proc, out)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "nnlab: stopped by SIGTERM" in err and "--resume" in err
+    assert not (out / "metrics.json").exists() and list(out.glob("checkpoint-*.pt"))
+    resumed = subprocess.run([*command[:command.index("--out")], "--resume", str(out)],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (out / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_two_nodes_on_one_machine_through_the_c10d_rendezvous(learnable_cifar, tmp_path):
+    """Two launchers (--nnodes 2, one process each) meet at a c10d rendezvous on 127.0.0.1,
+    as two machines would; the run folder is written once, by global rank 0."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    nodes = [subprocess.Popen(
+        [*_torchrun("--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank),
+                    "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}",
+                    "--rdzv_id", "nnlab-test"), "--data", str(learnable_cifar), "--out",
+         str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for rank in (0, 1)]
+    said = [node.communicate(timeout=300) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), said[0][1][-2000:] + said[1][1][-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert sum(s[0].count("run folder:") for s in said) == 1

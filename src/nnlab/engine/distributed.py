@@ -5,12 +5,21 @@ rank from the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK), joins th
 group (NCCL on CUDA, Gloo on the CPU), takes its share of every batch and wraps the model in
 DistributedDataParallel, which averages gradients across processes. Only rank 0 writes files
 and shows progress. Launched plainly, everything here is a no-op.
+
+Under torchrun's elastic restart (``--max-restarts N``), a worker that dies takes the job's
+other workers down with it and torchrun starts them all again with the same command;
+``TORCHELASTIC_RESTART_COUNT`` tells each it is a restart and ``TORCHELASTIC_RUN_ID`` which
+job it belongs to. A restarted ``nnlab run ... --out DIR`` then goes on from DIR's newest
+checkpoint (:func:`restarted_in`), and a peer lost mid-step is said as what it is
+(:func:`lost_peer`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -48,8 +57,34 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
         device = torch.device("cuda", d.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if (store := _store_of_this_attempt()) is not None:
+            dist.init_process_group(backend, store=store, rank=d.rank, world_size=d.world_size)
+        else:
+            dist.init_process_group(backend)
     return d, device
+
+
+def _store_of_this_attempt() -> dist.Store | None:
+    """A restarted single-machine job's store, under a prefix of its restart count.
+
+    torchrun shares one TCPStore server across its restarts (unless the launcher has
+    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``), and the process group's keys of the attempt
+    that died are still in it: a restarted worker that reaches them before its peer has
+    written new ones connects to a dead address and hangs. Each attempt's keys under a
+    prefix of its own avoid that. Across machines the restart counts differ (a healthy
+    machine's workers are restarted without counting), so there the launcher's opt-out is
+    the cure (docs: Scaling out)."""
+    job = elastic()
+    if job is None or job["restart"] < 1 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") \
+            != "True" or os.environ.get("GROUP_WORLD_SIZE", "1") != "1":
+        return None
+    from datetime import timedelta
+
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                          int(os.environ["WORLD_SIZE"]), is_master=False,
+                          timeout=timedelta(minutes=10))
+    return dist.PrefixStore(f"nnlab/attempt-{job['restart']}", store)
 
 
 def wrap(model: nn.Module, d: Dist, device: torch.device) -> nn.Module:
@@ -67,3 +102,38 @@ def unwrap(model: nn.Module) -> nn.Module:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def elastic() -> dict | None:
+    """This torchrun job's run id, restart count and world size (None without torchrun)."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return None
+    return {"run_id": os.environ["TORCHELASTIC_RUN_ID"],
+            "restart": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0),
+            "world_size": int(os.environ.get("WORLD_SIZE", "1"))}
+
+
+def restarted_in(out: Path | None) -> bool:
+    """True when this process is a torchrun restart and ``out`` holds the run this same
+    job started (its config.json names this job's run id): the run goes on from its newest
+    checkpoint. A folder of another job, or none, is left to the usual rules."""
+    job = elastic()
+    if job is None or job["restart"] < 1 or out is None:
+        return False
+    try:
+        record = json.loads((Path(out) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    started = record.get("provenance", {}).get("torchrun") if isinstance(record, dict) \
+        else None
+    return isinstance(started, dict) and started.get("run_id") == job["run_id"]
+
+
+def lost_peer(error: BaseException) -> bool:
+    """An error of a collective whose peer went away (a worker killed, a machine lost)."""
+    if isinstance(error, dist.DistError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(
+        word in text for word in ("Connection closed by peer", "Connection reset by peer",
+                                  "Broken pipe", "gloo", "NCCL", "c10d"))

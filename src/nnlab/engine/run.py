@@ -136,6 +136,10 @@ def provenance(device: torch.device | None = None, precision: str | None = None)
         "host": platform.node(), "cpu": cpu_name(), "cpu_native_bf16": cpu_has_native_bf16(),
         "threads": torch.get_num_threads(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    from nnlab.engine.distributed import elastic
+
+    if (job := elastic()) is not None:  # which torchrun job: a restart of it resumes here
+        info["torchrun"] = job
     if device is not None:
         info["device"] = str(device)
         if device.type == "cuda":
@@ -465,10 +469,11 @@ class Run:
             if name in self._restored:
                 continue
             kind = "generators" if name in self._resume["generators"] else "state"
-            if name not in self._resume[kind]:
+            saved = self._own(kind) if kind == "generators" else self._resume[kind]
+            if name not in saved:
                 continue
             try:
-                self._load(obj, self._resume[kind][name])
+                self._load(obj, saved[name])
             except Exception as e:  # noqa: BLE001 - whatever a damaged file makes torch raise
                 why = "other layers or shapes" if "state_dict" in str(e) else \
                     type(e).__name__
@@ -484,7 +489,7 @@ class Run:
         on training)."""
         if self._resume is not None and not self._rng_restored:
             try:
-                ckpt.set_global_rng_state(self._resume["rng"])
+                ckpt.set_global_rng_state(self._own("rng"))
             except Exception as e:  # noqa: BLE001 - a damaged file: any error torch raises
                 raise self.refuse_checkpoint("damaged checkpoint: its random generators "
                                              f"cannot be restored ({type(e).__name__})"
@@ -500,9 +505,10 @@ class Run:
     def checkpoint(self, progress: dict, generator_states: dict | None = None) -> None:
         """Write the next checkpoint (rank 0); ``generator_states`` replaces the generators'
         current states (an epoch driver passes those at the start of the epoch)."""
+        gens = {**self.generator_states(), **(generator_states or {})}
+        ranks = self._gathered({"generators": gens, "rng": ckpt.global_rng_state()})
         if not self.main:
             return
-        gens = {**self.generator_states(), **(generator_states or {})}
         state = {n: self._state(o) for n, o in self._tracked.items() if not _is_generator(o)}
         if self._resume is not None:
             # a phase that has not started again in this process (the torch phase while an
@@ -517,11 +523,33 @@ class Run:
             "phases": {n: dataclasses.asdict(p) for n, p in self._phases.items()},
             "data": self.data, "rng": ckpt.global_rng_state(),
             "generators": gens, "state": state,
+            # under torchrun, each rank's own generators (its share's augmentation): a
+            # restarted job's rank r takes entry r, so it goes on as the lost job would have
+            **({"ranks": ranks} if ranks is not None else {}),
         }, protect=self._protected))
         if self._histories:  # after the checkpoint, which holds the same rows
             self._write_history()
         for writer in self._writers.values():  # what TensorBoard has now survives a kill
             writer.flush()
+
+    def _gathered(self, mine: dict) -> list[dict] | None:
+        """Every rank's ``mine``, on every rank (None when not distributed)."""
+        if not self.dist.enabled:
+            return None
+        import torch.distributed as dist
+
+        every: list[Any] = [None] * self.dist.world_size
+        dist.all_gather_object(every, mine)
+        return every
+
+    def _own(self, kind: str) -> dict:
+        """The resumed checkpoint's ``generators`` (or ``rng``) of this rank: its own entry of
+        a torchrun job's checkpoint, else the one that rank 0 saved."""
+        ranks = self._resume.get("ranks") if self._resume is not None else None
+        if isinstance(ranks, list) and len(ranks) == self.dist.world_size and \
+                isinstance(ranks[self.dist.rank], dict) and kind in ranks[self.dist.rank]:
+            return ranks[self.dist.rank][kind]
+        return self._resume[kind]
 
     def generator_states(self) -> dict:
         return {n: ckpt.generator_state(g) for n, g in self._tracked.items() if _is_generator(g)}
