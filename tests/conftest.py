@@ -98,3 +98,64 @@ def postgres_url():
         subprocess.run([*as_user, f"{bin_dir}/pg_ctl", "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def start_mlflow_server(root):
+    """``mlflow server`` (the full mlflow package) on 127.0.0.1 and a free port, a SQLite
+    backend and an artifact store of its own under ``root``; returns (process, URL) once it
+    answers /health. The server runs in a process group of its own (it has workers):
+    :func:`stop_server` ends them all."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    command = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+    if command is None:
+        _missing("the mlflow server", "pip install -e '.[dev]' installs the full mlflow")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [command, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--allowed-hosts",
+         f"127.0.0.1:{port},localhost:{port}"],
+        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),
+        start_new_session=True)
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            stop_server(proc)
+            raise RuntimeError("mlflow server did not start: "
+                               + (root / "server.log").read_text()[-1500:])
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server for the session's tests: its URL."""
+    proc, url = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield url
+    finally:
+        stop_server(proc)
+
+
+def stop_server(proc) -> None:
+    """SIGKILL to a server's whole process group (its workers too)."""
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)

@@ -62,3 +62,115 @@ def test_a_missing_mlflow_is_one_line_naming_the_extra(tmp_path, monkeypatch, ca
     assert err == "nnlab: error: --track mlflow needs the mlflow package: pip install " \
                   "'nnlab[mlflow]'"
     assert not (tmp_path / "run").exists()
+
+
+def _rest(url: str, path: str, body: dict | None = None) -> dict:
+    """One call of MLflow's REST API (GET, or POST with a JSON body)."""
+    import urllib.parse
+    import urllib.request
+
+    if body is None:
+        request = urllib.request.Request(f"{url}/api/2.0/mlflow/{path}")
+    else:
+        request = urllib.request.Request(f"{url}/api/2.0/mlflow/{path}", method="POST",
+                                         data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def _server_runs(url: str, experiment: str) -> list[dict]:
+    import urllib.parse
+
+    found = _rest(url, "experiments/get-by-name?experiment_name="
+                  + urllib.parse.quote(experiment))["experiment"]
+    return _rest(url, "runs/search", {"experiment_ids": [found["experiment_id"]],
+                                      "max_results": 100}).get("runs", [])
+
+
+@pytest.fixture
+def served(mlflow_server, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # nothing of MLflow's lands in the working folder
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    return mlflow_server
+
+
+@pytest.mark.slow
+def test_a_run_tracked_to_an_mlflow_server_reads_back_over_http(served, tmp_path):
+    import urllib.parse
+
+    out = tmp_path / "run"
+    assert main(["run", "toy", "--quick", "--epochs", "7", "--lr", "0.05", "--track",
+                 "mlflow", "--out", str(out)]) == 0
+    run, = [r for r in _server_runs(served, "nnlab toy") if r["info"]["run_name"] == "run"]
+    info, data = run["info"], run["data"]
+    assert info["status"] == "FINISHED"
+    params = {p["key"]: p["value"] for p in data["params"]}
+    assert params["lr"] == "0.05" and params["epochs"] == "7"
+    history = _rest(served, "metrics/get-history?run_id=" + info["run_id"] + "&metric_key="
+                    + urllib.parse.quote("numpy/test_acc"))["metrics"]
+    assert sorted(m["step"] for m in history) == list(range(1, 8))  # every epoch, by epoch
+    final = {m["key"]: m["value"] for m in data["metrics"]}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert final["final/numpy.test_acc"] == pytest.approx(metrics["numpy"]["test_acc"])
+    listed = _rest(served, "artifacts/list?run_id=" + info["run_id"])
+    assert {"curves.png", "metrics.json", "config.json", "history.csv"} <= {
+        f["path"] for f in listed["files"]}
+    assert not list(tmp_path.glob("mlruns")) and not list(tmp_path.glob("mlflow.db"))
+
+
+@pytest.mark.slow
+def test_a_sweep_tracked_to_an_mlflow_server_is_one_experiment_of_its_trials(served,
+                                                                            tmp_path):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "toy", "--quick", "--param", "lr=1e-3..1e-1:log", "--trials", "3",
+                 "--no-prune", "--track", "mlflow", "--out", str(out), "--", "--epochs",
+                 "4"]) == 0
+    runs = _server_runs(served, "nnlab sweep toy")
+    tags = [{t["key"]: t["value"] for t in r["data"]["tags"]} for r in runs]
+    folders = {t["nnlab.folder"] for t in tags}
+    assert {str((out / "trials" / f"{n:04d}").absolute()) for n in range(3)} <= folders
+    assert all(r["info"]["status"] == "FINISHED" for r in runs)
+    lrs = sorted(float(p["value"]) for r in runs for p in r["data"]["params"]
+                 if p["key"] == "lr")
+    assert len(lrs) >= 3
+    import os
+
+    assert "NNLAB_MLFLOW_EXPERIMENT" not in os.environ  # later runs are their own again
+
+
+@pytest.mark.slow
+def test_a_tracking_server_that_goes_away_mid_run_warns_once_and_training_goes_on(
+        tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import time
+
+    from conftest import start_mlflow_server, stop_server
+
+    (tmp_path / "server").mkdir()
+    server, url = start_mlflow_server(tmp_path / "server")
+    out = tmp_path / "run"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": url, "OMP_NUM_THREADS": "1",
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    try:
+        run = subprocess.Popen([sys.executable, "-m", "nnlab", "run", "toy", "--quick",
+                                "--epochs", "600", "--track", "mlflow", "--out", str(out)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=tmp_path)
+        deadline = time.time() + 120
+        while time.time() < deadline and run.poll() is None:
+            try:
+                if _server_runs(url, "nnlab toy"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        stop_server(server)  # gone, mid-run
+        _, err = run.communicate(timeout=240)
+    finally:
+        if server.poll() is None:
+            stop_server(server)
+    assert run.returncode == 0, err[-2000:]
+    assert err.count("warning: MLflow") == 1 and "the run goes on" in err
+    assert (out / "metrics.json").is_file()

@@ -627,11 +627,9 @@ def sweep(experiment: str | Path | experiments.Experiment | None = None,
         spec.storage = storage or ""  # "": study.db in the sweep folder, wherever it is
         spec.started = time.time()
         write_json_atomic(out / SWEEP_FILE, dataclasses.asdict(spec))
-    if spec.track is not None:  # every trial a run of one MLflow experiment
-        from nnlab.engine import tracking
+    from nnlab.engine import tracking
 
-        tracking.check(spec.track)
-        os.environ[tracking.EXPERIMENT_ENV] = f"nnlab sweep {exp.name}"
+    tracking.check(spec.track)
     p = [parse_param(t, exp.Config) for t in spec.params]
     try:
         optuna_study = _load(spec, p, out, worker)
@@ -650,6 +648,9 @@ def sweep(experiment: str | Path | experiments.Experiment | None = None,
           f"{spec.direction} {spec.metric}", file=sys.stderr, flush=True)
     if resume is not None or join is not None:
         _say_running(optuna_study, spec)
+    before = os.environ.get(tracking.EXPERIMENT_ENV)
+    if spec.track is not None:  # every trial (and --jobs worker) a run of one experiment
+        os.environ[tracking.EXPERIMENT_ENV] = f"nnlab sweep {exp.name}"
     try:
         if jobs == 1:
             _work(out, exp, worker)
@@ -658,6 +659,11 @@ def sweep(experiment: str | Path | experiments.Experiment | None = None,
     except Interrupted as e:
         e.resume = f"nnlab sweep --resume {out}"
         raise
+    finally:  # a later run of this Python session is its own experiment again
+        if before is None:
+            os.environ.pop(tracking.EXPERIMENT_ENV, None)
+        else:
+            os.environ[tracking.EXPERIMENT_ENV] = before
     return finish(out, exp, optuna_study, spec, p)
 
 

@@ -9,7 +9,11 @@ runs of the run that holds their mean ± std; a sweep's trials are runs of one M
 experiment. A resumed run goes on in the same MLflow run (its id is in ``config.json``).
 
 A tracker that fails (a server that is down, a full disk) says so once, and training goes on
-without it: what nnlab writes in the run folder is the record; MLflow is a view of it.
+without it: what nnlab writes in the run folder is the record; MLflow is a view of it. MLflow
+retries a request to a server seven times with a doubling wait (minutes in all) by default;
+nnlab asks for two retries and a 30 s timeout unless ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` /
+``MLFLOW_HTTP_REQUEST_TIMEOUT`` say otherwise, so a server that goes away stalls training
+once, for seconds.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ class MlflowTracker:
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         self._client = MlflowClient()
         if run_id is not None:  # a resumed run goes on where it was
             self._client.update_run(run_id, status="RUNNING")
