@@ -177,3 +177,16 @@ def test_the_compile_benchmark_says_when_the_port_is_missing(tmp_path):
                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "no airbench94_muon_cpu.py in" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_gpu_check_runs_its_cpu_dry_run_and_prints_its_table(tmp_path):
+    """No CUDA here: one line says so, then every row runs on the CPU at tiny sizes."""
+    out = _bench("benchmarks/gpu_check.py", "--dry-run", "--out", str(tmp_path / "check"))
+    assert out.splitlines()[0].startswith(("no CUDA device here", "--dry-run"))
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines()
+            if line.startswith("| ") and not line.startswith(("| check", "| ---"))}
+    assert list(rows) == ["device", "bf16 autocast", "CUDA tests", "speedrun eager",
+                          "speedrun compiled", "MLP", "DDP, 1 process (Gloo)"]
+    assert "failed" not in out
+    assert "val_acc" in rows["speedrun eager"] and "val_acc" in rows["MLP"]
+    assert "world size 1" in rows["DDP, 1 process (Gloo)"]

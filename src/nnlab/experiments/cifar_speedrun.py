@@ -93,6 +93,8 @@ class Config(CifarOptions):
                                      "TTA (the two shifted pairs share the rest); 1/3 = all six "
                                      "views alike", gt=0, le=1, shown="1/3")
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
+    compile: bool = option(False, "torch.compile the network (inductor): meant for a GPU; on "
+                           "the CPUs measured it was slower (benchmarks/speedrun_compile.py)")
     init: str = option("dirac", "conv init: dirac (identity filters first) or default "
                        "(PyTorch's)", choices=("dirac", "default"))
     bn_eps: float = option(BN_EPS, "BatchNorm's eps: no channel is scaled up more than "
@@ -199,6 +201,8 @@ class Recipe(ImageRecipe):
         n_fit = min(5000, len(loader.y))
         model.init_whitening(((loader.x[:n_fit].float() - loader.mean) / loader.std),
                              cfg.whiten_eps)
+        if cfg.compile:  # in place: the saved weights keep their names
+            model.compile()
 
     def optimizer(self, cfg: Config, model: SpeedrunNet, steps: int):  # noqa: ANN201
         run = self.run
