@@ -214,6 +214,7 @@ def test_two_machines_share_a_postgresql_sweep_and_a_killed_worker_is_retried(
     checkpoint, and the sweep ends with the trials asked for and the best named."""
     first, second = tmp_path / "machine-a", tmp_path / "machine-b"
     a = subprocess.Popen([*NNLAB, "sweep", "toy", "--quick", *SEARCH, "--trials", "6",
+                          "--no-prune",  # pruned trials could all end before two heartbeats
                           "--heartbeat", "1", "--storage", postgres_url, "--study", "shared",
                           "--out", str(first), "--", "--epochs", "300"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
