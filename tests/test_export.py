@@ -157,3 +157,34 @@ def test_predict_top_k_json_and_a_missing_file_among_good_ones(runs, learnable_c
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == len(list(files[0].parent.iterdir()))
     assert all(line.count("%)") == 3 for line in lines)
+
+
+@pytest.mark.slow
+def test_onnx_falls_back_to_the_legacy_exporter_in_one_line(runs, learnable_cifar, capsys,
+                                                            monkeypatch, tmp_path):
+    """Where torch's current exporter (torch.export, onnxscript) fails, the legacy one writes
+    the file, and one line says so; the file gives the run's logits either way."""
+    import onnxruntime
+
+    from nnlab.data.cifar10 import load_cifar10
+
+    real = torch.onnx.export
+
+    def current_fails(*args, **kwargs):
+        if kwargs.get("dynamo"):
+            raise RuntimeError("unsupported operator\nmore detail")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", current_fails)
+    run = runs / "cifar-speedrun"
+    assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nnlab: the current ONNX exporter failed (RuntimeError: " \
+        "unsupported operator); exported with the legacy one" in err
+    images = load_cifar10(str(learnable_cifar)).x_train[:4].float()
+    classifier, _ = load_classifier(run)
+    with torch.no_grad():
+        expected = classifier(images)
+    got = onnxruntime.InferenceSession(str(tmp_path / "model.onnx")).run(
+        ["logits"], {"images": images.numpy()})[0]
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-4, rtol=1e-4)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -114,23 +115,43 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None,
     path = out / f"{meta['model']}{SUFFIX[fmt]}"
     example = torch.rand(2, *meta["input"]["shape"][1:]) * 255
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():  # torch deprecates both exporters below
-        warnings.simplefilter("ignore")                # in favour of torch.export, which
-        if fmt == "safetensors":                       # needs onnxscript for ONNX
+    with warnings.catch_warnings(), torch.no_grad():  # torch.jit.trace and the legacy ONNX
+        warnings.simplefilter("ignore")                # exporter warn that they are deprecated
+        if fmt == "safetensors":
             from safetensors.torch import save
 
             state = {k: v.contiguous() for k, v in classifier.state_dict().items()}
             buffer.write(save(state, metadata={"nnlab": json.dumps(meta)}))
         elif fmt == "onnx":
-            torch.onnx.export(classifier, (example,), buffer, dynamo=False,
-                              input_names=["images"], output_names=["logits"],
-                              dynamic_axes={"images": {0: "N"}, "logits": {0: "N"}})
+            _onnx(classifier, example, buffer)
         else:
             torch.jit.save(torch.jit.trace(classifier, example), buffer)
     write_atomic(path, buffer.getvalue())
     write_json_atomic(out / f"{meta['model']}.json", {**meta, "format": fmt,
                                                        "file": path.name})
     return path
+
+
+def _onnx(classifier: nn.Module, example: torch.Tensor, buffer: io.BytesIO) -> None:
+    """ONNX through torch's current exporter (``torch.export`` and onnxscript), the batch
+    size left free; the legacy TorchScript-based exporter only where the current one fails
+    (said in one line)."""
+    try:
+        program = torch.onnx.export(
+            classifier, (example,), dynamo=True, input_names=["images"],
+            output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("N")},),
+            verbose=False)
+        program.save(buffer)
+        return
+    except Exception as e:  # noqa: BLE001 - any failure of torch.export / onnxscript
+        why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        print(f"nnlab: the current ONNX exporter failed ({type(e).__name__}: {why}); "
+              "exported with the legacy one", file=sys.stderr)
+        buffer.seek(0)
+        buffer.truncate()
+    torch.onnx.export(classifier, (example,), buffer, dynamo=False,
+                      input_names=["images"], output_names=["logits"],
+                      dynamic_axes={"images": {0: "N"}, "logits": {0: "N"}})
 
 
 def read_images(paths: list[str | Path], size: int = 32) -> torch.Tensor:
