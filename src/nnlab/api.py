@@ -74,8 +74,8 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
     if resume is None and dist.restarted_in(out):  # torchrun started this job again
         resume, overwrite = out, False
         if int(os.environ.get("RANK", 0)) == 0:
-            print(f"nnlab: torchrun restart {dist.elastic()['restart']}: {out} goes on from "
-                  "its newest checkpoint", file=sys.stderr, flush=True)
+            print(f"nnlab: torchrun restarted the job: {out} goes on from its newest "
+                  "checkpoint", file=sys.stderr, flush=True)
     budget_s = _check_budget(exp, time_budget, resume, 1 if seeds is None else seeds)
     if resume is not None:
         resume = Path(resume)

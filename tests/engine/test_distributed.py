@@ -139,7 +139,8 @@ def test_a_torchrun_job_whose_worker_is_killed_comes_back_with_the_same_metrics(
     assert proc.returncode == 0, err[-3000:]
     assert "nnlab: error: a worker of this torchrun job was lost (" in err
     assert "internal error" not in err
-    assert f"nnlab: torchrun restart 1: {killed} goes on from its newest checkpoint" in err
+    assert f"nnlab: torchrun restarted the job: {killed} goes on from its newest checkpoint" \
+        in err
     assert "resuming from" in err
     _same_metrics(whole, killed)
     record = json.loads((killed / "config.json").read_text())
@@ -195,3 +196,45 @@ def test_two_nodes_on_one_machine_through_the_c10d_rendezvous(learnable_cifar, t
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2
     assert sum(s[0].count("run folder:") for s in said) == 1
+
+
+@pytest.mark.slow
+def test_two_nodes_restart_after_a_lost_worker_with_a_fresh_store(learnable_cifar, tmp_path):
+    """The multi-machine restart the docs describe: two launchers with the c10d rendezvous
+    and TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1; node 1's worker is SIGKILLed after the first
+    checkpoint; both nodes restart and the job ends with an unbroken job's metrics."""
+    import signal
+    import socket
+
+    env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
+           "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+
+    def job(out: Path) -> list[subprocess.Popen]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return [subprocess.Popen(
+            [*_torchrun("--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank),
+                        "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}",
+                        "--rdzv_id", out.name, "--max-restarts", "1"), "--data",
+             str(learnable_cifar), "--out", str(out)], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for node in job(whole):
+        node.communicate(timeout=300)
+        assert node.returncode == 0
+    nodes = job(killed)
+    try:
+        _after_first_checkpoint(nodes[0], killed)
+        os.kill(next(iter(_workers(nodes[1].pid).values())), signal.SIGKILL)
+        said = [node.communicate(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+    assert all(node.returncode == 0 for node in nodes), said[0][1][-1500:] + said[1][1][-1500:]
+    errors = "".join(err for _, err in said)
+    assert "goes on from its newest checkpoint" in errors
+    assert "is not empty" not in errors  # the healthy node's worker resumed too, first time
+    _same_metrics(whole, killed)

@@ -115,10 +115,15 @@ def elastic() -> dict | None:
 
 def restarted_in(out: Path | None) -> bool:
     """True when this process is a torchrun restart and ``out`` holds the run this same
-    job started (its config.json names this job's run id): the run goes on from its newest
-    checkpoint. A folder of another job, or none, is left to the usual rules."""
+    job started (its config.json names this job's run id, ``--rdzv-id``): the run goes on
+    from its newest checkpoint. A folder of another job, or none, is left to the usual
+    rules."""
     job = elastic()
-    if job is None or job["restart"] < 1 or out is None:
+    if job is None or out is None:
+        return False
+    # One machine: its restart count says. Across machines it does not: a machine whose
+    # workers were healthy restarts them without counting, so there the job's id alone does.
+    if job["restart"] < 1 and os.environ.get("GROUP_WORLD_SIZE", "1") == "1":
         return False
     try:
         record = json.loads((Path(out) / "config.json").read_text())
