@@ -246,44 +246,38 @@ def _reach(url: str, heartbeat_s: int) -> Any:
         raise NnlabError(f"the sweep's storage {shown_url(url)}: its database driver is not "
                          f"installed: no module {e.name!r}{hint}") from None
     except Exception as e:  # noqa: BLE001 - a database that cannot be reached or read
-        raise NnlabError(f"the sweep's storage {shown_url(url)}: {type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
+        raise _unusable(url, e) from None
+
+
+def _unusable(url: str, e: Exception) -> NnlabError:
+    line = str(e).splitlines()[0][:200] if str(e) else ""
+    return NnlabError(f"the sweep's storage {shown_url(url)}: {type(e).__name__}: {line}")
 
 
 def _load(spec: Spec, params: list[Param], out: Path, worker: int = 0) -> Any:
-    """The study, with this process's sampler: seeded from the sweep's seed and the
-    process's number, so that processes sharing the study draw different values."""
+    """The study, with this process's sampler: seeded from the sweep's seed, the process's
+    number and the trials the study holds already, so that processes sharing the study, or
+    resuming it, draw different values."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # nnlab says each trial's end itself
-    seed = spec.seed + worker + 1009 * _trials_so_far(out, spec)  # a resume: new draws
-    if spec.sampler == "grid":
-        sampler = optuna.samplers.GridSampler({p.name: p.grid() for p in params}, seed=seed)
-    elif spec.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:  # the constant liar: a running trial counts as a poor one, so others look elsewhere
-        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     storage = _storage_url(out, spec.storage or None)  # default: study.db beside it
     reached = _reach(storage, spec.heartbeat_s)
     try:
-        return optuna.create_study(study_name=spec.study, storage=reached, sampler=sampler,
-                                   pruner=_pruner(spec), direction=spec.direction,
-                                   load_if_exists=True)
+        study = optuna.create_study(study_name=spec.study, storage=reached,
+                                    pruner=_pruner(spec), direction=spec.direction,
+                                    load_if_exists=True)
     except Exception as e:  # noqa: BLE001 - a database that cannot be reached or read
-        raise NnlabError(f"the sweep's storage {shown_url(storage)}: {type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
-
-
-def _trials_so_far(out: Path, spec: Spec) -> int:
-    """How many trials the study holds already (0 for a new sweep): a process that resumes
-    or joins seeds its sampler with it, so it does not draw what the first processes drew."""
-    import optuna
-
-    storage = _reach(_storage_url(out, spec.storage or None), spec.heartbeat_s)
-    if spec.study not in optuna.get_all_study_names(storage):
-        return 0
-    return len(optuna.load_study(study_name=spec.study, storage=storage).get_trials(
-        deepcopy=False))
+        raise _unusable(storage, e) from None
+    seed = spec.seed + worker + 1009 * len(study.get_trials(deepcopy=False))
+    if spec.sampler == "grid":
+        study.sampler = optuna.samplers.GridSampler({p.name: p.grid() for p in params},
+                                                    seed=seed)
+    elif spec.sampler == "random":
+        study.sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:  # the constant liar: a running trial counts as a poor one, so others look elsewhere
+        study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    return study
 
 
 def startup_trials(trials: int) -> int:
@@ -398,7 +392,7 @@ def _reachable(folder: Path) -> bool:
     """A run folder this machine can read (the lost trial's own, or a shared one)."""
     from nnlab.engine import prepare
 
-    return folder.is_dir() and prepare.is_run_folder(folder)
+    return prepare.is_run_folder(folder)
 
 
 def _objective(spec: Spec, exp: experiments.Experiment, out: Path, params: list[Param],
@@ -798,16 +792,15 @@ def finish(out: Path, exp: experiments.Experiment, study: Any, spec: Spec,
 
     done = study.get_trials(deepcopy=False)
     state = optuna.trial.TrialState
-    history = _history
-    retried_as = {history(t)[-1]: t.number for t in done if history(t)}
+    retried_as = {_history(t)[-1]: t.number for t in done if _history(t)}
     rows = []
     for t in done:
         values = {p.name: p.value(t.params[p.name]) for p in params if p.name in t.params}
         value = t.value if t.state == state.COMPLETE else \
             _last(t) if t.state == state.PRUNED else None
         note = []
-        if history(t):
-            note.append(f"a retry of trial {history(t)[-1]}")
+        if _history(t):
+            note.append(f"a retry of trial {_history(t)[-1]}")
         if t.number in retried_as:
             why = "interrupted" if t.user_attrs.get("interrupted") else "lost"
             note.append(f"{why}, retried as trial {retried_as[t.number]}")

@@ -16,7 +16,6 @@ checkpoint (:func:`restarted_in`), and a peer lost mid-step is said as what it i
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,12 +124,14 @@ def restarted_in(out: Path | None) -> bool:
     # workers were healthy restarts them without counting, so there the job's id alone does.
     if job["restart"] < 1 and os.environ.get("GROUP_WORLD_SIZE", "1") == "1":
         return False
+    from nnlab.engine.checkpoint import read_json
+    from nnlab.errors import NnlabError
+
     try:
-        record = json.loads((Path(out) / "config.json").read_text())
-    except (OSError, ValueError):
+        provenance = read_json(Path(out) / "config.json").get("provenance")
+    except NnlabError:  # damaged: the usual rules say so
         return False
-    started = record.get("provenance", {}).get("torchrun") if isinstance(record, dict) \
-        else None
+    started = provenance.get("torchrun") if isinstance(provenance, dict) else None
     return isinstance(started, dict) and started.get("run_id") == job["run_id"]
 
 

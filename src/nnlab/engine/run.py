@@ -506,7 +506,8 @@ class Run:
         """Write the next checkpoint (rank 0); ``generator_states`` replaces the generators'
         current states (an epoch driver passes those at the start of the epoch)."""
         gens = {**self.generator_states(), **(generator_states or {})}
-        ranks = self._gathered({"generators": gens, "rng": ckpt.global_rng_state()})
+        rng = ckpt.global_rng_state()
+        ranks = self._gathered({"generators": gens, "rng": rng})
         if not self.main:
             return
         state = {n: self._state(o) for n, o in self._tracked.items() if not _is_generator(o)}
@@ -521,7 +522,7 @@ class Run:
             "format": CHECKPOINT_FORMAT, "experiment": self.experiment,
             "config": dataclasses.asdict(self.config), "progress": progress,
             "phases": {n: dataclasses.asdict(p) for n, p in self._phases.items()},
-            "data": self.data, "rng": ckpt.global_rng_state(),
+            "data": self.data, "rng": rng,
             "generators": gens, "state": state,
             # under torchrun, each rank's own generators (its share's augmentation): a
             # restarted job's rank r takes entry r, so it goes on as the lost job would have
