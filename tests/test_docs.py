@@ -175,3 +175,15 @@ def test_the_site_has_no_horizontal_overflow_at_390_and_1280_px(tmp_path, chromi
             if result["wide"] or result["page"] > width:
                 failures.append((name or "index", width, result))
     assert not failures, failures
+
+
+def test_docs_results_keeps_a_figure_only_where_a_page_shows_it():
+    """docs/results/ holds the run folders the tables are checked against (their json and
+    csv); a figure there is kept only when a page shows it: the other runs' figures are
+    drawn again by ``nnlab report`` from their histories."""
+    shown = {ROOT / "docs" / m.group(1) for page in PAGES
+             for m in re.finditer(r"(?:docs/)?(results/[^)\s\"']+\.png)", page.read_text())}
+    unshown = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "results").rglob("*.png")
+                     if p not in shown)
+    assert not unshown, f"{len(unshown)} figures no page shows, e.g. {unshown[:3]}"
+    assert shown and all(p.is_file() for p in shown), "a page shows a figure that is not there"
