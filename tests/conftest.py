@@ -1,7 +1,7 @@
 """Shared test fixtures: tiny fake CIFAR-10 image folders (nothing is downloaded)."""
 
 import pytest
-from fakes import make_cifar_folder
+from fakes import FakeClock, make_cifar_folder
 
 
 @pytest.fixture
@@ -10,6 +10,18 @@ def nnlab_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("NNLAB_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture
+def fake_clock(monkeypatch) -> FakeClock:
+    """Time as a time budget sees it, frozen at 10 s of process age until the test advances
+    it: ``nnlab.engine.budget.process_age_s`` and ``Run.clock`` read it."""
+    from nnlab.engine.run import Run
+
+    clock = FakeClock()
+    monkeypatch.setattr("nnlab.engine.budget.process_age_s", clock)
+    monkeypatch.setattr(Run, "clock", staticmethod(clock))
+    return clock
 
 
 @pytest.fixture(scope="session")

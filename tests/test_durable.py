@@ -4,85 +4,32 @@ to resume; a changed flag is refused on resume; --quick yields to given flags; p
 in a log; TensorBoard scalars; nnlab eval reproduces metrics.json."""
 
 import contextlib
-import csv
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from fakes import (
+    kill_then_resume,
+    same_results,
+    start_nnlab,
+    untimed_history,
+    wait_for_checkpoint,
+)
 
 from nnlab.cli import main
 from nnlab.engine.checkpoint import Checkpoints
-
-
-def _untimed_metrics(metrics: dict) -> dict:
-    """Every number except timings (seconds, throughputs, time ratios)."""
-    from nnlab.seeds import flatten
-
-    return {k: v for k, v in flatten(metrics).items()
-            if not (k.endswith("_s") or "wall_s" in k or "per_s" in k or "time_ratio" in k)}
-
-
-def _untimed_history(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: v for k, v in row.items() if k not in ("wall_s", "images_per_s")}
-                for row in csv.DictReader(f)]
-
-
-def _same_results(a, b, history="history.csv") -> None:
-    assert _untimed_history(a / history) == _untimed_history(b / history)
-    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
-    assert _untimed_metrics(ma) == _untimed_metrics(mb)
-
-
-def _start(argv, tmp_path, env=None):
-    env = {**os.environ, "NNLAB_CACHE": str(tmp_path / "cache"), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "nnlab", *argv], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_checkpoint(proc, folder, number: int, timeout: float = 120) -> None:
-    """Until checkpoint ``number`` exists (or the process ended, which fails the test)."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        paths = Checkpoints(folder).paths() if folder.exists() else []
-        if paths and int(paths[-1].stem.split("-")[1]) >= number:
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before checkpoint {number}: "
-                                 f"{proc.stderr.read()[-1500:]}")
-        time.sleep(0.005)
-    raise AssertionError(f"no checkpoint {number} after {timeout} s")
-
-
-def _kill_then_resume(name, argv, tmp_path, monkeypatch, at: int, truncate: bool = False):
-    """Run ``nnlab run name argv`` in a subprocess, SIGKILL it once checkpoint ``at`` is
-    written, resume it in process; run the same uninterrupted; compare."""
-    monkeypatch.setenv("NNLAB_CACHE", str(tmp_path / "cache"))
-    killed, reference = tmp_path / "killed", tmp_path / "reference"
-    proc = _start(["run", name, *argv, "--out", str(killed)], tmp_path)
-    _wait_for_checkpoint(proc, killed, at)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "metrics.json").exists()  # it really was cut short
-    if truncate:  # and its newest checkpoint cut short too: the previous one is used
-        newest = Checkpoints(killed).paths()[-1]
-        newest.write_bytes(newest.read_bytes()[:200])
-    assert main(["run", name, "--resume", str(killed)]) == 0
-    assert main(["run", name, *argv, "--out", str(reference)]) == 0
-    return killed, reference
 
 
 @pytest.mark.slow
 def test_toy_killed_in_the_numpy_phase_resumes_exactly(tmp_path, monkeypatch, capsys):
     argv = ["--quick", "--epochs", "150", "--hidden", "64,64", "--batch-size", "8",
             "--checkpoint-every", "10"]
-    killed, reference = _kill_then_resume("toy", argv, tmp_path, monkeypatch, at=3,
+    killed, reference = kill_then_resume("toy", argv, tmp_path, monkeypatch, at=3,
                                           truncate=True)
-    _same_results(killed, reference)
+    same_results(killed, reference)
     assert "is unreadable" in capsys.readouterr().err
 
 
@@ -90,8 +37,8 @@ def test_toy_killed_in_the_numpy_phase_resumes_exactly(tmp_path, monkeypatch, ca
 def test_toy_killed_in_the_torch_phase_resumes_exactly(tmp_path, monkeypatch):
     argv = ["--quick", "--epochs", "150", "--hidden", "64,64", "--batch-size", "8",
             "--checkpoint-every", "10"]
-    killed, reference = _kill_then_resume("toy", argv, tmp_path, monkeypatch, at=18)
-    _same_results(killed, reference)
+    killed, reference = kill_then_resume("toy", argv, tmp_path, monkeypatch, at=18)
+    same_results(killed, reference)
 
 
 @pytest.mark.slow
@@ -100,20 +47,20 @@ def test_speedrun_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch)
             "--lookahead", "0.5", "--lookahead-k", "3", "--whiten-bias-epochs", "2",
             "--muon-lr", "0.1",
             "--data", str(learnable_cifar)]
-    _same_results(*_kill_then_resume("cifar-speedrun", argv, tmp_path, monkeypatch, at=3))
+    same_results(*kill_then_resume("cifar-speedrun", argv, tmp_path, monkeypatch, at=3))
 
 
 @pytest.mark.slow
 def test_cifar_mlp_killed_resumes_exactly(learnable_cifar, tmp_path, monkeypatch):
     argv = ["--quick", "--epochs", "60", "--mixup", "0.4", "--cutmix", "1",
             "--data", str(learnable_cifar)]
-    _same_results(*_kill_then_resume("cifar-mlp", argv, tmp_path, monkeypatch, at=5))
+    same_results(*kill_then_resume("cifar-mlp", argv, tmp_path, monkeypatch, at=5))
 
 
 @pytest.mark.slow
 def test_palindrome_killed_resumes_exactly(tmp_path, monkeypatch):
     argv = ["--quick", "--steps", "1500", "--eval-every", "20", "--patience", "1000"]
-    _same_results(*_kill_then_resume("palindrome", argv, tmp_path, monkeypatch, at=5))
+    same_results(*kill_then_resume("palindrome", argv, tmp_path, monkeypatch, at=5))
 
 
 @pytest.mark.slow
@@ -121,8 +68,8 @@ def test_ctrl_c_checkpoints_exits_130_and_says_how_to_resume(tmp_path, monkeypat
     out = tmp_path / "run"
     argv = ["--quick", "--epochs", "150", "--hidden", "64,64", "--batch-size", "8",
             "--checkpoint-every", "25"]
-    proc = _start(["run", "toy", *argv, "--out", str(out)], tmp_path)
-    _wait_for_checkpoint(proc, out, 2)
+    proc = start_nnlab(["run", "toy", *argv, "--out", str(out)], tmp_path)
+    wait_for_checkpoint(proc, out, 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -139,7 +86,7 @@ def test_ctrl_c_checkpoints_exits_130_and_says_how_to_resume(tmp_path, monkeypat
         ("torch", 125)
     assert json.loads((out / "config.json").read_text())["checkpoint_every"] == 25
     assert main(["run", "toy", *argv, "--out", str(tmp_path / "reference")]) == 0
-    _same_results(out, tmp_path / "reference")
+    same_results(out, tmp_path / "reference")
 
 
 @pytest.mark.slow
@@ -156,7 +103,7 @@ def test_a_signal_to_the_parent_alone_stops_its_seed_workers(tmp_path):
                             start_new_session=True)  # its own group: cleared whatever happens
     try:
         for seed in ("seed0", "seed1"):
-            _wait_for_checkpoint(proc, out / seed, 2)
+            wait_for_checkpoint(proc, out / seed, 2)
         proc.send_signal(signal.SIGTERM)  # to the parent only
         _, err = proc.communicate(timeout=60)
     finally:
@@ -171,9 +118,9 @@ def test_a_signal_to_the_parent_alone_stops_its_seed_workers(tmp_path):
 @pytest.mark.slow
 def test_sigterm_exits_143(tmp_path):
     out = tmp_path / "run"
-    proc = _start(["run", "palindrome", "--quick", "--steps", "100000", "--patience", "1000",
+    proc = start_nnlab(["run", "palindrome", "--quick", "--steps", "100000", "--patience", "1000",
                    "--out", str(out)], tmp_path)
-    _wait_for_checkpoint(proc, out, 1)
+    wait_for_checkpoint(proc, out, 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "stopped by SIGTERM" in err
@@ -221,7 +168,7 @@ def test_raising_epochs_extends_a_finished_run_to_a_longer_runs_numbers(tmp_path
     assert main(["run", "toy", "--resume", str(out), "--epochs", "35"]) == 0
     assert main(["run", "toy", *argv, "--epochs", "35", "--out", str(tmp_path / "long")]) == 0
     for name in ("moons", "circles", "blobs"):
-        _same_results(out / name, tmp_path / "long" / name)
+        same_results(out / name, tmp_path / "long" / name)
     assert json.loads((out / "config.json").read_text())["epochs"] == 35
     assert (out / "metrics.before-resume.json").exists()
 
@@ -245,7 +192,7 @@ def test_quick_never_overrides_a_given_flag(learnable_cifar, nnlab_cache, tmp_pa
     config = json.loads((out / "config.json").read_text())
     assert config["epochs"] == 3 and config["widths"] == [8, 16, 16]
     assert config["batch_size"] == 128  # quick's default where no flag was given
-    assert [r["epoch"] for r in _untimed_history(out / "history.csv")] == ["1", "2", "3"]
+    assert [r["epoch"] for r in untimed_history(out / "history.csv")] == ["1", "2", "3"]
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
     prov = config["provenance"]
     assert {"nnlab", "torch", "command", "device", "precision", "threads", "cpu"} <= set(prov)
@@ -270,7 +217,7 @@ def test_tensorboard_scalars_equal_the_history(tmp_path):
     assert main(["run", "palindrome", "--quick", "--tensorboard", "--out", str(out)]) == 0
     events = EventAccumulator(str(out / "tensorboard"),
                               size_guidance={"scalars": 0, "images": 0}).Reload()
-    rows = _untimed_history(out / "history.csv")
+    rows = untimed_history(out / "history.csv")
     for column in ("train_loss", "train_acc", "val_loss", "val_acc", "T"):
         logged = events.Scalars(column)
         assert [e.step for e in logged] == [int(r["step"]) for r in rows]
@@ -301,7 +248,7 @@ def test_tensorboard_after_a_crash_holds_each_step_once(learnable_cifar, nnlab_c
     for phase in ("adam", "sgd"):
         events = EventAccumulator(str(out / "tensorboard" / phase),
                                   size_guidance={"scalars": 0}).Reload()
-        rows = [r for r in _untimed_history(out / "history.csv") if r["optimizer"] == phase]
+        rows = [r for r in untimed_history(out / "history.csv") if r["optimizer"] == phase]
         assert [e.step for e in events.Scalars("val_acc")] == [int(r["epoch"]) for r in rows]
         assert [e.value for e in events.Scalars("val_acc")] == pytest.approx(
             [float(r["val_acc"]) for r in rows], rel=1e-6)

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from fakes import disk_full_at
 
 from nnlab.cli import main
 from nnlab.engine.checkpoint import Checkpoints
@@ -116,26 +117,6 @@ def test_two_processes_never_write_in_one_run_folder(tmp_path):
         assert (out / "metrics.json").exists()
 
 
-def _disk_full_at(monkeypatch, name: str, after: int = 1) -> None:
-    """From the ``after``-th write of a file whose name starts with ``name``, the disk is
-    full: half the bytes go down, then ENOSPC, as a real full disk does."""
-    import errno
-
-    from nnlab.engine import checkpoint
-
-    real, seen = checkpoint._write_bytes, []
-
-    def writer(f, data: bytes, path: pathlib.Path) -> None:  # noqa: ANN001
-        if path.name.startswith(name):
-            seen.append(path)
-            if len(seen) >= after:
-                f.write(data[: len(data) // 2])
-                raise OSError(errno.ENOSPC, "No space left on device")
-        real(f, data, path)
-
-    monkeypatch.setattr(checkpoint, "_write_bytes", writer)
-
-
 @pytest.mark.parametrize("name, after", [
     ("checkpoint-", 3), pytest.param("metrics.json", 1, marks=pytest.mark.slow),
     pytest.param("history.csv", 1, marks=pytest.mark.slow),
@@ -143,7 +124,7 @@ def _disk_full_at(monkeypatch, name: str, after: int = 1) -> None:
 def test_a_full_disk_is_one_line_keeps_what_was_written_and_says_how_to_resume(
         name, after, tmp_path, capsys, monkeypatch):
     run = tmp_path / "r"
-    _disk_full_at(monkeypatch, name, after)
+    disk_full_at(monkeypatch, name, after)
     argv = ["--quick", "--dataset", "moons", "--epochs", "40", "--checkpoint-every", "10"]
     assert main(["run", "toy", *argv, "--out", str(run)]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]

@@ -9,6 +9,7 @@ import pathlib
 import numpy as np
 import pytest
 import torch
+from fakes import disk_full_at, same_results
 from PIL import Image
 
 from nnlab.cli import main
@@ -126,10 +127,9 @@ def _interrupted(monkeypatch, argv: list[str], at: int) -> None:
 
 
 def _same(a: pathlib.Path, b: pathlib.Path) -> None:
-    from test_durable import _same_results
 
     for history in sorted(p.relative_to(b) for p in b.rglob("history*.csv")):
-        _same_results(a / history.parent, b / history.parent, history.name)
+        same_results(a / history.parent, b / history.parent, history.name)
 
 
 TOY = ["--quick", "--dataset", "moons", "--epochs", "12", "--checkpoint-every", "2",
@@ -375,11 +375,10 @@ def test_a_half_written_report_is_rebuilt_and_a_damaged_run_is_left_out(tmp_path
 
 
 def test_a_report_on_a_full_disk_names_the_file_it_was_writing(tmp_path, capsys, monkeypatch):
-    from test_faults import _disk_full_at
 
     runs = tmp_path / "runs"
     assert main(["run", "palindrome", "--quick", "--out", str(runs / "a")]) == 0
-    _disk_full_at(monkeypatch, "index.html")
+    disk_full_at(monkeypatch, "index.html")
     capsys.readouterr()
     assert main(["report", str(runs)]) == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]

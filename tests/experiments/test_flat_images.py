@@ -124,10 +124,9 @@ def test_a_task_merely_at_chance_goes_on(tmp_path):
 
 
 def test_a_time_budget_on_other_images_costs_their_epochs_and_says_what_it_predicts(
-        flat_images, learnable_cifar, nnlab_cache, tmp_path, capsys):
+        flat_images, learnable_cifar, nnlab_cache, tmp_path, capsys, fake_clock):
     """--time-budget on a user's folder: the probe's epoch is this data's (240 images, not
     CIFAR-10's 50,000), and the plan says its accuracy was measured on CIFAR-10."""
-    from nnlab.engine.budget import process_age_s
     from nnlab.experiments import cifar_speedrun as sr
 
     flat = sr.Config(data=str(flat_images), final=True)
@@ -137,13 +136,12 @@ def test_a_time_budget_on_other_images_costs_their_epochs_and_says_what_it_predi
     assert sr.budget_caveat(sr.Config(data=str(learnable_cifar), val_size=100)) is None
     tiny = sr.BUDGET_SIZES[0]  # batch 256: the probe times batches of 128
     with pytest.MonkeyPatch.context() as m:  # every timing 1 s: the counts show through
-        m.setattr("nnlab.engine.budget.timed", lambda fn, repeats=2, warmup=1: 1.0)
+        m.setattr(sr, "timed", lambda fn, repeats=2, warmup=1: 1.0)
         cost = sr.probe(sr.Config(data=str(flat_images), final=True, **tiny.fields), tiny)
     per_image, per_view = 2 / 128, 1 / 128  # a step and the loader, per image; a view
     assert cost.epoch_s == pytest.approx(240 * per_image + 240 // 256 + 80 * per_view)
     out = tmp_path / "run"
-    # The budget counts the whole process: this one is pytest's, already running a while.
-    budget = f"{process_age_s() + 90:.0f}s"
+    budget = f"{fake_clock() + 90:.0f}s"  # 90 s after what the (fake) process has used
     assert main(["run", "cifar-speedrun", "--time-budget", budget, "--data", str(flat_images),
                  "--final", "--out", str(out)]) == 0
     assert "note: the expected accuracy was measured on CIFAR-10" in capsys.readouterr().err
