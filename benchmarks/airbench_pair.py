@@ -44,7 +44,7 @@ from nnlab.study.tables import Table, airbench_pair, anchor_epochs, markdown
 
 def write_split(data: str, out: Path, val_size: int = 5000) -> Path:
     """nnlab's split as the ports read it: x_train, y_train, x_test (= validation), y_test."""
-    from nnlab.experiments.cifar_common import make_splits
+    from nnlab.vision import make_splits
 
     splits = make_splits(data, val_size, final=False)
     path = out / "split.npz"

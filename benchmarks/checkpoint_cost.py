@@ -31,8 +31,8 @@ from nnlab.device import (
 )
 from nnlab.engine import Run, TorchStep
 from nnlab.experiments import cifar_cnn, cifar_mlp, cifar_speedrun
-from nnlab.experiments.cifar_common import weight_decay_groups
 from nnlab.models.cnn import SpeedrunNet, VGGReduced
+from nnlab.vision import weight_decay_groups
 
 
 def _speedrun(widths: str, batch: int):

@@ -40,12 +40,12 @@ from nnlab.data.cifar10 import Augment, Loader
 from nnlab.data.palindrome import palindromes, split
 from nnlab.device import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
 from nnlab.engine import TorchStep
-from nnlab.experiments.cifar_common import make_ema, weight_decay_groups
 from nnlab.experiments.cifar_mlp import RECIPES as MLP_RECIPES
 from nnlab.models.cnn import SpeedrunNet, VGGReduced
 from nnlab.models.mlp import ImageMLP
 from nnlab.models.rnn import GRU, LSTM, VanillaRNN
 from nnlab.numpy_nn.step import NumpyStep
+from nnlab.vision import make_ema, weight_decay_groups
 
 
 def cpu_model() -> str:

@@ -41,7 +41,7 @@ def resnet18(width: int = 64, classes: int = 10) -> nn.Module:
 
 
 @dataclass
-class Config(nnlab.ImageOptions):  # --epochs, --batch-size, --lr, --weight-decay come with it
+class Config(nnlab.ClassifierOptions):  # --epochs, --batch-size, --lr ... come with it
     width: int = nnlab.option(64, "channels of the first stage (doubled at each of the others)",
                               gt=0)
     RECIPES = {"resnet": {"flip": True, "translate": 4, "tta": "flip"}}  # for the None flags

@@ -8,13 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import kill_then_resume, same_results
 
 import nnlab
-from nnlab import experiments
+from nnlab import experiments, registry
 from nnlab.cli import main
+from nnlab.testing import check_experiment
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "resnet_cifar.py")
-EVERY = [*experiments.names(), EXAMPLE]
+SUBCLASSED = str(Path(EXAMPLE).with_name("frozen_stem.py"))  # a recipe with its own hooks
+EVERY = [*experiments.names(), EXAMPLE, SUBCLASSED]
 # quick runs: the VGG's is the slowest, and test_cifar_cnn runs it quick already
 QUICK_RUNS = [pytest.param(n, marks=pytest.mark.slow) if n == "cifar-cnn" else n for n in EVERY]
 
@@ -52,7 +55,7 @@ EXPERIMENT = Experiment(name="tiny", description="a linear classifier, from a pl
 @pytest.fixture
 def fresh_registry(monkeypatch):
     """Records loaded by one test are not seen by the next."""
-    monkeypatch.setattr(experiments, "_loaded", {})
+    monkeypatch.setattr(registry, "_loaded", {})
 
 
 @pytest.fixture
@@ -104,8 +107,8 @@ def test_the_report_shows_a_plugin_run_with_its_metrics_and_figures(plugin, tmp_
 def test_eval_of_a_run_whose_experiment_is_gone_names_the_cause(plugin, tmp_path, capsys,
                                                                  monkeypatch):
     assert main(["run", "tiny", "--quick", "--out", str(tmp_path / "r")]) == 0
-    monkeypatch.setattr(experiments, "_plugins", dict)  # the package uninstalled
-    monkeypatch.setattr(experiments, "_loaded", {})
+    monkeypatch.setattr(registry, "_plugins", dict)  # the package uninstalled
+    monkeypatch.setattr(registry, "_loaded", {})
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err.strip()
@@ -216,21 +219,28 @@ def _data_flags(name: str, cifar) -> list[str]:
 
 
 @pytest.mark.parametrize("name", QUICK_RUNS, ids=lambda n: Path(n).stem)
-def test_every_experiment_runs_quick_and_evaluates(name, learnable_cifar, nnlab_cache,
-                                                   tmp_path, capsys):
-    """Adding an experiment to the registry is enough for it to be covered here."""
-    out = tmp_path / "run"
-    assert main(["run", name, "--quick", *_data_flags(name, learnable_cifar), "--out",
-                 str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics and (out / "config.json").exists()
-    exp = experiments.get(name)
-    if exp.evaluate is not None:
-        capsys.readouterr()
-        # a file's experiment is named again: nnlab never imports what a folder names
-        named = ["--experiment", name] if name.endswith(".py") else []
-        assert main(["eval", str(out), *named]) == 0
-        assert list(out.rglob("eval-*.json")), "nnlab eval wrote nothing"
+def test_every_experiment_keeps_the_contract(name, learnable_cifar, nnlab_cache, tmp_path):
+    """Adding an experiment to the registry is enough for it to be covered here: the
+    contract test a plugin author runs on theirs (quick run, files, read back, exact resume
+    from the checkpoint before the last, eval, load and predict)."""
+    flags = {"data": str(learnable_cifar)} if experiments.get(name).needs_cifar else {}
+    metrics = check_experiment(name, tmp_path, **flags)
+    assert metrics and (tmp_path / "run" / "config.json").exists()
+    if experiments.get(name).evaluate is not None:
+        assert list((tmp_path / "run").rglob("eval-*.json")), "nnlab eval wrote nothing"
+
+
+def test_the_contract_check_fails_an_experiment_that_breaks_it(tmp_path, fresh_registry):
+    """check_experiment can fail: a run that does not resume where it stopped (its metrics
+    drift with every process start) is named with the number that moved."""
+    drifting = tmp_path / "drifting.py"
+    drifting.write_text(TINY.replace('"epochs": cfg.epochs}', '"epochs": cfg.epochs, '
+                                     '"drift": float(next(COUNTER))}')
+                        .replace("from dataclasses import dataclass",
+                                 "import itertools\nfrom dataclasses import dataclass\n\n"
+                                 "COUNTER = itertools.count()"))
+    with pytest.raises(AssertionError, match="drift 0.0 before, 1.0 after"):
+        check_experiment(str(drifting), tmp_path / "check")
 
 
 @pytest.mark.slow
@@ -239,7 +249,6 @@ def test_every_experiment_killed_resumes_exactly(name, learnable_cifar, tmp_path
                                                  monkeypatch):
     """SIGKILL after the second checkpoint of a run five times its quick length, then resume:
     the same history and metrics as the run that never stopped."""
-    from test_durable import _kill_then_resume, _same_results
 
     exp = experiments.get(name)
     fields = {f.name for f in dataclasses.fields(exp.Config)}
@@ -248,9 +257,9 @@ def test_every_experiment_killed_resumes_exactly(name, learnable_cifar, tmp_path
     if "patience" in fields:  # never stop early: the kill must find it running
         longer += ["--patience", "100000"]
     argv = ["--quick", *longer, "--checkpoint-every", "1", *_data_flags(name, learnable_cifar)]
-    killed, reference = _kill_then_resume(name, argv, tmp_path, monkeypatch, at=2)
+    killed, reference = kill_then_resume(name, argv, tmp_path, monkeypatch, at=2)
     for history in sorted(p.relative_to(reference) for p in reference.rglob("history*.csv")):
-        _same_results(killed / history.parent, reference / history.parent, history.name)
+        same_results(killed / history.parent, reference / history.parent, history.name)
 
 
 def test_the_train_your_own_example_learns_and_resumes(tmp_path, monkeypatch, capsys):

@@ -64,7 +64,7 @@ def test_every_format_gives_the_runs_own_logits(name, runs, learnable_cifar, cap
 @pytest.mark.slow
 def test_the_exported_preparation_is_the_runs(runs, learnable_cifar):
     """From raw pixels, the exported model scores the validation images as the run did."""
-    from nnlab.experiments.cifar_common import make_splits
+    from nnlab.vision import make_splits
 
     run = runs / "cifar-mlp"
     metrics = json.loads((run / "metrics.json").read_text())

@@ -63,3 +63,44 @@ def test_the_cycle_finder_finds_one():
     for a, b in (("p.a", "p.b"), ("p.b", "p.c"), ("p.c", "p.a"), ("p.c", "p.d")):
         g.add_import(importer=a, imported=b)
     assert _cycles(g) == [{"p.a", "p.b", "p.c"}]
+
+
+NO_TORCH = '''
+import sys
+from nnlab.cli import main
+from nnlab.experiments import BUILTIN
+
+for argv in [["list"], ["--help"], ["run", "--help"], ["sweep", "--help"],
+             *(["run", name, "--help"] for name in BUILTIN)]:
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+    if "torch" in sys.modules:
+        print("TORCH after", *argv)
+        break
+'''
+
+
+def test_listing_and_help_import_no_torch():
+    """``nnlab list`` and ``nnlab run NAME --help`` answer without loading torch (seconds on
+    a cold laptop): the Configs live in torch-free modules, the engine's JSON files too."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "TORCH after" not in done.stdout, done.stdout.splitlines()[-1]
+    assert "palindrome" in done.stdout  # the listing and the help texts were printed
+
+
+def test_the_torch_free_choices_are_the_models():
+    """The Configs name the models' choices without importing them: the same lists."""
+    from nnlab.experiments.configs import cifar_mlp, cifar_speedrun, palindrome
+    from nnlab.models import cnn, mlp, rnn
+
+    assert cifar_mlp.ACTIVATIONS == tuple(mlp.ACTIVATIONS)
+    assert (cifar_mlp.NORMS, cifar_mlp.BLOCKS) == (mlp.NORMS, mlp.BLOCKS)
+    assert cifar_speedrun.BN_EPS == cnn.BN_EPS
+    assert palindrome.CELL_NAMES == tuple(rnn.CELLS)

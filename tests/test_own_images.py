@@ -125,7 +125,7 @@ def test_a_subclass_of_the_public_recipe_trains_its_phases_in_the_loop(digits, n
             return {**metrics, "rows": {p: len(h) for p, h in histories.items()}}
 
     experiment = Linear("linear").experiment(description="a linear classifier",
-                                             Config=nnlab.ImageOptions)
+                                             Config=nnlab.ClassifierOptions)
     run = tmp_path / "run"
     metrics = nnlab.run(experiment, out=run, data=str(digits), final=True, epochs=6,
                         batch_size=32, image_size=8, flip=False, translate=0,

@@ -9,9 +9,10 @@ The Python API (the CLI's twin):
 * :class:`Experiment` — the record that makes an experiment (``nnlab run``, ``eval``,
   seeds, plugins); :func:`option` declares a Config field and its flag; :class:`Options`
   is the base a Config may subclass (recipes, format migration, the checks).
-* :func:`image_classifier` and :class:`ImageOptions` — your own image model on nnlab's
+* :func:`image_classifier` and :class:`ClassifierOptions` — your own image model on nnlab's
   classifier loop (CIFAR-10 or any image folder), as one Experiment; :class:`ImageRecipe`
-  — that loop, with its hooks (nnlab's own image experiments are subclasses).
+  — that loop, with its named hooks (nnlab's own image experiments are subclasses);
+  :class:`ImageOptions` — the flags every image experiment has (:mod:`nnlab.vision`).
 * :func:`train_epochs` and :class:`TorchStep` — the engine's epoch driver and training step.
 * :class:`NnlabError`, :class:`ConfigError` — what a user can cause; the message is one line.
 """
@@ -25,7 +26,8 @@ from nnlab.experiments import Experiment
 
 __version__ = "0.1.0"
 __all__ = ["run", "launch", "load", "sweep", "Experiment", "option", "Options", "train_epochs",
-           "TorchStep", "image_classifier", "ImageOptions", "ImageRecipe", "NnlabError",
+           "TorchStep", "image_classifier", "ImageOptions", "ClassifierOptions", "ImageRecipe",
+           "NnlabError",
            "ConfigError", "__version__"]
 
 
@@ -38,8 +40,12 @@ def __getattr__(name: str) -> Any:  # the engine imports torch: only when it is 
         from nnlab.sweeps import sweep
 
         return sweep
-    if name in ("image_classifier", "ImageOptions", "ImageRecipe"):
-        from nnlab.experiments import classifier
+    if name in ("image_classifier", "ImageRecipe"):
+        from nnlab import vision
 
-        return getattr(classifier, name)
+        return getattr(vision, name)
+    if name in ("ImageOptions", "ClassifierOptions"):  # no torch: a Config's base
+        from nnlab.vision import options
+
+        return getattr(options, name)
     raise AttributeError(f"module 'nnlab' has no attribute {name!r}")

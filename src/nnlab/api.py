@@ -280,7 +280,7 @@ def evaluate(run_dir: str | Path, *, split: str | None = None, tta: str | None =
     ``RUN_DIR/eval-<split>[-<tta>].json`` and returns what it holds. ``experiment``: the
     ``.py`` file (or record) of a run of an experiment defined in a file."""
     from nnlab.engine import prepare
-    from nnlab.engine.checkpoint import write_json_atomic
+    from nnlab.engine.files import write_json_atomic
 
     run_dir = Path(run_dir)
     exp, record = experiment_of(run_dir, experiment)

@@ -28,12 +28,12 @@ from nnlab.errors import ConfigError, Interrupted, NnlabError
 from nnlab.seeds import flatten
 from nnlab.study.reproduce import PROFILES, RESULTS
 from nnlab.sweeps import HEARTBEAT_S
+from nnlab.vision.options import TTA
 
 EXPERIMENT_FLAG = ("--experiment",)
 EXPERIMENT_HELP = dict(type=Path, default=None, metavar="FILE.py",
                        help="for a run of an experiment defined in a file: that file (nnlab "
                             "never imports a file that a run folder names)")
-TTA = ("none", "flip", "flip+translate")  # as nnlab.experiments.cifar_common.TTA (no torch here)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -287,19 +287,19 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         p = names.add_parser(name, help=about, description=about)
         if name != asked:
             continue
-        exp = experiments.get(name)
-        _add_config_flags(p, exp.Config)
+        config, quick = experiments.flags_of(name)  # nnlab's own: without torch
+        _add_config_flags(p, config)
         g = p.add_argument_group("run options (not part of the config)")
         for flag, kwargs in RUN_OPTIONS:
             if flag == "--quick":
-                kwargs = {**kwargs, "help": f"{kwargs['help']}: {_quick_text(exp)}"}
+                kwargs = {**kwargs, "help": f"{kwargs['help']}: {_quick_text(quick)}"}
             g.add_argument(flag, **kwargs)
     return parser
 
 
-def _quick_text(exp: experiments.Experiment) -> str:
+def _quick_text(quick: typing.Mapping[str, typing.Any]) -> str:
     """What --quick sets, as flags: '--epochs 2, --batch-size 128'."""
-    return ", ".join(f"--{flag_name(k)} {shown(v)}" for k, v in exp.quick.items()) or \
+    return ", ".join(f"--{flag_name(k)} {shown(v)}" for k, v in quick.items()) or \
         "this experiment sets none"
 
 
@@ -415,7 +415,7 @@ def reference_markdown() -> str:
             default = _md(shown_default(cls, field.name))
             lines.append(f"| {_flag_cell(field, field_kind(cls, field.name))} | {default} | "
                          f"{_md(field.metadata.get('help', ''))} |")
-        lines += ["", f"`--quick` sets {_md(_quick_text(exp))}."]
+        lines += ["", f"`--quick` sets {_md(_quick_text(exp.quick))}."]
     return "\n".join(lines)
 
 

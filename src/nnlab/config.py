@@ -29,6 +29,8 @@ SEED_MAX = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit
 # A learning rate above this is a typo (1e12): with BatchNorm such a run may even "train"
 # without a NaN, the weights growing until the step is tiny again, and report nonsense.
 LR_MAX = 10.0
+DEVICES = ("auto", "cuda", "mps", "cpu")  # the choices of a Config's device field
+PRECISIONS = ("auto", "bf16", "fp32")  # and of its precision field
 
 
 def option(default: Any, help: str, choices: tuple | None = None, *, ge: float | None = None,

@@ -14,10 +14,9 @@ import sys
 
 import torch
 
+from nnlab.config import DEVICES as DEVICES  # the choices, defined torch-free
+from nnlab.config import PRECISIONS as PRECISIONS
 from nnlab.errors import ConfigError
-
-DEVICES = ("auto", "cuda", "mps", "cpu")
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

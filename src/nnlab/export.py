@@ -26,7 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnlab.data.cifar10 import IMAGE_SUFFIXES
+from nnlab.data.images import ImageError, read_image, resize
+from nnlab.engine.files import write_atomic, write_json_atomic
 from nnlab.errors import NnlabError
+from nnlab.vision import load_trained
 
 FORMATS = ("safetensors", "onnx", "torchscript")
 SUFFIX = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -54,50 +58,23 @@ class Classifier(nn.Module):
         return self.net(x)
 
 
-def _model_file(run_dir: Path, model: str | None) -> str:
-    names = sorted(p.stem for p in run_dir.glob("model*.pt"))
-    if model is not None:
-        if model not in names:
-            raise NnlabError(f"{run_dir}: no {model}.pt (it holds {', '.join(names) or 'none'})")
-        return model
-    if not names:
-        raise NnlabError(f"{run_dir}: no saved model (model*.pt): export a finished run")
-    if len(names) > 1:
-        raise NnlabError(f"{run_dir} holds {len(names)} models ({', '.join(names)}); pick one "
-                         "with --model")
-    return names[0]
-
-
 def load_classifier(run_dir: str | Path, model: str | None = None,
                     experiment: str | Path | None = None) -> tuple[Classifier, dict[str, Any]]:
     """The trained :class:`Classifier` of a finished run (in eval mode, on the CPU) and what
     ``model.json`` says of it."""
-    from nnlab.engine import prepare
-    from nnlab.engine.checkpoint import check_image_state, load_model_file, load_weights
-    from nnlab.experiments import experiment_of
-
-    run_dir = Path(run_dir)
-    exp, record = experiment_of(run_dir, experiment)
-    if exp.build_model is None:
-        raise NnlabError(f"a {exp.name} run is not an image classifier nnlab can export or "
-                         "run on image files")
-    name = _model_file(run_dir, model)
-    saved = load_model_file(run_dir / f"{name}.pt")
-    config = exp.resolve(prepare.config_from(exp, record))
-    data = check_image_state(saved["data"], run_dir / f"{name}.pt")
-    net = load_weights(lambda: exp.build_model(config, len(data["classes"])), saved["model"],
-                       run_dir / f"{name}.pt")
-    classifier = Classifier(net, data["mean"], data["std"], data.get("zca")).eval()
-    size = data.get("image_size", 32)  # a model saved before sizes other than 32: 32
-    meta = {"experiment": exp.name, "run": str(run_dir), "model": name,
+    trained = load_trained(run_dir, model, experiment)
+    data, size = trained.data, trained.image_size
+    classifier = Classifier(trained.net, data["mean"], data["std"], data.get("zca")).eval()
+    meta = {"experiment": trained.experiment.name, "run": str(trained.run_dir),
+            "model": trained.model,
             "input": {"name": "images", "shape": ["N", 3, size, size], "dtype": "float32",
                       "values": "RGB pixel values 0-255 (the preparation is inside)",
                       "resize": f"an image of another size is resized to {size} x {size} as "
                                 "training resized it: Pillow's bicubic (antialiased), the "
                                 "aspect ratio not kept; 16-bit and float images scaled to "
                                 "0-255, alpha composited on white, EXIF orientation applied"},
-            "output": {"name": "logits", "shape": ["N", len(data["classes"])]},
-            "classes": list(data["classes"]), "config": dataclasses.asdict(config)}
+            "output": {"name": "logits", "shape": ["N", len(trained.classes)]},
+            "classes": trained.classes, "config": dataclasses.asdict(trained.config)}
     return classifier, meta
 
 
@@ -105,8 +82,6 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None,
            model: str | None = None, experiment: str | Path | None = None) -> Path:
     """Write ``<out>/<model><suffix>`` in ``fmt`` and ``<out>/<model>.json`` (default
     ``out``: ``RUN_DIR/export``). Returns the model file's path."""
-    from nnlab.engine.checkpoint import write_atomic, write_json_atomic
-
     if fmt not in FORMATS:
         raise NnlabError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     classifier, meta = load_classifier(run_dir, model, experiment)
@@ -159,8 +134,6 @@ def read_images(paths: list[str | Path], size: int = 32) -> torch.Tensor:
     read as :mod:`nnlab.data.images` says (16-bit and float scaled, alpha on white, EXIF
     turned upright) and resized as training resized them (bicubic, antialiased). ImageError
     for the first file that cannot be read."""
-    from nnlab.data.images import read_image, resize
-
     images = [torch.from_numpy(resize(read_image(path), size).astype(np.float32))
               for path in paths]  # each (size, size, 3)
     return torch.stack(images).permute(0, 3, 1, 2).contiguous()
@@ -191,8 +164,6 @@ class Prediction:
 def image_files(paths: list[str | Path]) -> list[Path]:
     """``paths`` with every folder replaced by the image files in it (sorted, not recursive);
     a file is kept whatever its name, so that one that is not an image is reported."""
-    from nnlab.data.cifar10 import IMAGE_SUFFIXES
-
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -226,8 +197,6 @@ class TrainedModel:
                 ) -> list[Prediction]:
         """One :class:`Prediction` per image, in order; a file that cannot be read (missing,
         not an image) gets its error and does not stop the others."""
-        from nnlab.data.images import ImageError
-
         if not 1 <= top_k:
             raise NnlabError(f"top_k must be at least 1, got {top_k}")
         if isinstance(images, torch.Tensor):

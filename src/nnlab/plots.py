@@ -25,7 +25,7 @@ def _whole_numbers(ax: plt.Axes) -> None:
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     """The figure as a PNG, written atomically (a full disk: WriteFailed, naming the file)."""
-    from nnlab.engine.checkpoint import write_atomic
+    from nnlab.engine.files import write_atomic
 
     fig.tight_layout()
     buffer = io.BytesIO()

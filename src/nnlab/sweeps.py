@@ -39,7 +39,7 @@ from typing import Any
 
 from nnlab import api, experiments
 from nnlab.config import field_kind, flag_name, parse_sizes, shown
-from nnlab.engine.checkpoint import read_json, write_json_atomic
+from nnlab.engine.files import read_json, write_json_atomic
 from nnlab.engine.history import flatten
 from nnlab.errors import ConfigError, Interrupted, NnlabError
 

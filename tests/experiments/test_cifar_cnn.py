@@ -141,7 +141,7 @@ def test_a_run_from_before_the_bn_eps_changed_keeps_airbenchs():
 
 
 def test_train_limit_keeps_the_validation_split(learnable_cifar, nnlab_cache):
-    from nnlab.experiments.cifar_common import limit_train, make_splits
+    from nnlab.vision import limit_train, make_splits
 
     full = make_splits(str(learnable_cifar), 100, False)
     small = limit_train(full, 50)
@@ -187,8 +187,8 @@ def _exit_code(argv: list[str]) -> int:
 
 def test_tta_views_keep_shapes():
     from nnlab.data.cifar10 import Loader, channel_stats
-    from nnlab.experiments.cifar_common import predict
     from nnlab.models.cnn import SpeedrunNet
+    from nnlab.vision import predict
 
     x = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
     y = torch.randint(0, 10, (20,))
@@ -242,11 +242,11 @@ def test_the_budget_table_is_what_its_run_folders_measured():
 
 @pytest.mark.slow
 def test_speedrun_with_a_time_budget_probes_plans_and_records(learnable_cifar, nnlab_cache,
-                                                             tmp_path, capsys):
-    from nnlab.engine.budget import process_age_s
-
+                                                             tmp_path, capsys, fake_clock,
+                                                             monkeypatch):
+    monkeypatch.setattr(cifar_speedrun, "timed", lambda fn, repeats=2, warmup=1: 1e-4)
     out = tmp_path / "run"
-    budget = process_age_s() + 60
+    budget = fake_clock() + 60
     assert main(["run", "cifar-speedrun", "--quick", "--data", str(learnable_cifar),
                  "--widths", "16,32,32", "--val-size", "20",  # 280 images: a batch of 256
                  "--time-budget", f"{budget:.0f}s",

@@ -8,7 +8,8 @@ import torch
 from nnlab.cli import main
 from nnlab.engine import launch
 from nnlab.experiments import cifar_mlp
-from nnlab.experiments.cifar_mlp import RECIPES, Config, build_model
+from nnlab.experiments.cifar_mlp import Config, build_model
+from nnlab.experiments.configs.cifar_mlp import RECIPES
 
 FILES = {"config.json", "history.csv", "metrics.json", "model.pt", "curves.png", "confusion.png"}
 

@@ -1,4 +1,5 @@
-"""Atomic files and checkpoints: everything a run needs to continue, on disk.
+"""Checkpoints: everything a run needs to continue, on disk (its atomic writes and checked
+reads: :mod:`nnlab.engine.files`).
 
 A checkpoint is one ``torch.save`` dict (see :class:`nnlab.engine.run.Run` for its keys),
 written to a temporary file, flushed to the disk and renamed over its final name: a reader
@@ -10,13 +11,10 @@ by a full disk or a killed copy) is reported in one line and the previous one is
 from __future__ import annotations
 
 import io
-import json
-import os
 import pickle
 import random
 import re
 import sys
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -24,63 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from nnlab.errors import NnlabError, WriteFailed
+from nnlab.engine.files import MAX_JSON_BYTES as MAX_JSON_BYTES  # re-exported: the files
+from nnlab.engine.files import _no_link_out
+from nnlab.engine.files import read_json as read_json
+from nnlab.engine.files import write_atomic as write_atomic
+from nnlab.engine.files import write_json_atomic as write_json_atomic
+from nnlab.errors import NnlabError
 
 PATTERN = re.compile(r"checkpoint-(\d+)\.pt$")
-
-
-def _replace_atomically(tmp: Path, path: Path) -> None:
-    os.replace(tmp, path)
-    try:  # make the rename itself durable (POSIX); not every filesystem allows it
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
-def _write_bytes(f: Any, data: bytes, path: Path) -> None:
-    """The one write of every file nnlab writes (``path``: where it goes; the tests make
-    the disk full here)."""
-    f.write(data)
-
-
-def write_atomic(path: str | Path, data: bytes, durable: bool = True) -> Path:
-    """``data`` to ``path`` through a temporary file of its own in the same folder (two
-    writers can never share one), fsync and rename: a reader sees the old file or the new
-    one, never half. A write that fails (a full disk, a quota, a read-only or failing disk)
-    removes its temporary file, leaves the old file as it was and raises WriteFailed naming
-    the file and the cause. ``durable=False`` skips the fsyncs (a file rewritten every epoch,
-    whose durability the checkpoints give)."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would keep a run from a class
-        with os.fdopen(fd, "wb") as f:
-            _write_bytes(f, data, path)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        if durable:
-            _replace_atomically(Path(tmp), path)
-        else:
-            os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from None
-    return path
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it, then setting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
@@ -89,44 +38,6 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return write_atomic(path, buffer.getvalue())
-
-
-def _no_link_out(path: Path) -> None:
-    """Refuse a file of a run folder that is a link to somewhere outside that folder."""
-    if path.is_symlink() and not path.resolve().is_relative_to(path.parent.resolve()):
-        raise NnlabError(f"{path}: a link to a file outside its folder; nnlab does not follow it")
-
-
-MAX_JSON_BYTES = 64 * 2**20  # no file nnlab writes as JSON comes near this
-
-
-def read_json(path: str | Path, kind: type = dict) -> Any:
-    """What :func:`write_json_atomic` wrote to ``path``, or an empty ``kind`` where there is
-    no such file. A file that is not a JSON ``kind`` (an object; a list where asked for) or
-    that is truncated, damaged, a link out of its folder or absurdly large is one NnlabError
-    naming it."""
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return kind()
-    _no_link_out(path)
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise NnlabError(f"{path}: {path.stat().st_size} bytes, too large to be a file "
-                             "nnlab wrote")
-        record = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise NnlabError(f"{path}: not readable JSON") from None
-    except OSError as e:
-        raise NnlabError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if not isinstance(record, kind):
-        what = "an object" if kind is dict else f"a {kind.__name__}"
-        raise NnlabError(f"{path}: not a JSON {what}, so not a file nnlab wrote")
-    return record
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Indented JSON to ``path`` atomically (:func:`write_atomic`)."""
-    return write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 _ARRAY = "__numpy_array__"  # a NumPy array kept as a tensor and its dtype
@@ -325,6 +236,20 @@ def saved_model(run_dir: Path, name: str = "model", phase: str = "train"
         raise NnlabError(f"{run_dir}: its newest checkpoint has no {phase} model yet")
     return weights, found[0]["data"]
 
+
+
+def open_saved(run_dir: Path, build: Any, name: str = "model", phase: str = "train",
+               check_data: Any = None) -> tuple[Any, dict]:
+    """(network with a run's saved weights, in eval mode; its data state): the one way a
+    trained network is opened from a run folder. The weights are :func:`saved_model`'s
+    (``<name>.pt``, else the newest checkpoint's); ``check_data(data, where)`` validates the
+    data state first, and ``build(data)`` makes the untrained network they are loaded into
+    (shapes compared before anything is allocated, see :func:`load_weights`)."""
+    weights, data = saved_model(run_dir, name, phase)
+    where = run_dir / f"{name}.pt" if (run_dir / f"{name}.pt").exists() else run_dir
+    if check_data is not None:
+        data = check_data(data, where)
+    return load_weights(lambda: build(data), weights, where).eval(), data
 
 # --------------------------------------------------------------------------- RNG states
 

@@ -124,7 +124,7 @@ def restarted_in(out: Path | None) -> bool:
     # workers were healthy restarts them without counting, so there the job's id alone does.
     if job["restart"] < 1 and os.environ.get("GROUP_WORLD_SIZE", "1") == "1":
         return False
-    from nnlab.engine.checkpoint import read_json
+    from nnlab.engine.files import read_json
     from nnlab.errors import NnlabError
 
     try:

@@ -51,7 +51,7 @@ class History:
     def to_csv(self, path: str | Path) -> None:
         """Every row, every column any row has, written atomically (a reader or a kill
         never sees half a file; a full disk is WriteFailed, naming the file)."""
-        from nnlab.engine.checkpoint import write_atomic
+        from nnlab.engine.files import write_atomic
 
         keys: list[str] = []
         for row in self.rows:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab.config import flag_name, migrate, shown, validate
-from nnlab.engine.checkpoint import read_json
+from nnlab.engine.files import read_json
 from nnlab.errors import ConfigError, NnlabError
 
 # A resumed run keeps its config; these may still change (what it reads, where it runs),

@@ -8,47 +8,17 @@ momentum, a cosine schedule and dropout are flags for the improved setting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import torch
 
-from nnlab.config import LR_MAX, option
 from nnlab.data.cifar10 import Augment
 from nnlab.engine import History
-from nnlab.errors import ConfigError
-from nnlab.experiments import describe
-from nnlab.experiments.cifar_common import CifarOptions, cifar_summary, evaluate_saved
-from nnlab.experiments.classifier import ImageRecipe
+from nnlab.experiments.configs.cifar_cnn import QUICK, STUDY_LR, Config
 from nnlab.models.cnn import VGGReduced
 from nnlab.plots import plot_curves
-
-STUDY_LR = {"adam": 1e-3, "sgd": 1e-2}
-
-
-@dataclass
-class Config(CifarOptions):
-    optimizer: str = option("both", "adam, sgd, or both from the same initial weights",
-                            choices=("adam", "sgd", "both"))
-    epochs: int = option(100, "passes over the training split (the study: 100)", gt=0)
-    batch_size: int = option(64, "images per step (the study: 64)", gt=0)
-    lr: float | None = option(None, "learning rate", gt=0, le=LR_MAX,
-                              shown="the study's: adam 0.001, sgd 0.01")
-    momentum: float = option(0.0, "SGD momentum (the study: 0)", ge=0, lt=1)
-    weight_decay: float = option(0.0, "weight decay (L2, as torch.optim adds it)", ge=0)
-    schedule: str = option("constant", "learning-rate schedule, stepped every batch",
-                           choices=("constant", "cosine"))
-    dropout: float = option(0.0, "dropout before each Linear (the study's listing: none)",
-                            ge=0, lt=1)
-    channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
-
-    RECIPES = {"study": {"flip": False, "translate": 0, "tta": "none"}}  # no augmentation
-
-    def __post_init__(self) -> None:
-        self.check_common()
-        if self.image_size != 32:  # five max-pools take 32 x 32 to the 1 x 1 its head reads
-            raise ConfigError(f"--image-size {self.image_size}: the study's VGG takes 32 x 32 "
-                              "images; cifar-speedrun or your own model take other sizes")
+from nnlab.registry import describe
+from nnlab.vision import Batches, ImageRecipe, StepOptions, image_summary
 
 
 class Recipe(ImageRecipe):
@@ -65,9 +35,9 @@ class Recipe(ImageRecipe):
     def layout(self, cfg: Config) -> torch.memory_format:
         return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
-    def loader_options(self, cfg: Config) -> dict:
-        return {"augment": (Augment(flip=cfg.flip, translate=cfg.translate)
-                            if cfg.flip or cfg.translate else None), "drop_last": False}
+    def batches(self, cfg: Config) -> Batches:
+        return Batches(augment=Augment(flip=cfg.flip, translate=cfg.translate)
+                       if cfg.flip or cfg.translate else None, drop_last=False)
 
     def phases(self, cfg: Config) -> dict[str, Config]:
         names = ("adam", "sgd") if cfg.optimizer == "both" else (cfg.optimizer,)
@@ -83,9 +53,9 @@ class Recipe(ImageRecipe):
         return opt, (torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
                      if cfg.schedule == "cosine" else None)
 
-    def extras(self, cfg: Config, model: VGGReduced, optimizer: torch.optim.Optimizer,
-               steps: int) -> dict:
-        return {}
+    def step_options(self, cfg: Config, model: VGGReduced, optimizer: torch.optim.Optimizer,
+                     steps: int) -> StepOptions:
+        return StepOptions()  # the study's plain cross-entropy
 
     def title(self, cfg: Config) -> str:
         return (f"VGGReduced, {cfg.optimizer} lr {study_lr(cfg):g}, batch {cfg.batch_size}, "
@@ -113,30 +83,14 @@ def study_lr(cfg: Config) -> float:
 RECIPE = Recipe("cifar-cnn")
 
 
-def eval_run(run_dir: Path, cfg: Config, split: str, tta: str | None,
-             data: str | None) -> dict:
-    """``nnlab eval``: each optimizer's saved model on ``split`` with ``tta`` (default: the
-    run's own), keyed like metrics.json (``<optimizer>.<split>_acc``)."""
-    cfg = cfg.resolved()
-    tta = tta or cfg.tta
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    names = ("adam", "sgd") if cfg.optimizer == "both" else (cfg.optimizer,)
-    out: dict = {"tta": tta}
-    for name in names:
-        loss, acc = evaluate_saved(run_dir, cfg, lambda n: VGGReduced(3, n, cfg.dropout),
-                                   f"model-{name}", name, split, tta, data, fmt)
-        out[name] = {f"{split}_acc": acc, f"{split}_loss": loss}
-    return out
-
-
 def summarize(metrics: dict) -> str:
-    return "\n".join(f"{name}: {cifar_summary(metrics[name], metrics)}"
+    return "\n".join(f"{name}: {image_summary(metrics[name], metrics)}"
                      for name in ("adam", "sgd") if name in metrics)
 
 
 EXPERIMENT = RECIPE.experiment(
-    description=describe("cifar-cnn"), Config=Config, summarize=summarize, evaluate=eval_run,
-    quick={"epochs": 2},
+    description=describe("cifar-cnn"), Config=Config, summarize=summarize,
+    quick=QUICK,
     # --resume may raise --epochs only when the schedule is not tied to the length
     extendable=lambda config: config.schedule == "constant",
 )

@@ -13,122 +13,39 @@ validation milestone.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from nnlab.config import LR_MAX, option
 from nnlab.data.cifar10 import CLASSES, Augment, Loader
-from nnlab.engine.budget import Budget, Cost, Size
+from nnlab.device import autocast, resolve_device, resolve_precision
+from nnlab.engine.budget import Budget, Cost, Size, timed
 from nnlab.engine.lookahead import Lookahead
 from nnlab.engine.muon import Chain, MatrixMuon
-from nnlab.errors import ConfigError, NnlabError
-from nnlab.experiments import describe
-from nnlab.experiments.cifar_common import (
+from nnlab.errors import NnlabError
+from nnlab.experiments.configs.cifar_speedrun import QUICK, RULE_A, RULE_B, Config, muon_lr_rule
+from nnlab.models.cnn import SpeedrunNet
+from nnlab.plots import plot_time_to_accuracy
+from nnlab.registry import describe
+from nnlab.vision import (
     TTA_VIEWS,
-    CifarOptions,
-    cifar_summary,
+    Batches,
+    ImageRecipe,
+    StepOptions,
+    image_summary,
+    limit_train,
     make_ema,
+    make_splits,
+    smoothed_cross_entropy,
     weight_decay_groups,
 )
-from nnlab.experiments.classifier import ImageRecipe
-from nnlab.models.cnn import BN_EPS, SpeedrunNet
-from nnlab.plots import plot_time_to_accuracy
 
 MILESTONES = (0.80, 0.84, 0.85, 0.90, 0.92, 0.93, 0.94)  # 80-85: for CPU-sized runs
-
-
-# Muon's peak lr against the planned number of optimizer steps, lr = A * steps^-B: a power
-# law through the two lrs found best by a sweep (0.24 at 76 steps, 0.1 at 1,400), checked at
-# 195 steps, a size it was not fitted on (docs: Part II, a fast CNN).
-RULE_A, RULE_B = 0.88, 0.30
-
-
-def muon_lr_rule(steps: int) -> float:
-    """Muon's peak learning rate for a run of ``steps`` optimizer steps (see RULE_A)."""
-    return round(RULE_A * max(steps, 1) ** -RULE_B, 4)
-
-
-@dataclass
-class Config(CifarOptions):
-    widths: tuple[int, ...] = option((64, 256, 256), "channels of the three conv groups")
-    epochs: int = option(8, "passes over the training split", gt=0)
-    batch_size: int = option(1024, "images per step", gt=0)
-    lr: float = option(0.75, "peak learning rate for a batch of 512 (scaled linearly)",
-                       gt=0, le=LR_MAX)
-    bias_lr_scale: float = option(64.0, "BatchNorm shifts learn this many times faster (their "
-                                  "weight decay divided by it, so all decay alike per step)",
-                                  gt=0)
-    momentum: float = option(0.85, "Nesterov momentum", ge=0, lt=1)
-    weight_decay: float = option(5e-5, "weight decay (L2, as SGD's weight_decay)", ge=0)
-    optimizer: str = option("muon", "muon: the conv filters on Muon, the rest (head, BatchNorm "
-                            "shifts, whitening bias) on Nesterov SGD; sgd: Nesterov SGD for "
-                            "all, the recipe before Muon", choices=("muon", "sgd"))
-    warmup: float | None = option(None, "fraction of steps warming up linearly; then linear "
-                                  "decay to 0", ge=0, lt=1)
-    label_smoothing: float = option(0.2, "label smoothing of the cross-entropy", ge=0, lt=1)
-    whiten_eps: float = option(5e-4, "eigenvalue floor of the patch whitening", gt=0)
-    ema: float = option(0.0, "decay of an EMA of the weights that is evaluated; 0 = off",
-                        ge=0, lt=1)
-    lookahead: float = option(0.0, "lookahead: every --lookahead-k steps the slow weights move "
-                              "towards the fast ones, which restart from them; the fraction "
-                              "moved falls from 1 to this value over the run (as 1 - (1 - "
-                              "value) x progress^3); 0 = off", ge=0, le=1)
-    lookahead_k: int = option(5, "steps between lookahead updates", gt=0)
-    muon_lr: float | None = option(None, "Muon's peak lr for the conv filters (momentum "
-                                   "orthogonalised; each filter bank's norm pinned to "
-                                   "sqrt(output channels)), on the same schedule; default: "
-                                   "from the planned number of steps by muon_lr_rule",
-                                   gt=0, le=LR_MAX, shown=f"{RULE_A:g} x steps^-{RULE_B:g}")
-    muon_momentum: float = option(0.6, "Muon's Nesterov momentum", ge=0, lt=1)
-    muon_ns_steps: int = option(5, "Newton-Schulz iterations that orthogonalise each Muon "
-                                   "update (airbench's Muon record uses 3)", ge=1, le=10)
-    whiten_bias_epochs: int = option(0, "train the whitening conv's bias for the first N epochs "
-                                     "only, then freeze it; 0 = train it throughout", ge=0)
-    tta_untranslated: float = option(1 / 3, "weight of the untranslated views in flip+translate "
-                                     "TTA (the two shifted pairs share the rest); 1/3 = all six "
-                                     "views alike", gt=0, le=1, shown="1/3")
-    channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
-    compile: bool = option(False, "torch.compile the network (inductor): meant for a GPU; on "
-                           "the CPUs measured it was slower (benchmarks/speedrun_compile.py)")
-    init: str = option("dirac", "conv init: dirac (identity filters first) or default "
-                       "(PyTorch's)", choices=("dirac", "default"))
-    bn_eps: float = option(BN_EPS, "BatchNorm's eps: no channel is scaled up more than "
-                           "1/sqrt(eps) times (airbench's 1e-12 let flat-background images "
-                           "blow up)", gt=0, le=1)
-
-    # Flips alternate between epochs (each image is seen both ways in two epochs). The recipe
-    # is the optimizer's: Muon runs without a warm-up, as airbench's Muon record does.
-    RECIPE_FIELD = "optimizer"
-    RECIPES = {"muon": {"flip": True, "translate": 2, "tta": "flip+translate", "warmup": 0.0},
-               "sgd": {"flip": True, "translate": 2, "tta": "flip+translate", "warmup": 0.2}}
-
-    def __post_init__(self) -> None:
-        self.check_common()
-        if self.optimizer == "sgd" and self.muon_lr is not None:
-            raise ConfigError("--muon-lr needs --optimizer muon (the default), not sgd")
-
-    @staticmethod
-    def from_format_3(fields: dict) -> dict:
-        """Before format 4 BatchNorm's eps was 1e-12: such a run resumes and evaluates with
-        it."""
-        return {"bn_eps": 1e-12, **fields}
-
-    @staticmethod
-    def from_format_2(fields: dict) -> dict:
-        """Before format 3 Muon was off unless --muon-lr was above 0: such a run resumes with
-        the optimizer it started with."""
-        if "optimizer" not in fields:
-            muon = bool(fields.get("muon_lr"))
-            fields = {**fields, "optimizer": "muon" if muon else "sgd"}
-            if not muon:
-                fields["muon_lr"] = None
-        return fields
-
 
 
 def build_optimizer(cfg: Config, model: SpeedrunNet, lr: float,
@@ -184,18 +101,16 @@ class Recipe(ImageRecipe):
     steps, or to the time budget's deadline; EMA and lookahead when asked; time to every
     milestone in the metrics and time_to_accuracy.png."""
 
-    muon_lr: float | None = None
-
     def build_model(self, cfg: Config, n_classes: int) -> SpeedrunNet:
         return SpeedrunNet(cfg.widths, n_classes, dirac=cfg.init == "dirac", bn_eps=cfg.bn_eps)
 
     def layout(self, cfg: Config) -> torch.memory_format:
         return layout(cfg)
 
-    def loader_options(self, cfg: Config) -> dict:
+    def batches(self, cfg: Config) -> Batches:
         # Flips alternate between epochs (each image seen both ways in two), then translations.
-        return {"augment": Augment(flip=False, translate=cfg.translate),
-                "alternate_flips": cfg.flip}
+        return Batches(augment=Augment(flip=False, translate=cfg.translate),
+                       alternate_flips=cfg.flip)
 
     def prepare(self, cfg: Config, model: SpeedrunNet, loader: Loader) -> None:
         n_fit = min(5000, len(loader.y))
@@ -207,12 +122,14 @@ class Recipe(ImageRecipe):
     def optimizer(self, cfg: Config, model: SpeedrunNet, steps: int):  # noqa: ANN201
         run = self.run
         lr = cfg.lr * cfg.batch_size / 512
+        muon_lr = None
         if cfg.optimizer == "muon":
-            self.muon_lr = cfg.muon_lr if cfg.muon_lr is not None else muon_lr_rule(steps)
-            run.note(f"Muon for the conv filters at lr {self.muon_lr:g}"
+            muon_lr = cfg.muon_lr if cfg.muon_lr is not None else muon_lr_rule(steps)
+            self.facts["muon_lr"] = muon_lr  # in the metrics: the lr the rule chose
+            run.note(f"Muon for the conv filters at lr {muon_lr:g}"
                      + (" (given)" if cfg.muon_lr is not None else
                         f" (the rule {RULE_A:g} x steps^-{RULE_B:g}, for {steps} steps)"))
-        opt = build_optimizer(cfg, model, lr, self.muon_lr)
+        opt = build_optimizer(cfg, model, lr, muon_lr)
         warm = max(1, int(cfg.warmup * steps))
         if run.deadline is None:  # the schedule of the planned steps, step by step
             return opt, torch.optim.lr_scheduler.LambdaLR(
@@ -223,18 +140,21 @@ class Recipe(ImageRecipe):
             opt, lambda s: warm_then_decay(run.schedule_progress(s, steps), warm / steps,
                                            1 / steps))
 
-    def extras(self, cfg: Config, model: SpeedrunNet, optimizer: torch.optim.Optimizer,
-               steps: int) -> dict:
-        def whiten_bias(epoch: int) -> None:  # trained in the first epochs only, when asked
-            train = not cfg.whiten_bias_epochs or epoch < cfg.whiten_bias_epochs
-            model.whiten.bias.requires_grad_(train)
-            if not train:
-                model.whiten.bias.grad = None  # SGD skips a parameter without a gradient
+    def step_options(self, cfg: Config, model: SpeedrunNet, optimizer: torch.optim.Optimizer,
+                     steps: int) -> StepOptions:
+        return StepOptions(label_smoothing=cfg.label_smoothing, ema=make_ema(model, cfg.ema),
+                           lookahead=(Lookahead(model, cfg.lookahead_k, cfg.lookahead,
+                                                total_steps=steps) if cfg.lookahead else None))
 
-        return {"label_smoothing": cfg.label_smoothing, "ema": make_ema(model, cfg.ema),
-                "lookahead": (Lookahead(model, cfg.lookahead_k, cfg.lookahead,
-                                        total_steps=steps) if cfg.lookahead else None),
-                "on_epoch": whiten_bias, "tta_untranslated": cfg.tta_untranslated}
+    def on_epoch_start(self, cfg: Config, model: SpeedrunNet, epoch: int) -> None:
+        # the whitening bias trains in the first epochs only, when asked
+        train = not cfg.whiten_bias_epochs or epoch < cfg.whiten_bias_epochs
+        model.whiten.bias.requires_grad_(train)
+        if not train:
+            model.whiten.bias.grad = None  # SGD skips a parameter without a gradient
+
+    def tta_weight(self, cfg: Config) -> float:
+        return cfg.tta_untranslated
 
     def title(self, cfg: Config) -> str:
         return (f"speedrun net {cfg.widths}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
@@ -248,8 +168,7 @@ class Recipe(ImageRecipe):
             plot_time_to_accuracy([self.run.out / "history.csv"],
                                   self.run.out / "time_to_accuracy.png", MILESTONES,
                                   title=self.title(cfg) + ran)
-        return {**metrics, **milestone_times(history, self.splits.eval_name),
-                **({"muon_lr": self.muon_lr} if self.muon_lr is not None else {})}
+        return {**metrics, **milestone_times(history, self.splits.eval_name)}
 
 
 RECIPE = Recipe("cifar-speedrun")
@@ -277,8 +196,6 @@ FIXED_S = 6.0  # loading the cached data, figures, model.pt: measured on a 2-cor
 @functools.cache
 def _counts(data: str, val_size: int, final: bool, train_limit: int, image_size: int
             ) -> tuple[int, int, tuple[str, ...]]:
-    from nnlab.experiments.cifar_common import limit_train, make_splits
-
     try:  # decoded once and cached: the run reuses it
         splits = make_splits(data, val_size, final, image_size)
     except NnlabError:  # no data at hand (a benchmark's probe): CIFAR-10's sizes
@@ -320,12 +237,6 @@ def probe(cfg: Config, size: Size) -> Cost:
     of the run's batch size (at most 128: a larger batch is costed per image): a forward
     and backward pass, the optimizer's step, the loader's augmentation, and the evaluation's
     forward passes (every epoch: plain; at the end: the TTA's views)."""
-    import dataclasses
-
-    from nnlab.device import autocast, resolve_device, resolve_precision
-    from nnlab.engine.budget import timed
-    from nnlab.experiments.cifar_common import smoothed_cross_entropy
-
     t0 = time.perf_counter()
     cfg = dataclasses.replace(cfg, **size.fields).resolved()
     device = resolve_device(cfg.device)
@@ -390,13 +301,13 @@ def summarize(metrics: dict) -> str:
     times = ", ".join(f"{p}%: {metrics[f'time_to_{p}_s']:.0f} s"
                       if metrics.get(f"time_to_{p}_s") is not None else f"{p}%: not reached"
                       for p in percents)
-    return f"{cifar_summary(metrics)}; time to {times}"
+    return f"{image_summary(metrics)}; time to {times}"
 
 
 EXPERIMENT = RECIPE.experiment(
     description=describe("cifar-speedrun"), Config=Config, summarize=summarize,
     plot_seeds=plot_seeds,
-    quick={"widths": (16, 32, 32), "epochs": 2, "batch_size": 128},
+    quick=QUICK,
     extendable=lambda config: False,  # the lr warms up and decays to 0 over the planned steps
     budget=Budget(budget_sizes, probe, caveat=budget_caveat),
 )

@@ -10,6 +10,7 @@ them is measured and must match what its own run recorded for its held-out image
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnlab.errors import ConfigError
+from nnlab.engine.files import read_json
+from nnlab.errors import ConfigError, NnlabError
+from nnlab.vision import load_trained
 
 BATCH = 500
 _MADE: dict[tuple, tuple[torch.Tensor, dict[str, float]]] = {}  # the seeds of one command share
@@ -42,27 +45,12 @@ def teacher_folders(teacher: str | Path) -> list[Path]:
 def load_teacher(folder: Path) -> tuple[nn.Module, dict[str, Any], dict[str, Any],
                                         dict[str, Any]]:
     """(network in eval mode, its data state, its Config as a dict, its metrics.json)."""
-    import dataclasses
-
-    from nnlab.engine import prepare
-    from nnlab.engine.checkpoint import (
-        check_image_state,
-        load_model_file,
-        load_weights,
-        read_json,
-    )
-    from nnlab.experiments import experiment_of
-
-    exp, record = experiment_of(folder)
-    if exp.build_model is None:
-        raise ConfigError(f"--teacher {folder}: a {exp.name} run is not an image classifier")
-    config = exp.resolve(prepare.config_from(exp, record))
-    saved = load_model_file(folder / "model.pt")
-    data = check_image_state(saved["data"], folder / "model.pt")
-    net = load_weights(lambda: exp.build_model(config, len(data["classes"])), saved["model"],
-                       folder / "model.pt")
+    try:
+        trained = load_trained(folder, "model")
+    except NnlabError as e:
+        raise ConfigError(f"--teacher {folder}: {e}") from None
     metrics = read_json(folder / "metrics.json") if (folder / "metrics.json").is_file() else {}
-    return net.eval(), data, dataclasses.asdict(config), metrics
+    return trained.net, trained.data, dataclasses.asdict(trained.config), metrics
 
 
 def _probabilities(net: nn.Module, data: dict[str, Any], x: torch.Tensor,
@@ -93,7 +81,7 @@ def soft_targets(teacher: str, splits: Any, cfg: Any, device: torch.device,
     """The training targets (N, C) float32, each row ``(1 - weight) * one_hot(label) +
     weight * p_teacher`` (rows sum to 1), and facts for the metrics: the teacher's accuracy
     (no TTA, its first seed) on the evaluation split and its top-1 agreement with the
-    training labels. ``splits``: the student's (:class:`~nnlab.experiments.cifar_common.Splits`);
+    training labels. ``splits``: the student's (:class:`~nnlab.vision.Splits`);
     computed once per process for the same teacher, split and settings (a run's seeds)."""
     folders = teacher_folders(teacher)
     key = (tuple(str(f.resolve()) for f in folders), splits.eval_name, len(splits.y_train),

@@ -3,56 +3,25 @@
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from nnlab import numpy_nn
-from nnlab.config import LR_MAX, Options, option, shown, validate
+from nnlab.config import shown
 from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
 from nnlab.engine import History, Run, evaluate, evaluate_numpy, fit, fit_numpy
-from nnlab.errors import ConfigError
-from nnlab.experiments import Experiment, describe
+from nnlab.experiments.configs.toy import QUICK, Config
 from nnlab.models.mlp import MLP
 from nnlab.numpy_nn.gradcheck import numeric_gradient_at, rel_error
 from nnlab.plots import plot_curves, plot_dataset, plot_decision_boundaries
+from nnlab.registry import Experiment, describe
 
 IMPLS = ("numpy", "torch")
-MAX_CLASSES = 3  # blobs
 GRADCHECK_POINTS = 16  # training points the gradient check's loss is taken over
 GRADCHECK_ELEMENTS = 32  # elements of each parameter checked by centred differences
-
-
-@dataclass
-class Config(Options):
-    dataset: str = option("moons", "toy set; 'all' runs each in its own sub-folder",
-                          choices=(*TOY_DATASETS, "all"))
-    n_samples: int = option(1000, "points drawn in all, train and test together", gt=0,
-                            le=10_000_000)
-    noise: float = option(0.1, "std of the Gaussian noise of moons and circles", ge=0)
-    test_size: float = option(0.2, "fraction held out as the test split (stratified)",
-                              gt=0, lt=1)
-    hidden: tuple[int, ...] = option((20,), "hidden layer widths, comma-separated (e.g. 512,512)")
-    optimizer: str = option("sgd", "update rule, the same in both implementations",
-                            choices=("sgd", "adam"))
-    lr: float = option(0.01, "learning rate", gt=0, le=LR_MAX)
-    momentum: float = option(0.0, "SGD momentum (ignored by adam)", ge=0, lt=1)
-    epochs: int = option(1000, "passes over the training set", gt=0)
-    batch_size: int = option(1000, "examples per step; at least the train size = full batch",
-                             gt=0)
-    seed: int = option(0, "seeds the data, the shared initial weights and the batch order")
-
-    def __post_init__(self) -> None:
-        validate(self)
-        # A stratified split needs every class (blobs has 3) in both splits.
-        n_test = math.ceil(self.test_size * self.n_samples)
-        if min(n_test, self.n_samples - n_test) < MAX_CLASSES:
-            raise ConfigError(f"--n-samples {self.n_samples} with --test-size {self.test_size:g}"
-                              f" leaves {n_test} test and {self.n_samples - n_test} training "
-                              f"points; each split needs at least {MAX_CLASSES}")
 
 
 def train(config: Config, run: Run) -> dict:
@@ -206,11 +175,10 @@ def summarize(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-
 EXPERIMENT = Experiment(
     name="toy", description=describe("toy"),
     Config=Config, train=train, summarize=summarize,
-    quick={"n_samples": 200, "epochs": 20},
+    quick=QUICK,
     held_out=lambda config: "test",
     checkpoint_every=100,  # epochs: a toy epoch takes a millisecond, a checkpoint several
 )

@@ -86,7 +86,7 @@ def _budget_figure(runs: list[Path], out: Path) -> None:
     """Accuracy against budget: what the planner expects on the runs' machine (from the
     costs its probe measured there) and what each planned run reached."""
     from nnlab.engine.budget import Cost, choose
-    from nnlab.engine.checkpoint import read_json
+    from nnlab.engine.files import read_json
     from nnlab.experiments.cifar_speedrun import BUDGET_SIZES
     from nnlab.plots import plot_accuracy_vs_budget
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
-from nnlab.engine.checkpoint import write_atomic
+from nnlab.engine.files import write_atomic
 from nnlab.study.claims import Claim
 from nnlab.study.tables import Table
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nnlab.engine.checkpoint import read_json, write_atomic
+from nnlab.engine.files import read_json, write_atomic
 from nnlab.errors import NnlabError
 from nnlab.study import layout, tables
 from nnlab.study.claims import Claim

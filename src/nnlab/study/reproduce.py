@@ -316,7 +316,7 @@ def profile(args: argparse.Namespace, run: Runner) -> None:
     def done(name: str) -> bool:  # finished, and not to be redone
         return name not in force and (out / name / "metrics.json").exists()
 
-    from nnlab.engine.checkpoint import read_json, write_json_atomic
+    from nnlab.engine.files import read_json, write_json_atomic
 
     # The command that made each part's folder (older records: the parts' list), so that a
     # folder another profile made (quick's preview MLP, say) is never taken for this one's.

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnlab.engine.checkpoint import read_json
+from nnlab.engine.files import read_json
 from nnlab.engine.history import History, flatten
 from nnlab.errors import NnlabError
 from nnlab.study import tables

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnlab.config import shown
-from nnlab.engine.checkpoint import read_json
+from nnlab.engine.files import read_json
 from nnlab.engine.history import History
 
 

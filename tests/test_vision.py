@@ -10,7 +10,7 @@ import torch
 from nnlab.data.cifar10 import Loader
 from nnlab.engine import checkpoint, launch
 from nnlab.experiments import cifar_cnn, cifar_mlp, cifar_speedrun
-from nnlab.experiments.cifar_common import cifar_summary, predict
+from nnlab.vision import image_summary, predict
 
 
 def _weights(path, key=None) -> dict[str, torch.Tensor]:
@@ -94,16 +94,16 @@ def test_every_cifar_experiment_reports_the_same_keys(learnable_cifar, nnlab_cac
         m = launch(module.EXPERIMENT, cfg, tmp_path / module.__name__, progress=False)
         block = m["adam"] if module is cifar_cnn else m
         assert keys <= set(block) and facts <= set(m), module.__name__
-        line = cifar_summary(block, m)
+        line = image_summary(block, m)
         assert "2 epochs" in line and "1 epochs" not in line
 
 
 def test_the_summary_says_what_tta_it_used():
     m = {"val_acc": 0.5, "val_acc_no_tta": 0.4, "tta": "none", "train_acc": 0.9, "epochs": 1,
          "wall_s": 3.0, "images_per_s": 100.0, "precision": "fp32", "device": "cpu"}
-    line = cifar_summary(m)
+    line = image_summary(m)
     assert "TTA" not in line and "1 epoch in" in line
-    assert "with flip TTA (0.4000 without)" in cifar_summary({**m, "tta": "flip"})
+    assert "with flip TTA (0.4000 without)" in image_summary({**m, "tta": "flip"})
 
 
 def test_translate_tta_weights_the_untranslated_views_as_asked():

@@ -1,0 +1,54 @@
+"""The images a run trains and is scored on: a stratified validation split carved from the
+source's training images (or, with ``--final``, all of them and the source's test split),
+and a class-balanced training subset for pilots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from nnlab.data.cifar10 import Cifar, channel_stats, load_cifar10, stratified_split
+from nnlab.errors import ConfigError
+
+
+@dataclass
+class Splits:
+    """x_*: (N, 3, S, S) uint8, y_*: (N,) int64. ``eval_name`` is 'val' or 'test'."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_eval: torch.Tensor
+    y_eval: torch.Tensor
+    eval_name: str
+    classes: tuple[str, ...]
+    mean: torch.Tensor  # (3,) of the training images, in [0, 1] units
+    std: torch.Tensor
+
+
+def make_splits(data_path: str, val_size: int, final: bool, image_size: int = 32) -> Splits:
+    """Train and evaluation splits: a stratified validation split of train (fixed: every
+    run sees the same validation images), or, with ``final``, all of train and the source's
+    test split; every image ``image_size`` pixels a side."""
+    data: Cifar = load_cifar10(data_path or None, image_size=image_size)
+    x, y = data.x_train, data.y_train
+    if final:
+        if data.x_test is None:
+            raise ConfigError(f"--final: {data.source} has no test split; evaluate on "
+                              "validation (drop --final) or point --data at a source with one")
+        xt, yt, xe, ye, name = x, y, data.x_test, data.y_test, "test"
+    else:
+        train_idx, val_idx = stratified_split(y, val_size, seed=0)
+        xt, yt, xe, ye, name = x[train_idx], y[train_idx], x[val_idx], y[val_idx], "val"
+    mean, std = channel_stats(xt)
+    return Splits(xt, yt, xe, ye, name, data.classes, mean, std)
+
+
+def limit_train(splits: Splits, n: int) -> Splits:
+    """``splits`` with a class-balanced subset of n training images (fixed, seed 1); the
+    held-out split and the normalisation statistics are unchanged, so results stay
+    comparable with full-data runs."""
+    if n >= len(splits.y_train):
+        return splits
+    keep, _ = stratified_split(splits.y_train, len(splits.y_train) - n, seed=1)
+    return replace(splits, x_train=splits.x_train[keep], y_train=splits.y_train[keep])
