@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab import experiments
-from nnlab.errors import ConfigError, Interrupted, NnlabError, WriteFailed
+from nnlab.errors import ConfigError, NnlabError
 from nnlab.experiments import Experiment, experiment_of
 
 
@@ -46,15 +45,6 @@ class Outcome:
                 else self.experiment.summarize(self.metrics))
 
 
-def _logged_to_tensorboard(run_dir: Path | None) -> bool:
-    """A run that logged to TensorBoard keeps logging when resumed (if the package is here)."""
-    if run_dir is None or not any(run_dir.rglob("events.out.tfevents.*")):
-        return False
-    import importlib.util
-
-    return importlib.util.find_spec("tensorboard") is not None
-
-
 def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = None,
             overwrite: bool = False, resume: str | Path | None = None, quick: bool = False,
             seeds: int | None = None, jobs: int | None = None,
@@ -63,120 +53,55 @@ def execute(exp: Experiment, given: dict[str, Any], *, out: str | Path | None = 
             watch: Callable[[dict], str | None] | None = None,
             track: str | None = None) -> Outcome:
     """One experiment run (or several seeds) as ``nnlab run`` makes it; see :func:`run`.
-    ``watch``: sees every history row and may stop the run (a sweep's pruner; one seed)."""
+    ``watch``: sees every history row and may stop the run (a sweep's pruner; one seed).
+    The lifecycle around the training is the engine's (:mod:`nnlab.engine.lifecycle`)."""
     from nnlab.engine import distributed as dist
-    from nnlab.engine import prepare, tracking
-    from nnlab.engine.run import finished, launch
+    from nnlab.engine import lifecycle, tracking
+    from nnlab.engine.run import launch
     from nnlab.seeds import run_seeds
 
     out = Path(out) if out is not None else None
     tracking.check(track)
-    if resume is None and dist.restarted_in(out):  # torchrun started this job again
+    if resume is None and lifecycle.restarted(out):  # torchrun started this job again
         resume, overwrite = out, False
-        if int(os.environ.get("RANK", 0)) == 0:
-            print(f"nnlab: torchrun restarted the job: {out} goes on from its newest "
-                  "checkpoint", file=sys.stderr, flush=True)
     budget_s = _check_budget(exp, time_budget, resume, 1 if seeds is None else seeds)
-    if resume is not None:
-        resume = Path(resume)
-        record = prepare.recorded(resume)
-        if out is not None and out.resolve() != resume.resolve():
-            raise NnlabError("--resume continues a run in its own folder; drop --out")
-        if seeds is not None and seeds != record.get("seeds", 1):
-            raise NnlabError(f"--resume: --seeds {seeds} differs from the run's "
-                             f"{record.get('seeds', 1)}")
-        config = prepare.resumed_config(exp, resume, given, record)
-        if track is None and "mlflow_run_id" in record:  # it was tracked: it goes on being
-            track = "mlflow"
-            tracking.check(track)
-        seeds, out = record.get("seeds", 1), resume
-        jobs = jobs or record.get("jobs", 1)  # how many at once: results do not change
-        if checkpoint_every is None:  # the options it was started with, unless given again
-            checkpoint_every = record.get("checkpoint_every")
-        if (metrics := finished(out, exp.resolve(config))) is not None:
-            return Outcome(exp, metrics, out, seeds, trained=False)
-    else:
-        config = prepare.new_config(exp, given, quick)
-        seeds = 1 if seeds is None else seeds
-        jobs = 1 if jobs is None else jobs
-    config = exp.resolve(config)  # config.json records what runs, not "the recipe's value"
-    if exp.needs_cifar:
-        prepare.check_data(config.data)
-    if resume is not None:
-        prepare.check_out(resume, "--resume")
-    if seeds < 1 or jobs < 1:
-        raise ConfigError(f"--seeds and --jobs must be >= 1, got {seeds} and {jobs}")
-    options = {"resume": resume is not None, "checkpoint_every": checkpoint_every,
-               "tensorboard": tensorboard or _logged_to_tensorboard(resume),
-               "progress": progress}
-    if track is not None:
-        options["track"] = track
-    if watch is not None:
-        if seeds != 1:
-            raise ConfigError("a watched run (a sweep's trial) is one seed")
-        options["watch"] = watch
-    rank = int(os.environ.get("RANK", 0))  # under torchrun: only rank 0 checks and prints
-    distributed = os.environ.get("WORLD_SIZE", "1") != "1"
-    if distributed and (seeds > 1 or out is None):
-        raise ConfigError("under torchrun, pass --out DIR (every process must name the "
-                          "same folder) and run one seed at a time")
-    fresh = resume is None and not (out is not None and out.exists())  # a folder we make
-    if resume is None and rank == 0:
-        out = prepare.new_folder(exp.name, out, overwrite)  # locked
-    elif rank == 0:
-        prepare.lock(out)
-    again = shlex.join(["nnlab", "run", experiments.reference_or_name(exp), "--resume",
-                        str(out)])
+    settled = lifecycle.settle(exp, given, out=out, resume=resume, quick=quick, seeds=seeds,
+                               jobs=jobs, checkpoint_every=checkpoint_every,
+                               tensorboard=tensorboard, progress=progress, track=track,
+                               watch=watch)
+    if settled.done is not None:
+        return Outcome(exp, settled.done, settled.out, settled.seeds, trained=False)
+    config, options = settled.config, settled.options
     threads = None  # a budget on a busy machine trains on fewer: given back at the end
     try:
-        if budget_s is not None:  # probe this machine, choose, and set the plan's flags
-            from nnlab.engine import budget
+        with lifecycle.holding(exp.name, settled, overwrite, lambda folder: shlex.join(
+                ["nnlab", "run", experiments.reference_or_name(exp), "--resume",
+                 str(folder)])) as out:
+            if budget_s is not None:  # probe this machine, choose, and set the plan's flags
+                import torch
 
-            say = (lambda line: print(f"nnlab: {line}", file=sys.stderr, flush=True)) \
-                if progress is not False else (lambda line: None)
-            import torch
+                from nnlab.engine import budget
 
-            threads = torch.get_num_threads()
-            plan = budget.plan(exp.budget, config, budget_s, given, say)
-            config = exp.resolve(dataclasses.replace(config, **plan.fields))
-            options.update(budget=plan.record(), deadline=plan.deadline_s)
-        if seeds == 1:
-            metrics = launch(exp, config, out, **options)
-        else:
-            metrics = run_seeds(exp, config, out, seeds, jobs, **options)
-    except Interrupted as e:
-        e.resume = e.resume or again
-        raise
-    except WriteFailed as e:  # a full disk, say: what was written stays, and it can go on
-        if not (out / "config.json").exists():
-            raise
-        raise WriteFailed(f"{e}; the run's earlier files and checkpoints are kept; once that "
-                          f"is fixed, resume with: {again}") from None
-    except RuntimeError as e:
-        if not (distributed and dist.lost_peer(e)):
-            raise
-        line = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise NnlabError(f"a worker of this torchrun job was lost ({line}); torchrun starts "
-                         "the job again if --max-restarts allows, and the restarted workers go "
-                         f"on from {out}'s newest checkpoint") from None
-    except NnlabError:
-        # a new run that failed before it wrote anything but its config (say, unreadable
-        # data): leave no folder behind, as if it had been refused up front
-        if fresh and rank == 0 and all(p.name == "config.json" for p in prepare.contents(out)):
-            prepare.unlock(out)
-            shutil.rmtree(out)
-        raise
+                say = (lambda line: print(f"nnlab: {line}", file=sys.stderr, flush=True)) \
+                    if progress is not False else (lambda line: None)
+                threads = torch.get_num_threads()
+                plan = budget.plan(exp.budget, config, budget_s, given, say)
+                config = exp.resolve(dataclasses.replace(config, **plan.fields))
+                options.update(budget=plan.record(), deadline=plan.deadline_s)
+            if settled.seeds == 1:
+                metrics = launch(exp, config, out, **options)
+            else:
+                metrics = run_seeds(exp, config, out, settled.seeds, settled.jobs, **options)
     finally:
-        prepare.unlock(out)  # the run is over (its process may go on: a notebook, reproduce)
         if threads is not None:
             import torch
 
             torch.set_num_threads(threads)
-    if distributed:
+    if dist.from_env().enabled:
         dist.teardown()
-    if rank == 0:
+    if dist.from_env().is_main:
         _draw_curves(out, exp.name)
-    return Outcome(exp, metrics, out, seeds)
+    return Outcome(exp, metrics, out, settled.seeds)
 
 
 def _draw_curves(out: Path, name: str) -> None:

@@ -27,7 +27,7 @@ from torch import nn
 from nnlab.engine.checkpoint import state_key
 from nnlab.engine.history import History
 from nnlab.engine.progress import Progress
-from nnlab.engine.run import PhaseState
+from nnlab.engine.run import PhaseState, durable
 from nnlab.errors import Interrupted, TrainingDiverged
 from nnlab.numpy_nn.modules import CrossEntropy
 from nnlab.numpy_nn.step import NumpyStep
@@ -130,31 +130,29 @@ class _Driver:
 
     def __init__(self, run, phase: str, step, total: int, unit: str, tags, desc: str | None,
                  history_path, progress: bool | None, wall_offset: float = 0.0) -> None:
-        self.run, self.phase, self.total, self.unit = run, phase, total, unit
+        run = self.run = durable(run)  # a stand-in where there is no run
+        self.phase, self.total, self.unit = phase, total, unit
         self.step = step
         self.hopeless = 0  # evaluations in a row no better than chance with an exploded loss
         self.tags = dict(tags or {})
         self.history_path = history_path
         self.desc = desc or phase
-        record = (run.phase(phase) if run is not None else None) or PhaseState(
-            wall_s=wall_offset)
+        record = run.phase(phase) or PhaseState(wall_s=wall_offset)
         self.history = History(list(record.history))
         self.position, self.stopped, self.wall0 = record.position, record.stopped, record.wall_s
         self.partial: dict | None = None
-        if run is not None and not _history_fits(self.history.rows, unit, self.position,
-                                                 self.done):
+        if not _history_fits(self.history.rows, unit, self.position, self.done):
             raise run.refuse_checkpoint(f"damaged checkpoint: phase {phase!r}'s history does "
                                         f"not fit its position ({unit} {self.position})")
-        if run is not None:
-            run.track(**{state_key(phase, k): v for k, v in step.states().items()})
-            run.restore()
-            if not self.done:
-                run.restore_rng()
-                self.partial = run.resume_position(phase)
-                if self.partial is not None and self.partial.get("sums") is None:
-                    self.partial = None
-            if progress is None:
-                progress = run.progress
+        run.track(**{state_key(phase, k): v for k, v in step.states().items()})
+        run.restore()
+        if not self.done:
+            run.restore_rng()
+            self.partial = run.resume_position(phase)
+            if self.partial is not None and self.partial.get("sums") is None:
+                self.partial = None
+        if progress is None:
+            progress = run.progress
         self.bar = None if self.done else Progress(total, self.desc, unit, self.position,
                                                    progress)
         self.t0 = time.perf_counter()
@@ -170,8 +168,6 @@ class _Driver:
 
     def save(self, batch: int = 0, sums: tuple | None = None,
              generator_states: dict | None = None) -> None:
-        if self.run is None:
-            return
         t = time.perf_counter()
         self.run.record_phase(self.phase, PhaseState(list(self.history.rows), self.position,
                                                      self.stopped, self.elapsed()))
@@ -183,14 +179,13 @@ class _Driver:
         self.history.log(**row)
         if self.history_path is not None:
             self.history.to_csv(self.history_path)
-        elif self.run is not None:  # the experiment keeps none: the run's history.csv
+        else:  # the experiment keeps none: the run's history.csv
             self.run.record_history(self.phase, self.history.rows)
-        if self.run is not None:
-            self.run.log_row(row, self.unit, "/".join(map(str, self.tags.values())))
+        self.run.log_row(row, self.unit, "/".join(map(str, self.tags.values())))
         self.bar.update(row[self.unit], row)
 
     def signal(self) -> int | None:
-        return self.run.stop_requested() if self.run is not None else None
+        return self.run.stop_requested()
 
     def interrupt(self, signum: int, where: str, **save: Any) -> NoReturn:
         self.save(**save)
@@ -199,9 +194,8 @@ class _Driver:
 
     @contextlib.contextmanager
     def training(self) -> Iterator[None]:
-        ctx = self.run.training() if self.run is not None else contextlib.nullcontext()
         try:
-            with ctx:
+            with self.run.training():
                 yield
         finally:
             self.bar.close()
@@ -209,7 +203,7 @@ class _Driver:
     def halt(self, where: str) -> bool:
         """Stop (``stopped``) when the run's watcher asked to after the row just logged (a
         sweep's pruner: this trial does worse than the others did by here)."""
-        if self.run is None or self.run.halted is None or self.stopped:
+        if self.run.halted is None or self.stopped:
             return False
         self.stopped = True
         self.run.note(f"{self.desc}: stopped at {where}: {self.run.halted}")
@@ -220,10 +214,10 @@ class _Driver:
         """Stop (``stopped``) when the run's time budget ends within ``ahead`` seconds: the
         machine is slower than its probe said. Every rank decides alike (torchrun runs have
         no budget)."""
-        if self.run is None or not self.run.out_of_time(ahead):
+        if not self.run.out_of_time(ahead):
             return False
         self.stopped = True
-        self.run.stopped_by_budget = where
+        self.run.stopped_by_budget(where)
         self.run.note(f"{self.desc}: the time budget ends: stopped at {where} ({self.total} "
                       f"{self.unit}s planned)")
         return True
@@ -295,10 +289,10 @@ def train_epochs(
                 wall_offset)
     if d.done:
         return d.history
-    every = run.options.checkpoint_every if run is not None else 1
+    every = d.run.checkpoint_every
     with d.training():
         for epoch in range(d.position + 1, epochs + 1):
-            snapshot = run.generator_states() if run is not None else None  # epoch start
+            snapshot = d.run.generator_states()  # the generators at the epoch's start
             skip, sums = 0, (0.0, 0, 0, 0.0)
             if d.partial is not None:
                 skip, sums, d.partial = d.partial["batch"], d.partial["sums"], None
@@ -370,7 +364,7 @@ def train_steps(
     d = _Driver(run, phase, step, steps, "step", None, desc, history_path, progress)
     if d.done:
         return d.history
-    every = run.options.checkpoint_every if run is not None else 1
+    every = d.run.checkpoint_every
     loss_sum, correct, seen = (d.partial["sums"] if d.partial is not None else (0.0, 0, 0))
     with d.training():
         for s in range(d.position + 1, steps + 1):

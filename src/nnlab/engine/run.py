@@ -191,9 +191,12 @@ def _is_generator(obj: Any) -> bool:
 class Run:
     """A run folder and everything that happens to it; see the module docstring.
 
-    Made by :func:`launch` (and :meth:`child`), not by experiments. An experiment uses:
-    ``run.device``, ``run.precision``, ``run.dist``, ``run.main``, ``run.out``,
-    :meth:`track`, :meth:`fitted`, :meth:`save_model`, :meth:`child`, :meth:`note`.
+    Made by :func:`launch` (and :meth:`child`), not by experiments. It is the handle an
+    experiment uses: ``run.device``, ``run.precision``, ``run.dist``, ``run.main``,
+    ``run.out``, ``run.deadline``, :meth:`track`, :meth:`fitted`, :meth:`save_model`,
+    :meth:`record`, :meth:`child`, :meth:`note`, :meth:`autocast`, :meth:`schedule_progress`;
+    and the lifecycle :func:`launch` drives (:meth:`start`, :meth:`execute`, :meth:`finish`).
+    The training drivers' checkpoint protocol is its :class:`Durability`, ``run.durable``.
     """
 
     def __init__(self, out: str | Path, experiment: str, config: Any,
@@ -209,19 +212,7 @@ class Run:
                               f"{self.options.checkpoint_every}")
         self._device_flags = (device, precision)
         self._extra = extra or {}
-        self._tracked: dict[str, Any] = {}
-        self._restored: set[str] = set()
-        self._checkpoints = ckpt.Checkpoints(self.out, self.options.keep)
-        self._resume: dict | None = None
-        self._resumed_from: Path | None = None  # the checkpoint a resume loaded
-        self._protected: list[Path] = []  # kept from rotation until all it holds is restored
-        self._before: dict | None = None  # what a failed resume puts back (_roll_back)
-        self._written: list[Path] = []  # checkpoints this process wrote
-        self._rng_restored = False
-        self._phases: dict[str, PhaseState] = {}
-        self._histories: dict[str, list[dict]] = {}  # rows logged in this process, by phase
         self.data: dict[str, Any] = {}  # fitted data state (normalisation, ZCA, ...)
-        self._writers: dict[str, Any] = {}  # TensorBoard, one writer per phase
         self.deadline: float | None = None  # self.clock() by which training stops
         self._schedule_t0: float | None = None  # when the budget's schedule started
         if self.options.deadline is not None:
@@ -232,38 +223,20 @@ class Run:
         self.halted: str | None = None  # why a watcher (RunOptions.watch) stopped it
         self.tracker: Any = None  # --track mlflow (rank 0)
         self._parent_env: str | None = None
+        self.durable = Durability(self)  # the drivers' side: checkpoints, resume, signals
 
     def start(self) -> Run:
         """Join the torchrun group (if any), load the newest checkpoint when resuming, make
         the folder and write config.json. Returns the run."""
         self._setup_device(*self._device_flags)
         if self.options.tensorboard:
-            self._writer_class()  # a missing package is one line, before any file is written
-        if self.options.resume and (found := self._checkpoints.latest()) is not None:
-            self._resume, path = found
-            self._check_checkpoint(path)
-            self._phases = {name: PhaseState.from_checkpoint(saved, path, name)
-                            for name, saved in self._resume["phases"].items()}
-            self.data = self._resume["data"]
-            self._resumed_from = path
-            self._protected = self._checkpoints.paths()
-            self.note(f"resuming from {path}")
-        elif self.options.resume and self._checkpoints.damaged:
-            # starting over silently would throw away hours; the user decides
-            damaged = "; ".join(f"{p.name} ({why})" for p, why in self._checkpoints.damaged)
-            raise NnlabError(f"--resume {self.out}: no checkpoint can be read ({damaged}); "
-                             "nothing was deleted. To start over: the same command with "
-                             f"--out {self.out} --overwrite")
-        elif self.options.resume:
-            self.note(f"{self.out} holds no checkpoint yet (stopped before its first): "
-                      "it starts from the beginning")
+            _writer_class()  # a missing package is one line, before any file is written
+        if self.options.resume:
+            self.durable.open()  # the newest good checkpoint, checked
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            if self.options.resume:  # what a resume that fails to restore puts back
-                self._before = {"files": {p: p.read_bytes() for p in (
-                                    self.out / "config.json", *self.out.glob("history*.csv"))
-                                    if p.is_file()},
-                                "metrics": (self.out / "metrics.json").exists()}
+            if self.options.resume:
+                self.durable.remember_folder()  # what a resume that fails puts back
             self._write_config(self._extra)
             if self.options.track is not None:
                 self._start_tracker()
@@ -272,57 +245,6 @@ class Run:
                 if done.exists():
                     done.replace(self.out / "metrics.before-resume.json")
         return self
-
-    def refuse_checkpoint(self, why: str) -> NnlabError:
-        """The error that stops a resume whose checkpoint does not fit (``why``), once the
-        folder is put back as the resume found it."""
-        self._roll_back()
-        return NnlabError(f"{self._resumed_from}: {why}; the run folder is as it was")
-
-    def _roll_back(self) -> None:
-        """Put a resumed run's folder back as it was found: a resume that failed to restore
-        its checkpoint deletes the checkpoints it wrote and restores config.json and
-        metrics.json (nothing it did not write is touched)."""
-        if not self.main or self._before is None:
-            return
-        for path in self._written:
-            path.unlink(missing_ok=True)
-        for path, data in self._before["files"].items():
-            ckpt.write_atomic(path, data)
-        before = self.out / "metrics.before-resume.json"
-        if self._before["metrics"] and before.exists():
-            before.replace(self.out / "metrics.json")
-        self._before = None
-
-    def _check_checkpoint(self, path: Path) -> None:
-        """A checkpoint of another format version or of another experiment is refused, and
-        so is one whose parts are missing or of the wrong kind (before anything is changed)."""
-        fmt, name = self._resume.get("format"), self._resume.get("experiment")
-        if fmt != CHECKPOINT_FORMAT:
-            raise NnlabError(f"{path}: checkpoint format {fmt!r}, but this nnlab reads format "
-                             f"{CHECKPOINT_FORMAT}; resume it with the nnlab that wrote it")
-        if name != self.experiment:
-            raise NnlabError(f"{path}: a checkpoint of experiment {name!r}, not "
-                             f"{self.experiment!r}")
-        for key in ("progress", "phases", "data", "rng", "generators", "state"):
-            if not isinstance(self._resume.get(key), dict):
-                raise NnlabError(f"{path}: damaged checkpoint: its {key!r} is missing or "
-                                 "not a table")
-        progress = self._resume["progress"]
-        if not isinstance(progress.get("phase"), str) or not _count(progress.get("position")) \
-                or not _count(progress.get("batch", 0)):
-            raise NnlabError(f"{path}: damaged checkpoint: its 'progress' is not a phase and "
-                             "a position")
-        if progress["phase"] not in self._resume["phases"]:
-            raise NnlabError(f"{path}: damaged checkpoint: it stopped in phase "
-                             f"{progress['phase']!r}, which it holds no record of")
-        sums = progress.get("sums")
-        if sums is not None and not (isinstance(sums, list | tuple) and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in sums)):
-            raise NnlabError(f"{path}: damaged checkpoint: its 'progress' sums are not numbers")
-        if not all(isinstance(k, str) for k in (*self._resume["state"],
-                                                 *self._resume["generators"])):
-            raise NnlabError(f"{path}: damaged checkpoint: a tracked object without a name")
 
     # -- device -------------------------------------------------------------------------
 
@@ -407,9 +329,7 @@ class Run:
         ``load_state_dict`` (modules, optimizers, schedulers, EMA), torch and NumPy
         generators, and plain dicts of the experiment's own state. On resume each is loaded
         when the training phase that uses it starts."""
-        for name, obj in objects.items():
-            if obj is not None:
-                self._tracked[name] = obj
+        self.durable.track(**objects)
 
     def fitted(self, name: str, compute: Callable[[], Any]) -> Any:
         """Fitted data state (normalisation statistics, a ZCA matrix...): computed once,
@@ -418,185 +338,7 @@ class Run:
             self.data[name] = compute()
         return self.data[name]
 
-    @staticmethod
-    def _state(obj: Any) -> Any:
-        if isinstance(obj, dict):
-            return dict(obj)
-        return obj.state_dict()
-
-    def _load(self, obj: Any, state: Any) -> None:
-        if _is_generator(obj):
-            ckpt.set_generator_state(obj, state)
-        elif isinstance(obj, dict):
-            obj.clear()
-            obj.update(state)
-        else:
-            obj.load_state_dict(state)
-
-    def record_history(self, phase: str, rows: list[dict]) -> None:
-        """``phase``'s rows so far, for a driver whose experiment keeps no history file of its
-        own: every checkpoint writes them to ``history.csv`` (:meth:`_write_history`)."""
-        self._histories[phase] = list(rows)
-
-    def _write_history(self) -> None:
-        """``history.csv``: the rows the drivers recorded, phase after phase (a ``phase``
-        column where there are several). Written with each checkpoint, not each row (a toy
-        run has thousands), and never after the experiment (which may write its own)."""
-        from nnlab.engine.history import History
-
-        phases = {**{n: p.history for n, p in self._phases.items()}, **self._histories}
-        several = len(phases) > 1
-        History([{**({"phase": name} if several else {}), **row}
-                 for name, phase_rows in phases.items() for row in phase_rows]
-                ).to_csv(self.out / "history.csv")
-
-    def phase(self, name: str) -> PhaseState | None:
-        """Where phase ``name`` stood at the checkpoint this run resumed from (None: not
-        started then)."""
-        return self._phases.get(name)
-
-    def record_phase(self, name: str, state: PhaseState) -> None:
-        """Where phase ``name`` stands now: the next checkpoint keeps it."""
-        self._phases[name] = state
-
-    def restore(self) -> None:
-        """Load every tracked object the checkpoint holds and that is not loaded yet. One that
-        does not fit (other shapes, a damaged file) is one NnlabError naming it, and the
-        folder is put back as the resume found it."""
-        if self._resume is None:
-            return
-        for name, obj in self._tracked.items():
-            if name in self._restored:
-                continue
-            kind = "generators" if name in self._resume["generators"] else "state"
-            saved = self._own(kind) if kind == "generators" else self._resume[kind]
-            if name not in saved:
-                continue
-            try:
-                self._load(obj, saved[name])
-            except Exception as e:  # noqa: BLE001 - whatever a damaged file makes torch raise
-                why = "other layers or shapes" if "state_dict" in str(e) else \
-                    type(e).__name__
-                raise self.refuse_checkpoint(f"its {name!r} does not fit this run ({why})"
-                                             ) from None
-            self._restored.add(name)
-        saved = {*self._resume["generators"], *self._resume["state"]}
-        if saved <= self._restored:  # every part is in use: old checkpoints may rotate away
-            self._protected = []
-
-    def restore_rng(self) -> None:
-        """The process-wide RNGs as the checkpoint left them (once, for the phase that goes
-        on training)."""
-        if self._resume is not None and not self._rng_restored:
-            try:
-                ckpt.set_global_rng_state(self._own("rng"))
-            except Exception as e:  # noqa: BLE001 - a damaged file: any error torch raises
-                raise self.refuse_checkpoint("damaged checkpoint: its random generators "
-                                             f"cannot be restored ({type(e).__name__})"
-                                             ) from None
-            self._rng_restored = True
-
-    def resume_position(self, phase: str) -> dict | None:
-        """Where ``phase`` stopped inside an epoch/interval (batch, partial sums), if it did."""
-        if self._resume is None or self._resume["progress"].get("phase") != phase:
-            return None
-        return self._resume["progress"]
-
-    def checkpoint(self, progress: dict, generator_states: dict | None = None) -> None:
-        """Write the next checkpoint (rank 0); ``generator_states`` replaces the generators'
-        current states (an epoch driver passes those at the start of the epoch)."""
-        gens = {**self.generator_states(), **(generator_states or {})}
-        rng = ckpt.global_rng_state()
-        ranks = self._gathered({"generators": gens, "rng": rng})
-        if not self.main:
-            return
-        state = {n: self._state(o) for n, o in self._tracked.items() if not _is_generator(o)}
-        if self._resume is not None:
-            # a phase that has not started again in this process (the torch phase while an
-            # extended NumPy phase trains): its saved state goes on into every checkpoint
-            for name, saved in self._resume["generators"].items():
-                gens.setdefault(name, saved)
-            for name, saved in self._resume["state"].items():
-                state.setdefault(name, saved)
-        self._written.append(self._checkpoints.save({
-            "format": CHECKPOINT_FORMAT, "experiment": self.experiment,
-            "config": dataclasses.asdict(self.config), "progress": progress,
-            "phases": {n: dataclasses.asdict(p) for n, p in self._phases.items()},
-            "data": self.data, "rng": rng,
-            "generators": gens, "state": state,
-            # under torchrun, each rank's own generators (its share's augmentation): a
-            # restarted job's rank r takes entry r, so it goes on as the lost job would have
-            **({"ranks": ranks} if ranks is not None else {}),
-        }, protect=self._protected))
-        if self._histories:  # after the checkpoint, which holds the same rows
-            self._write_history()
-        for writer in self._writers.values():  # what TensorBoard has now survives a kill
-            writer.flush()
-
-    def _gathered(self, mine: dict) -> list[dict] | None:
-        """Every rank's ``mine``, on every rank (None when not distributed)."""
-        if not self.dist.enabled:
-            return None
-        import torch.distributed as dist
-
-        every: list[Any] = [None] * self.dist.world_size
-        dist.all_gather_object(every, mine)
-        return every
-
-    def _own(self, kind: str) -> dict:
-        """The resumed checkpoint's ``generators`` (or ``rng``) of this rank: its own entry of
-        a torchrun job's checkpoint, else the one that rank 0 saved."""
-        ranks = self._resume.get("ranks") if self._resume is not None else None
-        if isinstance(ranks, list) and len(ranks) == self.dist.world_size and \
-                isinstance(ranks[self.dist.rank], dict) and kind in ranks[self.dist.rank]:
-            return ranks[self.dist.rank][kind]
-        return self._resume[kind]
-
-    def generator_states(self) -> dict:
-        return {n: ckpt.generator_state(g) for n, g in self._tracked.items() if _is_generator(g)}
-
-    # -- signals ------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def training(self) -> Iterator[None]:
-        """Marks a driver's loop: a signal inside it asks for a stop after the step."""
-        _Signals.training += 1
-        try:
-            yield
-        finally:
-            _Signals.training -= 1
-
-    def stop_requested(self) -> int | None:
-        """The signal that asked for a stop, if any (the same answer on every rank)."""
-        signum = _Signals.requested
-        if self.dist.enabled:
-            import torch.distributed as dist
-
-            flag = torch.tensor([signum or 0])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            signum = int(flag) or None
-        return signum
-
     # -- TensorBoard --------------------------------------------------------------------
-
-    @staticmethod
-    def _writer_class() -> type:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError("--tensorboard needs the tensorboard package: "
-                              "pip install 'nnlab[tensorboard]'") from None
-        return SummaryWriter
-
-    def _writer(self, phase: str, first_step: int | None = None) -> Any:
-        """The writer of ``out/tensorboard/<phase>`` (a TensorBoard run per phase, so Adam and
-        SGD share a chart). In a resumed run it purges the steps from ``first_step`` on: those
-        logged after the checkpoint it resumes from are stale, and are logged again."""
-        if phase not in self._writers:
-            purge = first_step if self.options.resume else None
-            self._writers[phase] = self._writer_class()(
-                log_dir=str(self.out / "tensorboard" / phase), purge_step=purge)
-        return self._writers[phase]
 
     def _start_tracker(self) -> None:
         """The run's MLflow run (its id kept in config.json, so a resume goes on in it);
@@ -626,21 +368,6 @@ class Run:
         else:
             os.environ[tracking.PARENT_ENV] = self._parent_env
         self.tracker = None
-
-    def log_row(self, row: dict, x: str, phase: str = "") -> None:
-        """Every numeric column of a history row as a TensorBoard scalar at step ``row[x]``,
-        in the TensorBoard run of ``phase`` (a path such as 'adam' or 'numpy'); the row to
-        the run's watcher, whose reason to stop (``halted``) the driver then acts on."""
-        if self.options.watch is not None and self.halted is None:
-            self.halted = self.options.watch(row)
-        if self.tracker is not None:
-            self.tracker.log_row(row, x, phase)
-        if not (self.options.tensorboard and self.main):
-            return
-        writer = self._writer(phase, int(row[x]))
-        for key, value in row.items():
-            if key != x and isinstance(value, int | float) and not isinstance(value, bool):
-                writer.add_scalar(key, value, global_step=int(row[x]))
 
     # -- children and the end -----------------------------------------------------------
 
@@ -700,14 +427,423 @@ class Run:
         if self.options.tensorboard:
             import matplotlib.image
 
-            writer = self._writer("")
+            writer = self.durable.writer("")
             for png in sorted(self.out.glob("*.png")):
                 writer.add_image(png.stem, matplotlib.image.imread(png)[..., :3],
                                  dataformats="HWC")
-            for writer in self._writers.values():
-                writer.close()
+            self.durable.close_writers()
         ckpt.write_json_atomic(self.out / "metrics.json", metrics)
         self._end_tracker(metrics)
+
+
+class Durability:
+    """The drivers' side of a run (``run.durable``): where each phase stands, the objects
+    tracked for checkpoints and restored from one on resume, the checkpoints themselves, the
+    histories written with them, signals, and each history row to TensorBoard, the tracker
+    and the run's watcher. The training drivers of :mod:`nnlab.engine.loop` use it (and
+    :class:`Transient` where they train without a run); an experiment never needs it."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._tracked: dict[str, Any] = {}
+        self._restored: set[str] = set()
+        self._checkpoints = ckpt.Checkpoints(run.out, run.options.keep)
+        self._resume: dict | None = None
+        self._resumed_from: Path | None = None  # the checkpoint a resume loaded
+        self._protected: list[Path] = []  # kept from rotation until all it holds is restored
+        self._before: dict | None = None  # what a failed resume puts back (_roll_back)
+        self._written: list[Path] = []  # checkpoints this process wrote
+        self._rng_restored = False
+        self._phases: dict[str, PhaseState] = {}
+        self._histories: dict[str, list[dict]] = {}  # rows logged in this process, by phase
+        self._writers: dict[str, Any] = {}  # TensorBoard, one writer per phase
+
+    # -- what the drivers read of the run ----------------------------------------------
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.run.options.checkpoint_every
+
+    @property
+    def progress(self) -> bool | None:
+        return self.run.progress
+
+    @property
+    def halted(self) -> str | None:
+        """Why the run's watcher (a sweep's pruner) asked it to stop, if it did."""
+        return self.run.halted
+
+    def note(self, message: str) -> None:
+        self.run.note(message)
+
+    def record(self, **facts: Any) -> None:
+        self.run.record(**facts)
+
+    def out_of_time(self, ahead: float = 0.0) -> bool:
+        return self.run.out_of_time(ahead)
+
+    def stopped_by_budget(self, where: str) -> None:
+        """The driver stopped at ``where`` because the time budget ends (the figures say)."""
+        self.run.stopped_by_budget = where
+
+    # -- resume -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """On resume: the newest good checkpoint, checked, its phases and data state taken;
+        a folder whose every checkpoint is damaged is refused (nothing deleted)."""
+        run = self.run
+        if (found := self._checkpoints.latest()) is not None:
+            self._resume, path = found
+            self._check_checkpoint(path)
+            self._phases = {name: PhaseState.from_checkpoint(saved, path, name)
+                            for name, saved in self._resume["phases"].items()}
+            run.data = self._resume["data"]
+            self._resumed_from = path
+            self._protected = self._checkpoints.paths()
+            run.note(f"resuming from {path}")
+        elif self._checkpoints.damaged:
+            # starting over silently would throw away hours; the user decides
+            damaged = "; ".join(f"{p.name} ({why})" for p, why in self._checkpoints.damaged)
+            raise NnlabError(f"--resume {run.out}: no checkpoint can be read ({damaged}); "
+                             "nothing was deleted. To start over: the same command with "
+                             f"--out {run.out} --overwrite")
+        else:
+            run.note(f"{run.out} holds no checkpoint yet (stopped before its first): "
+                     "it starts from the beginning")
+
+    def remember_folder(self) -> None:
+        """What a resume that fails to restore its checkpoint puts back (rank 0)."""
+        out = self.run.out
+        self._before = {"files": {p: p.read_bytes() for p in (
+                            out / "config.json", *out.glob("history*.csv")) if p.is_file()},
+                        "metrics": (out / "metrics.json").exists()}
+
+    def refuse_checkpoint(self, why: str) -> NnlabError:
+        """The error that stops a resume whose checkpoint does not fit (``why``), once the
+        folder is put back as the resume found it."""
+        self._roll_back()
+        return NnlabError(f"{self._resumed_from}: {why}; the run folder is as it was")
+
+    def _roll_back(self) -> None:
+        """Put a resumed run's folder back as it was found: a resume that failed to restore
+        its checkpoint deletes the checkpoints it wrote and restores config.json and
+        metrics.json (nothing it did not write is touched)."""
+        if not self.run.main or self._before is None:
+            return
+        for path in self._written:
+            path.unlink(missing_ok=True)
+        for path, data in self._before["files"].items():
+            ckpt.write_atomic(path, data)
+        before = self.run.out / "metrics.before-resume.json"
+        if self._before["metrics"] and before.exists():
+            before.replace(self.run.out / "metrics.json")
+        self._before = None
+
+    def _check_checkpoint(self, path: Path) -> None:
+        """A checkpoint of another format version or of another experiment is refused, and
+        so is one whose parts are missing or of the wrong kind (before anything is changed)."""
+        fmt, name = self._resume.get("format"), self._resume.get("experiment")
+        if fmt != CHECKPOINT_FORMAT:
+            raise NnlabError(f"{path}: checkpoint format {fmt!r}, but this nnlab reads format "
+                             f"{CHECKPOINT_FORMAT}; resume it with the nnlab that wrote it")
+        if name != self.run.experiment:
+            raise NnlabError(f"{path}: a checkpoint of experiment {name!r}, not "
+                             f"{self.run.experiment!r}")
+        for key in ("progress", "phases", "data", "rng", "generators", "state"):
+            if not isinstance(self._resume.get(key), dict):
+                raise NnlabError(f"{path}: damaged checkpoint: its {key!r} is missing or "
+                                 "not a table")
+        progress = self._resume["progress"]
+        if not isinstance(progress.get("phase"), str) or not _count(progress.get("position")) \
+                or not _count(progress.get("batch", 0)):
+            raise NnlabError(f"{path}: damaged checkpoint: its 'progress' is not a phase and "
+                             "a position")
+        if progress["phase"] not in self._resume["phases"]:
+            raise NnlabError(f"{path}: damaged checkpoint: it stopped in phase "
+                             f"{progress['phase']!r}, which it holds no record of")
+        sums = progress.get("sums")
+        if sums is not None and not (isinstance(sums, list | tuple) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in sums)):
+            raise NnlabError(f"{path}: damaged checkpoint: its 'progress' sums are not numbers")
+        if not all(isinstance(k, str) for k in (*self._resume["state"],
+                                                 *self._resume["generators"])):
+            raise NnlabError(f"{path}: damaged checkpoint: a tracked object without a name")
+
+    # -- state --------------------------------------------------------------------------
+
+    def track(self, **objects: Any) -> None:
+        """See :meth:`Run.track`."""
+        for name, obj in objects.items():
+            if obj is not None:
+                self._tracked[name] = obj
+
+    @staticmethod
+    def _state(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return dict(obj)
+        return obj.state_dict()
+
+    def _load(self, obj: Any, state: Any) -> None:
+        if _is_generator(obj):
+            ckpt.set_generator_state(obj, state)
+        elif isinstance(obj, dict):
+            obj.clear()
+            obj.update(state)
+        else:
+            obj.load_state_dict(state)
+
+    def record_history(self, phase: str, rows: list[dict]) -> None:
+        """``phase``'s rows so far, for a driver whose experiment keeps no history file of its
+        own: every checkpoint writes them to ``history.csv`` (:meth:`_write_history`)."""
+        self._histories[phase] = list(rows)
+
+    def _write_history(self) -> None:
+        """``history.csv``: the rows the drivers recorded, phase after phase (a ``phase``
+        column where there are several). Written with each checkpoint, not each row (a toy
+        run has thousands), and never after the experiment (which may write its own)."""
+        from nnlab.engine.history import History
+
+        phases = {**{n: p.history for n, p in self._phases.items()}, **self._histories}
+        several = len(phases) > 1
+        History([{**({"phase": name} if several else {}), **row}
+                 for name, phase_rows in phases.items() for row in phase_rows]
+                ).to_csv(self.run.out / "history.csv")
+
+    def phase(self, name: str) -> PhaseState | None:
+        """Where phase ``name`` stood at the checkpoint this run resumed from (None: not
+        started then)."""
+        return self._phases.get(name)
+
+    def record_phase(self, name: str, state: PhaseState) -> None:
+        """Where phase ``name`` stands now: the next checkpoint keeps it."""
+        self._phases[name] = state
+
+    def restore(self) -> None:
+        """Load every tracked object the checkpoint holds and that is not loaded yet. One that
+        does not fit (other shapes, a damaged file) is one NnlabError naming it, and the
+        folder is put back as the resume found it."""
+        if self._resume is None:
+            return
+        for name, obj in self._tracked.items():
+            if name in self._restored:
+                continue
+            kind = "generators" if name in self._resume["generators"] else "state"
+            saved = self._own(kind) if kind == "generators" else self._resume[kind]
+            if name not in saved:
+                continue
+            try:
+                self._load(obj, saved[name])
+            except Exception as e:  # noqa: BLE001 - whatever a damaged file makes torch raise
+                why = "other layers or shapes" if "state_dict" in str(e) else \
+                    type(e).__name__
+                raise self.refuse_checkpoint(f"its {name!r} does not fit this run ({why})"
+                                             ) from None
+            self._restored.add(name)
+        saved = {*self._resume["generators"], *self._resume["state"]}
+        if saved <= self._restored:  # every part is in use: old checkpoints may rotate away
+            self._protected = []
+
+    def restore_rng(self) -> None:
+        """The process-wide RNGs as the checkpoint left them (once, for the phase that goes
+        on training)."""
+        if self._resume is not None and not self._rng_restored:
+            try:
+                ckpt.set_global_rng_state(self._own("rng"))
+            except Exception as e:  # noqa: BLE001 - a damaged file: any error torch raises
+                raise self.refuse_checkpoint("damaged checkpoint: its random generators "
+                                             f"cannot be restored ({type(e).__name__})"
+                                             ) from None
+            self._rng_restored = True
+
+    def resume_position(self, phase: str) -> dict | None:
+        """Where ``phase`` stopped inside an epoch/interval (batch, partial sums), if it did."""
+        if self._resume is None or self._resume["progress"].get("phase") != phase:
+            return None
+        return self._resume["progress"]
+
+    def checkpoint(self, progress: dict, generator_states: dict | None = None) -> None:
+        """Write the next checkpoint (rank 0); ``generator_states`` replaces the generators'
+        current states (an epoch driver passes those at the start of the epoch)."""
+        gens = {**self.generator_states(), **(generator_states or {})}
+        rng = ckpt.global_rng_state()
+        ranks = self._gathered({"generators": gens, "rng": rng})
+        if not self.run.main:
+            return
+        state = {n: self._state(o) for n, o in self._tracked.items() if not _is_generator(o)}
+        if self._resume is not None:
+            # a phase that has not started again in this process (the torch phase while an
+            # extended NumPy phase trains): its saved state goes on into every checkpoint
+            for name, saved in self._resume["generators"].items():
+                gens.setdefault(name, saved)
+            for name, saved in self._resume["state"].items():
+                state.setdefault(name, saved)
+        self._written.append(self._checkpoints.save({
+            "format": CHECKPOINT_FORMAT, "experiment": self.run.experiment,
+            "config": dataclasses.asdict(self.run.config), "progress": progress,
+            "phases": {n: dataclasses.asdict(p) for n, p in self._phases.items()},
+            "data": self.run.data, "rng": rng,
+            "generators": gens, "state": state,
+            # under torchrun, each rank's own generators (its share's augmentation): a
+            # restarted job's rank r takes entry r, so it goes on as the lost job would have
+            **({"ranks": ranks} if ranks is not None else {}),
+        }, protect=self._protected))
+        if self._histories:  # after the checkpoint, which holds the same rows
+            self._write_history()
+        for writer in self._writers.values():  # what TensorBoard has now survives a kill
+            writer.flush()
+
+    def _gathered(self, mine: dict) -> list[dict] | None:
+        """Every rank's ``mine``, on every rank (None when not distributed)."""
+        if not self.run.dist.enabled:
+            return None
+        import torch.distributed as dist
+
+        every: list[Any] = [None] * self.run.dist.world_size
+        dist.all_gather_object(every, mine)
+        return every
+
+    def _own(self, kind: str) -> dict:
+        """The resumed checkpoint's ``generators`` (or ``rng``) of this rank: its own entry of
+        a torchrun job's checkpoint, else the one that rank 0 saved."""
+        ranks = self._resume.get("ranks") if self._resume is not None else None
+        rank, world = self.run.dist.rank, self.run.dist.world_size
+        if isinstance(ranks, list) and len(ranks) == world and \
+                isinstance(ranks[rank], dict) and kind in ranks[rank]:
+            return ranks[rank][kind]
+        return self._resume[kind]
+
+    def generator_states(self) -> dict:
+        return {n: ckpt.generator_state(g) for n, g in self._tracked.items() if _is_generator(g)}
+
+    # -- signals ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[None]:
+        """Marks a driver's loop: a signal inside it asks for a stop after the step."""
+        _Signals.training += 1
+        try:
+            yield
+        finally:
+            _Signals.training -= 1
+
+    def stop_requested(self) -> int | None:
+        """The signal that asked for a stop, if any (the same answer on every rank)."""
+        signum = _Signals.requested
+        if self.run.dist.enabled:
+            import torch.distributed as dist
+
+            flag = torch.tensor([signum or 0])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            signum = int(flag) or None
+        return signum
+
+    # -- TensorBoard, the tracker and the watcher --------------------------------------
+
+    def writer(self, phase: str, first_step: int | None = None) -> Any:
+        """The writer of ``out/tensorboard/<phase>`` (a TensorBoard run per phase, so Adam and
+        SGD share a chart). In a resumed run it purges the steps from ``first_step`` on: those
+        logged after the checkpoint it resumes from are stale, and are logged again."""
+        if phase not in self._writers:
+            purge = first_step if self.run.options.resume else None
+            self._writers[phase] = _writer_class()(
+                log_dir=str(self.run.out / "tensorboard" / phase), purge_step=purge)
+        return self._writers[phase]
+
+    def close_writers(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+    def log_row(self, row: dict, x: str, phase: str = "") -> None:
+        """Every numeric column of a history row as a TensorBoard scalar at step ``row[x]``,
+        in the TensorBoard run of ``phase`` (a path such as 'adam' or 'numpy'); the row to
+        the run's watcher, whose reason to stop (``halted``) the driver then acts on."""
+        run = self.run
+        if run.options.watch is not None and run.halted is None:
+            run.halted = run.options.watch(row)
+        if run.tracker is not None:
+            run.tracker.log_row(row, x, phase)
+        if not (run.options.tensorboard and run.main):
+            return
+        writer = self.writer(phase, int(row[x]))
+        for key, value in row.items():
+            if key != x and isinstance(value, int | float) and not isinstance(value, bool):
+                writer.add_scalar(key, value, global_step=int(row[x]))
+
+
+class Transient:
+    """The stand-in for a run where a driver trains without one (``run=None``: a test, a
+    notebook, a quick look): nothing is checkpointed, restored or logged beyond the history,
+    and no signal, watcher or time budget stops it. The same methods as
+    :class:`Durability`, so the drivers never ask whether there is a run."""
+
+    checkpoint_every = 1
+    progress: bool | None = None
+    halted: str | None = None
+
+    def phase(self, name: str) -> PhaseState | None:
+        return None
+
+    def refuse_checkpoint(self, why: str) -> NnlabError:
+        return NnlabError(why)
+
+    def track(self, **objects: Any) -> None:
+        pass
+
+    def restore(self) -> None:
+        pass
+
+    def restore_rng(self) -> None:
+        pass
+
+    def resume_position(self, phase: str) -> dict | None:
+        return None
+
+    def record_phase(self, name: str, state: PhaseState) -> None:
+        pass
+
+    def checkpoint(self, progress: dict, generator_states: dict | None = None) -> None:
+        pass
+
+    def generator_states(self) -> dict:
+        return {}
+
+    def record_history(self, phase: str, rows: list[dict]) -> None:
+        pass
+
+    def log_row(self, row: dict, x: str, phase: str = "") -> None:
+        pass
+
+    def training(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def stop_requested(self) -> int | None:
+        return None
+
+    def out_of_time(self, ahead: float = 0.0) -> bool:
+        return False
+
+    def stopped_by_budget(self, where: str) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def record(self, **facts: Any) -> None:
+        pass
+
+
+def durable(run: Run | None) -> Durability | Transient:
+    """The drivers' side of ``run``; a :class:`Transient` stand-in when there is none."""
+    return run.durable if run is not None else Transient()
+
+
+def _writer_class() -> type:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("--tensorboard needs the tensorboard package: "
+                          "pip install 'nnlab[tensorboard]'") from None
+    return SummaryWriter
 
 
 def finished(folder: Path, config: Any) -> dict | None:
