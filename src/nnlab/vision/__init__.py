@@ -1,6 +1,6 @@
 """The image classifier's one home: its flags (:class:`ImageOptions`, :class:`ClassifierOptions`),
 its splits, the loop with its named hooks (:class:`ImageRecipe`, :func:`image_classifier`),
-test-time augmentation (:func:`predict`) and a trained run opened from its folder
+scoring with test-time augmentation (:func:`predict`) and a trained run opened from its folder
 (:func:`load_trained`). A user's image model plugs in here; nnlab's CIFAR experiments are
 subclasses of the recipe.
 
@@ -20,7 +20,7 @@ _WHERE = {
     "weight_decay_groups": "recipe",
     "Splits": "splits", "limit_train": "splits", "make_splits": "splits",
     "Trained": "trained", "load_trained": "trained", "model_names": "trained",
-    "loss_acc": "tta", "predict": "tta",
+    "loss_acc": "recipe", "predict": "recipe", "setup": "splits",
 }
 __all__ = list(_WHERE)
 

@@ -45,12 +45,10 @@ class ImageOptions(Options):
                              "antialiased, as nnlab predict resizes); CIFAR-10's are 32",
                              ge=8, le=256)
 
-    def check_common(self) -> None:
-        """The checks every image Config runs in ``__post_init__``."""
-        from nnlab.device import resolve_device  # torch: only once a Config is made
-
-        validate(self)
-        resolve_device(self.device)  # an absent device is an error now, not after loading
+    # The checks every image Config runs in __post_init__: each field's type, bounds and
+    # choices. A device that is absent (--device cuda on a laptop) is refused when the run
+    # starts, before any data is read.
+    check_common = validate
 
     def resolved(self):  # noqa: ANN201 - the subclass's Config
         """A copy with every None replaced by the recipe's value (see RECIPES)."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnlab.config import resolve
 from nnlab.data.cifar10 import Augment, Loader, Mix
 from nnlab.device import autocast, resolve_device, resolve_precision
 from nnlab.engine import History, TorchStep, distributed, train_epochs
@@ -28,9 +30,8 @@ from nnlab.errors import ConfigError, NnlabError
 from nnlab.plots import plot_confusion, plot_curves
 from nnlab.registry import Experiment
 from nnlab.vision.options import EVAL_BATCH, QUICK, ImageOptions, held_out
-from nnlab.vision.splits import Splits, limit_train, make_splits
+from nnlab.vision.splits import Splits, make_splits, setup
 from nnlab.vision.trained import load_trained
-from nnlab.vision.tta import confusion, loss_acc, predict
 
 # --------------------------------------------------------------------------- what hooks return
 
@@ -99,6 +100,55 @@ def one_cycle_sgd(cfg: Any, model: nn.Module, steps: int
     opt = torch.optim.SGD(weight_decay_groups(model, cfg.weight_decay), lr=cfg.lr,
                           momentum=0.9, nesterov=True)
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps)
+
+
+# --------------------------------------------------------------------------- scoring, with TTA
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+            autocast: Callable[[], AbstractContextManager], tta: str = "none",
+            untranslated: float = 1 / 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, classes) in fp32 and labels (N,) of a model in eval mode over ``batches``
+    (x, y), averaged over the views ``tta`` names: the image; and its mirror ('flip'); and
+    both shifted one pixel up-left and down-right ('flip+translate', six views in all).
+    With 'flip+translate' the untranslated pair weighs ``untranslated`` and each shifted pair
+    half the rest (1/3: all six views alike)."""
+    fmt = getattr(batches, "memory_format", torch.contiguous_format)
+    was_training = model.training
+    model.eval()
+    logits, labels = [], []
+
+    def mean_logits(views: list[torch.Tensor]) -> torch.Tensor:
+        with autocast():
+            out = sum(model(v.contiguous(memory_format=fmt)).float() for v in views)
+        return out / len(views)
+
+    for xb, yb in batches:
+        views = [xb, xb.flip(3)] if tta != "none" else [xb]
+        out = mean_logits(views)
+        if tta == "flip+translate":
+            pad = nn.functional.pad(xb, (1,) * 4, mode="reflect")
+            shifted = [pad[:, :, :-2, :-2], pad[:, :, 2:, 2:]]
+            out = (untranslated * out
+                   + (1 - untranslated) * mean_logits(shifted + [v.flip(3) for v in shifted]))
+        logits.append(out)
+        labels.append(yb)
+    model.train(was_training)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def loss_acc(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (an exact fraction: 90 of 100 is 0.9, not 0.8999…)."""
+    return (nn.functional.cross_entropy(logits, labels).item(),
+            (logits.argmax(1) == labels).sum().item() / len(labels))
+
+
+def confusion(logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(n_classes, n_classes) counts: row = true class, column = predicted class."""
+    pred = logits.argmax(1)
+    return torch.bincount(labels * n_classes + pred, minlength=n_classes ** 2).view(
+        n_classes, n_classes).cpu()
 
 
 def plural(n: int, word: str) -> str:
@@ -222,7 +272,7 @@ class ImageRecipe:
     def train(self, cfg: Any, run: Any) -> dict[str, Any]:  # a Config, a Run
         """Train; return the metrics (the same keys in every image experiment: see
         :func:`finish` and :func:`run_facts`)."""
-        cfg = cfg.resolved()
+        cfg = resolve(cfg)  # every "the recipe's value" filled in
         self.run, self.facts = run, {}
         try:
             return self._train(cfg, run)
@@ -378,23 +428,6 @@ class ImageRecipe:
 
 
 # --------------------------------------------------------------------------- the loop's steps
-
-
-def setup(cfg: Any, run: Any) -> Splits:
-    """The splits a run trains and evaluates on (``--train-limit`` applied); the
-    normalisation statistics and class names go into the run's data state (checkpoints and
-    the saved model), for ``nnlab eval``."""
-    t = time.perf_counter()
-    splits = make_splits(cfg.data, cfg.val_size, cfg.final, cfg.image_size)
-    if cfg.train_limit:
-        splits = limit_train(splits, cfg.train_limit)
-    run.fitted("mean", lambda: splits.mean)
-    run.fitted("std", lambda: splits.std)
-    run.fitted("classes", lambda: splits.classes)
-    run.fitted("image_size", lambda: cfg.image_size)  # what predict resizes images to
-    run.record(classes=list(splits.classes))  # config.json names them too
-    run.fitted("data_s", lambda: time.perf_counter() - t)
-    return splits
 
 
 def check_batches(loader: Loader, batch_size: int) -> None:

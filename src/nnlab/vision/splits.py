@@ -1,10 +1,13 @@
 """The images a run trains and is scored on: a stratified validation split carved from the
 source's training images (or, with ``--final``, all of them and the source's test split),
-and a class-balanced training subset for pilots."""
+a class-balanced training subset for pilots, and :func:`setup`, which makes them for a run
+and keeps what ``nnlab eval`` needs of them in its data state."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -52,3 +55,20 @@ def limit_train(splits: Splits, n: int) -> Splits:
         return splits
     keep, _ = stratified_split(splits.y_train, len(splits.y_train) - n, seed=1)
     return replace(splits, x_train=splits.x_train[keep], y_train=splits.y_train[keep])
+
+
+def setup(cfg: Any, run: Any) -> Splits:
+    """The splits a run trains and evaluates on (``--train-limit`` applied); the
+    normalisation statistics and class names go into the run's data state (checkpoints and
+    the saved model), for ``nnlab eval``."""
+    t = time.perf_counter()
+    splits = make_splits(cfg.data, cfg.val_size, cfg.final, cfg.image_size)
+    if cfg.train_limit:
+        splits = limit_train(splits, cfg.train_limit)
+    run.fitted("mean", lambda: splits.mean)
+    run.fitted("std", lambda: splits.std)
+    run.fitted("classes", lambda: splits.classes)
+    run.fitted("image_size", lambda: cfg.image_size)  # what predict resizes images to
+    run.record(classes=list(splits.classes))  # config.json names them too
+    run.fitted("data_s", lambda: time.perf_counter() - t)
+    return splits
