@@ -188,3 +188,30 @@ def test_onnx_falls_back_to_the_legacy_exporter_in_one_line(runs, learnable_cifa
     got = onnxruntime.InferenceSession(str(tmp_path / "model.onnx")).run(
         ["logits"], {"images": images.numpy()})[0]
     np.testing.assert_allclose(got, expected.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_eval_predict_and_export_of_one_run_agree(learnable_cifar, nnlab_cache, tmp_path,
+                                                  capsys):
+    """The three ways out of a run reach the same weights (all through load_trained): on the
+    validation images, nnlab eval's accuracy is what nnlab.load's predict and the exported
+    ONNX model give, image for image."""
+    import onnxruntime
+
+    import nnlab
+    from nnlab.vision import make_splits
+
+    run = tmp_path / "mlp"
+    assert main(["run", "cifar-mlp", "--quick", "--zca-eps", "0.1", "--precision", "fp32",
+                 "--data", str(learnable_cifar), "--out", str(run)]) == 0
+    assert main(["eval", str(run), "--tta", "none"]) == 0
+    evaluated = json.loads((run / "eval-val-none.json").read_text())["val_acc"]
+    splits = make_splits(str(learnable_cifar), 100, final=False)
+    images = splits.x_eval.float()  # raw pixels 0-255, as an image file holds them
+    model = nnlab.load(run)
+    said = [model.classes.index(p.name) for p in model.predict(images)]
+    assert main(["export", str(run), "--format", "onnx"]) == 0
+    onnx = onnxruntime.InferenceSession(str(run / "export" / "model.onnx"))
+    exported = onnx.run(["logits"], {"images": images.numpy()})[0].argmax(1).tolist()
+    assert said == exported
+    assert sum(s == y for s, y in zip(said, splits.y_eval.tolist(), strict=True)) / \
+        len(said) == evaluated

@@ -104,3 +104,35 @@ def test_the_torch_free_choices_are_the_models():
     assert (cifar_mlp.NORMS, cifar_mlp.BLOCKS) == (mlp.NORMS, mlp.BLOCKS)
     assert cifar_speedrun.BN_EPS == cnn.BN_EPS
     assert palindrome.CELL_NAMES == tuple(rnn.CELLS)
+
+
+# what a module that imports torch may still import inside a function: packages that are
+# optional (TensorBoard) or slow to import and needed only on one path (torchvision's
+# download and mixing, matplotlib's image reader for TensorBoard)
+LATE = ("torchvision", "torch.utils.tensorboard", "matplotlib")
+
+
+def test_a_module_that_imports_torch_imports_the_rest_at_its_top():
+    """Imports inside functions serve one rule, "nnlab list and --help import no torch"; in
+    a module that imports torch anyway they only hide what it depends on."""
+    import ast
+    from pathlib import Path
+
+    import nnlab
+
+    late = []
+    for path in sorted(Path(nnlab.__file__).parent.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        if not any((isinstance(n, ast.Import) and any(a.name.split(".")[0] == "torch"
+                                                     for a in n.names))
+                   or (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("torch"))
+                   for n in tree.body):
+            continue
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                for n in ast.walk(fn):
+                    name = n.module if isinstance(n, ast.ImportFrom) else \
+                        n.names[0].name if isinstance(n, ast.Import) else None
+                    if name is not None and not name.startswith(LATE):
+                        late.append(f"{path.name}:{n.lineno} {name}")
+    assert not late, late

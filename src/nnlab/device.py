@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import sys
+import time
 
 import torch
 
@@ -49,8 +51,6 @@ def cpu_has_native_bf16() -> bool:
 
 def cpu_name() -> str:
     """The CPU's model name (Linux /proc/cpuinfo), else what the platform module says."""
-    import platform
-
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -82,8 +82,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 def busy_cores(sample_s: float = 0.5) -> float | None:
     """How many cores other processes keep busy: /proc/stat sampled ``sample_s`` apart while
     this process sleeps (so the busy time is theirs); None where /proc/stat is missing."""
-    import time
-
     def ticks() -> tuple[int, int]:
         with open("/proc/stat") as f:
             values = [int(v) for v in f.readline().split()[1:]]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from nnlab.data.cifar10 import IMAGE_SUFFIXES
@@ -93,10 +94,8 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None,
     with warnings.catch_warnings(), torch.no_grad():  # torch.jit.trace and the legacy ONNX
         warnings.simplefilter("ignore")                # exporter warn that they are deprecated
         if fmt == "safetensors":
-            from safetensors.torch import save
-
             state = {k: v.contiguous() for k, v in classifier.state_dict().items()}
-            buffer.write(save(state, metadata={"nnlab": json.dumps(meta)}))
+            buffer.write(safetensors_bytes(state, metadata={"nnlab": json.dumps(meta)}))
         elif fmt == "onnx":
             _onnx(classifier, example, buffer)
         else:

@@ -26,6 +26,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
+from nnlab.data.images import ImageError, read_image, resize
+from nnlab.engine.checkpoint import save_atomic
 from nnlab.errors import NnlabError, WriteFailed
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -84,8 +86,6 @@ def load_cifar10(path: str | Path | None = None, cache_dir: str | Path | None = 
 
 def _resized(data: Cifar, size: int) -> Cifar:
     """``data`` with every image ``size`` pixels a side (the torchvision release is 32)."""
-    from nnlab.data.images import resize
-
     if data.x_train.shape[-1] == size:
         return data
 
@@ -129,8 +129,6 @@ def _cached(root: Path, cache_dir: Path, read, image_size: int = 32) -> Cifar:
     data = read()
     print(f"nnlab: decoded {len(data.y_train)} training images in "
           f"{time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
-    from nnlab.engine.checkpoint import save_atomic
-
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         save_atomic(data.__dict__, cache)  # an interrupted save never leaves a half file
@@ -147,8 +145,6 @@ def _decode(blob: bytes, name: str, size: int = IMAGE_SIZE) -> np.ndarray:
     """An image file's bytes as (size, size, 3) uint8 RGB: read as :mod:`nnlab.data.images`
     says, and resized (bicubic, antialiased) when it has another size, as ``nnlab predict``
     does."""
-    from nnlab.data.images import ImageError, read_image, resize
-
     try:
         return resize(read_image(blob, name), size)
     except ImageError as e:
@@ -228,7 +224,7 @@ def _read_tar(path: Path, size: int = IMAGE_SIZE) -> Cifar:
 
 
 def _read_torchvision(root: Path, download: bool) -> Cifar:
-    from torchvision.datasets import CIFAR10
+    from torchvision.datasets import CIFAR10  # a second or two to import: only to read one
 
     has_batches = (root / "cifar-10-batches-py").is_dir()
     try:

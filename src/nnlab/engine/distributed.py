@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from nnlab.engine.files import read_json
+from nnlab.errors import NnlabError
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,6 @@ def _store_of_this_attempt() -> dist.Store | None:
     if job is None or job["restart"] < 1 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") \
             != "True" or os.environ.get("GROUP_WORLD_SIZE", "1") != "1":
         return None
-    from datetime import timedelta
-
     store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
                           int(os.environ["WORLD_SIZE"]), is_master=False,
                           timeout=timedelta(minutes=10))
@@ -124,9 +126,6 @@ def restarted_in(out: Path | None) -> bool:
     # workers were healthy restarts them without counting, so there the job's id alone does.
     if job["restart"] < 1 and os.environ.get("GROUP_WORLD_SIZE", "1") == "1":
         return False
-    from nnlab.engine.files import read_json
-    from nnlab.errors import NnlabError
-
     try:
         provenance = read_json(Path(out) / "config.json").get("provenance")
     except NnlabError:  # damaged: the usual rules say so

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from nnlab.engine.checkpoint import state_key
+from nnlab.engine.distributed import unwrap
 from nnlab.engine.history import History
 from nnlab.engine.progress import Progress
 from nnlab.engine.run import PhaseState, durable
@@ -76,8 +77,6 @@ class TorchStep:
         if self.scheduler is not None:
             self.scheduler.step()
         if self.ema is not None:
-            from nnlab.engine.distributed import unwrap
-
             self.ema.update_parameters(unwrap(self.model))
         if self.lookahead is not None:
             self.lookahead.step()
@@ -92,8 +91,6 @@ class TorchStep:
 
     def states(self) -> dict[str, Any]:
         """What a checkpoint must hold to continue this step exactly."""
-        from nnlab.engine.distributed import unwrap
-
         return {"model": unwrap(self.model), "optimizer": self.optimizer,
                 "scheduler": self.scheduler, "ema": self.ema, "lookahead": self.lookahead}
 

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnlab import device as devices
+
 
 def _channels_last(t: torch.Tensor) -> bool:
     """Whether ``t`` is a 4-D tensor laid out channels-last (and not also contiguous)."""
@@ -102,10 +104,8 @@ class MatrixMuon(torch.optim.Muon):
         fp32 on other CPUs, unless ``ns_dtype`` says which."""
         if self.ns_dtype != "auto":
             return self.ns_dtype
-        from nnlab.device import cpu_has_native_bf16
-
         device = self.pairs[0][1].device
-        return torch.bfloat16 if device.type != "cpu" or cpu_has_native_bf16() else \
+        return torch.bfloat16 if device.type != "cpu" or devices.cpu_has_native_bf16() else \
             torch.float32
 
     @torch.no_grad()

@@ -31,16 +31,23 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from nnlab.config import CONFIG_FORMAT
+from nnlab.device import autocast, cpu_has_native_bf16, cpu_name, resolve_device, resolve_precision
+from nnlab.engine import budget, distributed, tracking
 from nnlab.engine import checkpoint as ckpt
+from nnlab.engine.distributed import elastic
+from nnlab.engine.history import History
 from nnlab.engine.prepare import EXTENDS
 from nnlab.errors import ConfigError, Interrupted, NnlabError
 
@@ -86,8 +93,6 @@ def _on_signal(signum: int, frame: Any) -> None:
 @contextlib.contextmanager
 def signals_handled() -> Iterator[None]:
     """Route SIGINT and SIGTERM to a graceful stop while the block runs (main thread only)."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -120,9 +125,6 @@ def _git_commit() -> str | None:
 
 def provenance(device: torch.device | None = None, precision: str | None = None) -> dict:
     """What ran this: versions, commit, command line, hardware, threads, time."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from nnlab.device import cpu_has_native_bf16, cpu_name
 
     try:
         nnlab_version = version("nnlab")
@@ -136,8 +138,6 @@ def provenance(device: torch.device | None = None, precision: str | None = None)
         "host": platform.node(), "cpu": cpu_name(), "cpu_native_bf16": cpu_has_native_bf16(),
         "threads": torch.get_num_threads(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    from nnlab.engine.distributed import elastic
-
     if (job := elastic()) is not None:  # which torchrun job: a restart of it resumes here
         info["torchrun"] = job
     if device is not None:
@@ -216,9 +216,7 @@ class Run:
         self.deadline: float | None = None  # self.clock() by which training stops
         self._schedule_t0: float | None = None  # when the budget's schedule started
         if self.options.deadline is not None:
-            from nnlab.engine.budget import process_age_s
-
-            self.deadline = self.clock() + self.options.deadline - process_age_s()
+            self.deadline = self.clock() + self.options.deadline - budget.process_age_s()
         self.stopped_by_budget: str | None = None  # where a late run was stopped
         self.halted: str | None = None  # why a watcher (RunOptions.watch) stopped it
         self.tracker: Any = None  # --track mlflow (rank 0)
@@ -249,9 +247,6 @@ class Run:
     # -- device -------------------------------------------------------------------------
 
     def _setup_device(self, device: str | None, precision: str | None) -> None:
-        from nnlab.device import resolve_device, resolve_precision
-        from nnlab.engine import distributed
-
         if device is not None:
             self.dist, self.device = distributed.setup(resolve_device(device))
             self.precision = resolve_precision(precision or "fp32", self.device)
@@ -270,8 +265,6 @@ class Run:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast or nothing, as the run's precision says."""
-        from nnlab.device import autocast
-
         return autocast(self.device, self.precision)
 
     # -- files --------------------------------------------------------------------------
@@ -343,8 +336,6 @@ class Run:
     def _start_tracker(self) -> None:
         """The run's MLflow run (its id kept in config.json, so a resume goes on in it);
         the sub-runs this run makes (seeds, datasets, lengths) become its children."""
-        from nnlab.engine import tracking
-
         run_id = ckpt.read_json(self.out / "config.json").get("mlflow_run_id") \
             if self.options.resume else None
         self.tracker = tracking.MlflowTracker(self.out, self.experiment,
@@ -357,8 +348,6 @@ class Run:
     def _end_tracker(self, metrics: dict | None) -> None:
         if self.tracker is None:
             return
-        from nnlab.engine import tracking
-
         if metrics is None:
             self.tracker.stop()
         else:
@@ -415,13 +404,12 @@ class Run:
         """metrics.json, last and atomically; the figures into TensorBoard. A run with a time
         budget adds its block: the budget, the plan's prediction, the process's age now."""
         if self.options.budget is not None:
-            from nnlab.engine.budget import process_age_s
-
             plan = self.options.budget
             metrics["time_budget"] = {
                 "budget_s": plan["budget_s"], "predicted_s": plan["predicted_s"],
-                "predicted_acc": plan["predicted_acc"], "process_s": round(process_age_s(), 1),
-                "probe_s": plan["probe_s"], "stopped_early": self.stopped_by_budget is not None}
+                "predicted_acc": plan["predicted_acc"],
+                "process_s": round(budget.process_age_s(), 1), "probe_s": plan["probe_s"],
+                "stopped_early": self.stopped_by_budget is not None}
         if not self.main:
             return
         if self.options.tensorboard:
@@ -601,8 +589,6 @@ class Durability:
         """``history.csv``: the rows the drivers recorded, phase after phase (a ``phase``
         column where there are several). Written with each checkpoint, not each row (a toy
         run has thousands), and never after the experiment (which may write its own)."""
-        from nnlab.engine.history import History
-
         phases = {**{n: p.history for n, p in self._phases.items()}, **self._histories}
         several = len(phases) > 1
         History([{**({"phase": name} if several else {}), **row}
@@ -696,8 +682,6 @@ class Durability:
         """Every rank's ``mine``, on every rank (None when not distributed)."""
         if not self.run.dist.enabled:
             return None
-        import torch.distributed as dist
-
         every: list[Any] = [None] * self.run.dist.world_size
         dist.all_gather_object(every, mine)
         return every
@@ -730,8 +714,6 @@ class Durability:
         """The signal that asked for a stop, if any (the same answer on every rank)."""
         signum = _Signals.requested
         if self.run.dist.enabled:
-            import torch.distributed as dist
-
             flag = torch.tensor([signum or 0])
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             signum = int(flag) or None
