@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Everything but the tests marked slow (killed and resumed subprocesses, the browser,
-# torchrun, the longer trainings): under a minute on 2 cores. One thread: the tests' tiny
+# torchrun, the longer trainings). One thread: the tests' tiny
 # models run faster without a second one; 50 drawn command lines per fuzz test, not 1,200.
 test-fast: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

@@ -136,3 +136,92 @@ def test_a_subclass_of_the_public_recipe_trains_its_phases_in_the_loop(digits, n
     for phase in ("still", "moving"):
         assert (run / f"model-{phase}.pt").is_file() and (run / f"history-{phase}.csv").is_file()
     assert len((run / "history.csv").read_text().splitlines()) == 1 + 12
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """The layout every tutorial uses: photos/<class>/*.jpg, no train/ level; 3 classes of
+    100 (a red, a green and a blue blob on noise)."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(1)
+    for name, colour in {"cat": (220, 30, 30), "fern": (30, 200, 40), "sea": (40, 60, 230)}.items():
+        (root / name).mkdir()
+        for i in range(100):
+            pixels = rng.integers(0, 90, (40, 40, 3))
+            y, x = rng.integers(4, 24), rng.integers(4, 24)
+            pixels[y:y + 12, x:x + 12] = colour
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i:03d}.jpg")
+    return root
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """torchvision's CIFAR-10 reader fails the test if it is ever reached."""
+    import nnlab.data.cifar10 as source
+
+    def refused(root, download):  # noqa: ANN001, ANN202
+        raise AssertionError(f"torchvision was asked for CIFAR-10 at {root} "
+                             f"(download={download})")
+
+    monkeypatch.setattr(source, "_read_torchvision", refused)
+
+
+def test_a_folder_of_class_folders_trains_with_default_splits_and_predicts(
+        photos, nnlab_cache, no_download, tmp_path):
+    """300 images in DIR/<class>/: a tenth carved as the test split, a tenth of the rest as
+    validation (the default --val-size fits the data), the fast CNN trains and predicts, and
+    config.json says which data it was."""
+    run = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--data", str(photos), "--epochs", "6",
+                 "--batch-size", "32", "--widths", "16,32,32", "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_val"] == 27 and metrics["n_train"] == 243  # 300 - 30 test, then 10%
+    assert metrics["val_acc"] >= 0.9  # chance is 1/3
+    source = json.loads((run / "config.json").read_text())["data_source"]
+    assert source["path"] == str(photos.resolve()) and source["images"] == 300
+    assert source["classes"] == 3 and len(source["files"]) == 12
+    said = nnlab.load(run).predict(photos / "fern")
+    assert sum(p.name == "fern" for p in said) >= 90
+    final = tmp_path / "final"
+    assert main(["run", "cifar-speedrun", "--quick", "--final", "--data", str(photos),
+                 "--batch-size", "32", "--out", str(final)]) == 0
+    assert json.loads((final / "metrics.json").read_text())["n_test"] == 30
+
+
+def test_nothing_is_downloaded_into_a_folder_that_is_not_a_dataset(tmp_path, nnlab_cache,
+                                                                  no_download, monkeypatch,
+                                                                  capsys):
+    """A folder nnlab cannot read says what it found and which layouts it takes, in one line,
+    and stays as it was; CIFAR-10 by name is not downloaded into a folder holding anything
+    else (NNLAB_DATA pointing at one)."""
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "notes.txt").write_text("my notes\n")
+    (mixed / "cat.jpg").write_bytes(b"not really")
+    before = sorted(p.name for p in mixed.iterdir())
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(mixed),
+                 "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "1 images with no class folder" in err
+    assert "a folder of class folders (DIR/<class>/*.jpg)" in err
+    monkeypatch.setenv("NNLAB_DATA", str(mixed))
+    assert main(["run", "cifar-speedrun", "--quick", "--out", str(tmp_path / "run")]) == 1
+    assert "1 other files" in capsys.readouterr().err
+    assert sorted(p.name for p in mixed.iterdir()) == before  # nothing written into it
+    assert not (tmp_path / "run").exists()
+
+
+def test_eval_says_when_the_data_changed_since_the_run(photos, nnlab_cache, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "photos"
+    shutil.copytree(photos, copy)
+    run = tmp_path / "run"
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(copy), "--batch-size", "32",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    (copy / "cat" / "000.jpg").unlink()
+    assert main(["eval", str(run)]) == 0
+    assert "the data is not what this run trained on" in capsys.readouterr().err

@@ -73,7 +73,7 @@ def test_a_sweep_killed_mid_way_resumes_and_ends_with_every_trial(tmp_path, caps
         assert config["provenance"]["resumed"]
     best = json.loads((out / "best.json").read_text())
     assert f"best: trial {best['trial']}" in said
-    assert best["test_acc"] == max(t.value for t in study.trials if t.state.name == "COMPLETE")
+    assert best["val_acc"] == max(t.value for t in study.trials if t.state.name == "COMPLETE")
     folders = [t.user_attrs["folder"] for t in finished]
     assert len(set(folders)) == len(finished)  # no trial run twice
     assert all((out / f / "metrics.json").is_file() for f in folders)
@@ -285,3 +285,36 @@ def test_a_worker_joins_a_sweep_from_the_database_alone(tmp_path, capsys):
     assert joined["storage"] == url and joined["flags"] == {"epochs": 2}
     study = optuna.load_study(study_name="mine", storage=url)
     assert len(study.trials) == 2
+
+
+def test_a_small_sweep_prunes_only_once_the_rule_allows_and_says_one_number_per_trial(
+        learnable_cifar, nnlab_cache, tmp_path, capsys):
+    """6 trials: the pruner waits for 2 finished ones (a quarter of --trials, at least 2);
+    each trial has one number, the same in the console, trials.md and best.json, and says
+    how it was measured (the final evaluation with the run's TTA, or a pruned trial's last
+    per-epoch one); the default metric is the validation accuracy."""
+    import re
+
+    out = tmp_path / "sweep"
+    assert main(["sweep", "cifar-speedrun", "--quick", "--param", "lr=0.001..3:log",
+                 "--trials", "6", "--out", str(out), "--", "--data", str(learnable_cifar),
+                 "--epochs", "4", "--widths", "8,16,16"]) == 0
+    said, err = capsys.readouterr()
+    assert "median pruner after 2 finished trials" in err
+    study = _study(out)
+    assert [t.state.name for t in study.trials[:2]] == ["COMPLETE", "COMPLETE"]
+    console = {int(n): (v, how) for n, v, how in
+               re.findall(r"^trial (\d+): .*: val_acc (\d\.\d{4}) \((.+)\)$", said, re.M)}
+    table = {int(r[0]): (r[1], r[2]) for r in re.findall(
+        r"^\| (\d+) \| \w+ \| [^|]+ \| (\d\.\d{4}) \| ([^|]+?) \|", (out / "trials.md")
+        .read_text(), re.M)}
+    assert len(console) == 6 and console == table
+    for t in _finished(study):
+        value = t.value if t.state.name == "COMPLETE" else \
+            t.intermediate_values[max(t.intermediate_values)]
+        assert console[t.number][0] == f"{value:.4f}"
+        assert console[t.number][1].startswith("pruned" if t.state.name == "PRUNED" else
+                                               "final, flip+translate TTA")
+    best = json.loads((out / "best.json").read_text())
+    assert f"{best['val_acc']:.4f}" == console[best["trial"]][0]
+    assert best["measured"] == console[best["trial"]][1]

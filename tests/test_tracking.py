@@ -60,7 +60,7 @@ def test_a_missing_mlflow_is_one_line_naming_the_extra(tmp_path, monkeypatch, ca
                  str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "nnlab: error: --track mlflow needs the mlflow package: pip install " \
-                  "'nnlab[mlflow]'"
+                  "mlflow (in a clone of nnlab: pip install -e '.[mlflow]')"
     assert not (tmp_path / "run").exists()
 
 
@@ -174,3 +174,23 @@ def test_a_tracking_server_that_goes_away_mid_run_warns_once_and_training_goes_o
     assert run.returncode == 0, err[-2000:]
     assert err.count("warning: MLflow") == 1 and "the run goes on" in err
     assert (out / "metrics.json").is_file()
+
+
+def test_without_a_tracking_uri_the_store_is_beside_the_run_not_where_one_stands(
+        tmp_path, monkeypatch):
+    """Run from a repository's root with no MLFLOW_TRACKING_URI: MLflow's database and
+    artifacts go beside the run folder (runs/, which the repository ignores), nothing into
+    the working folder, and the environment is as it was after the run."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "toy", "--quick", "--epochs", "3", "--track", "mlflow", "--out",
+                 str(tmp_path / "runs" / "toy")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert {"mlflow.db", "mlartifacts", "toy"} <= {p.name for p in (tmp_path / "runs").iterdir()}
+    import os
+
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    run = _runs(client)["toy"]
+    assert run.info.status == "FINISHED"
+    assert "metrics.json" in {a.path for a in client.list_artifacts(run.info.run_id)}

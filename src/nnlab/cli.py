@@ -89,12 +89,12 @@ RUN_OPTIONS: list[tuple[str, dict[str, typing.Any]]] = [
     ("--tensorboard", dict(action="store_true",
                            help="log every history column and the final figures for "
                                 "TensorBoard in RUN/tensorboard, one run per phase (pip install "
-                                "'nnlab[tensorboard]')")),
+                                "-e '.[tensorboard]' in a clone)")),
     ("--track", dict(choices=("mlflow",), default=None,
                      help="log the run to MLflow too: its config, every history column by "
                           "epoch or step, the final metrics and figures; to "
-                          "$MLFLOW_TRACKING_URI, else MLflow's default (mlflow.db in the "
-                          "working folder) (pip install 'nnlab[mlflow]')")),
+                          "$MLFLOW_TRACKING_URI, else mlflow.db and mlartifacts/ beside the "
+                          "run folder (pip install -e '.[mlflow]' in a clone)")),
     ("--seeds", dict(type=int, default=None, metavar="N",
                      help="run seeds --seed .. --seed+N-1, each in --out/seed<k>, and "
                           "report every metric as mean ± std (default: 1)")),
@@ -139,9 +139,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     rep.add_argument("--overwrite", action="store_true",
                      help="re-run results already there from the start")
     rep.add_argument("--profile", choices=PROFILES, default=None,
-                     help="quick: every part of the study at a size that takes about 10 "
-                          "minutes on 2 CPU cores; study: the study's own settings (hours on "
-                          "a CPU); full: study plus every result in the documentation")
+                     help="quick: every part of the study at a preview size (minutes on 2 "
+                          "CPU cores; the plan it prints says how long each part took where "
+                          "measured); study: the study's own settings (hours on a CPU); full: "
+                          "study plus every result in the documentation")
     rep.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="with --profile: where the parts go (default: runs/study-PROFILE)")
     rep.add_argument("--only", default="", metavar="PART[,PART...]",
@@ -244,8 +245,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                          "or grid (every combination of listed values) (default: tpe)")
     sw.add_argument("--metric", default=None, metavar="KEY",
                     help="what to optimise, a key of metrics.json (nested keys joined by "
-                         "dots: torch.test_acc) (default: the held-out accuracy, val_acc or "
-                         "test_acc)")
+                         "dots: torch.val_acc) (default: val_acc, the validation accuracy "
+                         "every experiment reports: a sweep never tunes on a test split)")
     sw.add_argument("--direction", choices=("maximize", "minimize"), default="maximize",
                     help="maximize (accuracy) or minimize (a loss) (default: maximize)")
     sw.add_argument("--storage", default=None, metavar="URL",
@@ -271,7 +272,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                          "than the median of earlier ones by the same epoch is stopped)")
     sw.add_argument("--track", choices=("mlflow",), default=None,
                     help="log every trial to MLflow, as runs of one MLflow experiment "
-                         "('nnlab sweep NAME') (pip install 'nnlab[mlflow]')")
+                         "('nnlab sweep NAME'), in $MLFLOW_TRACKING_URI, else mlflow.db in DIR "
+                         "(pip install -e '.[mlflow]' in a clone)")
     sw.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="a new or empty folder (default: runs/sweep-NAME/TIMESTAMP)")
     sw.add_argument("--resume", type=Path, default=None, metavar="DIR",

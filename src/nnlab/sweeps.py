@@ -320,11 +320,13 @@ def _watch(trial: Any, metric: str, reported: int = 0) -> Any:
             return None
         reports += 1
         trial.report(float(value), reports)
+        watch.last = (reports, float(value))  # a pruned trial's number: this one
         if trial.should_prune():
             trial.set_user_attr("pruned_at", reports)
             return f"pruned by the sweep (its {column} {value:.4g} is below the median " \
                    f"of earlier trials by evaluation {reports})"
         return None
+    watch.last = None
     return watch
 
 
@@ -417,11 +419,11 @@ def _objective(spec: Spec, exp: experiments.Experiment, out: Path, params: list[
         trial.set_user_attr("pid", os.getpid())  # who ran it (never asked whether it lives)
         trial.set_user_attr("pruned_at", None)
         given = {**spec.flags, **values}
+        watch = _watch(trial, spec.metric, reported)
         try:
             outcome = api.execute(exp, given, out=None if resume else folder,
                                   resume=folder if resume else None, quick=spec.quick,
-                                  progress=False, watch=_watch(trial, spec.metric, reported),
-                                  track=spec.track)
+                                  progress=False, watch=watch, track=spec.track)
         except Interrupted as e:  # checkpointed: failed now, retried from its folder
             trial.set_user_attr("interrupted", signal.Signals(e.signum).name)
             raise
@@ -432,8 +434,15 @@ def _objective(spec: Spec, exp: experiments.Experiment, out: Path, params: list[
         value = _metric_of(outcome.metrics, spec.metric, folder)  # none: every trial fails
         tried = ", ".join(f"{flag_name(k)} {shown(v)}" for k, v in values.items())
         pruned = trial.user_attrs.get("pruned_at") is not None or _was_pruned(folder)
-        print(f"trial {trial.number}: {tried}: {spec.metric} {value:.4f}"
-              + (" (pruned)" if pruned else ""), flush=True)
+        if pruned and watch.last is not None:  # Optuna keeps its last reported value
+            at, value = watch.last
+            measured = f"pruned: evaluation {at}'s, per epoch (no TTA)"
+        else:
+            tta = outcome.metrics.get("tta")
+            measured = f"final, {tta} TTA" if tta not in (None, "none") else "final"
+        trial.set_user_attr("measured", measured)
+        print(f"trial {trial.number}: {tried}: {spec.metric} {value:.4f} ({measured})",
+              flush=True)
         if pruned:
             raise optuna.TrialPruned()  # it keeps its last reported value
         return value
@@ -564,7 +573,7 @@ def sweep(experiment: str | Path | experiments.Experiment | None = None,
     over ``trials`` runs (default 20; with ``resume``, a larger number continues a finished
     sweep), ``jobs`` at a time, into ``out`` (``nnlab sweep``'s twin);
     ``flags``: fixed flags of every trial, by field name. ``metric``: the flattened metrics
-    key to optimise (default: the held-out accuracy, ``val_acc`` or ``test_acc``);
+    key to optimise (default: ``val_acc``, the validation accuracy every experiment reports);
     ``resume``: a sweep folder to continue; ``track="mlflow"``: every trial a run of one
     MLflow experiment; ``prune=False``: every trial runs to its end. ``storage``: Optuna's
     database (default: ``study.db`` in ``out``); ``study``: the study's name in it (default:
@@ -643,8 +652,10 @@ def sweep(experiment: str | Path | experiments.Experiment | None = None,
     if resume is not None or join is not None:
         _say_running(optuna_study, spec)
     before = os.environ.get(tracking.EXPERIMENT_ENV)
+    store = None
     if spec.track is not None:  # every trial (and --jobs worker) a run of one experiment
         os.environ[tracking.EXPERIMENT_ENV] = f"nnlab sweep {exp.name}"
+        store = tracking.store_beside(out)  # in the sweep folder, unless one is named
     try:
         if jobs == 1:
             _work(out, exp, worker)
@@ -658,6 +669,7 @@ def sweep(experiment: str | Path | experiments.Experiment | None = None,
             os.environ.pop(tracking.EXPERIMENT_ENV, None)
         else:
             os.environ[tracking.EXPERIMENT_ENV] = before
+        tracking.restore(store)
     return finish(out, exp, optuna_study, spec, p)
 
 
@@ -769,7 +781,11 @@ def _new_spec(exp: experiments.Experiment, params: list[str], trials: int,
     if sampler == "grid":
         for p in parsed:
             p.grid()
-    metric = metric or f"{exp.held_out(exp.resolve(config))}_acc"
+    if metric is None:  # tuned on validation: every experiment reports a val_acc
+        if getattr(config, "final", False):
+            raise ConfigError("--final scores on the test split, which a sweep must not tune "
+                              "on: drop it (the default metric is val_acc), or give --metric")
+        metric = "val_acc"
     budget_s = parse_budget(time_budget) if time_budget is not None else None
     return Spec(experiment=experiments.reference_or_name(exp), params=list(params),
                 trials=trials, flags=_jsonable(flags), metric=metric, direction=direction,
@@ -808,6 +824,7 @@ def finish(out: Path, exp: experiments.Experiment, study: Any, spec: Spec,
                      **{flag_name(p.name): shown(values[p.name]) if p.name in values
                         else "" for p in params},  # a trial lost before all were chosen
                      spec.metric: "" if value is None else f"{value:.4f}",
+                     "measured": t.user_attrs.get("measured", "") if value is not None else "",
                      "seconds": f"{t.duration.total_seconds():.1f}" if t.duration else "",
                      "host": t.user_attrs.get("host", ""),
                      "folder": _shown_folder(t, out), "note": "; ".join(note)})
@@ -838,6 +855,7 @@ def finish(out: Path, exp: experiments.Experiment, study: Any, spec: Spec,
                              for t in done))
     write_json_atomic(out / "best.json", {
         "trial": result.best_trial, spec.metric: result.best_value,
+        "measured": best.user_attrs.get("measured") if best else None,
         "params": {flag_name(k): shown(v) for k, v in best_values.items()},
         "folder": _shown_folder(best, out) if best else None,
         "host": best.user_attrs.get("host") if best else None, "command": command,

@@ -1,10 +1,13 @@
 """CIFAR-10, decoded once to uint8 tensors and cached; splits; an in-memory batch loader.
 
 Sources (``load_cifar10(path)``; default ``$NNLAB_DATA`` or ``~/.cache/nnlab/cifar10``):
-  * the official release, through ``torchvision.datasets.CIFAR10`` (its checksums checked;
-    downloaded when missing and the machine is online);
+  * the official release, through ``torchvision.datasets.CIFAR10`` (its checksums checked);
+    downloaded only when CIFAR-10 is asked for by name (no path, or ``cifar10``), and only
+    into a folder that is missing, empty or holds torchvision's own files;
+  * a folder of class folders, ``ROOT/<class>/*``: a fixed, stratified test split (a tenth,
+    at most 10,000) is carved from it, the rest is the training split;
   * an image-folder root, ``ROOT/train/<class>/*`` and, when present, ``ROOT/test/<class>/*``;
-  * a ``.tar.gz`` of such a folder (read in place, nothing extracted).
+  * a ``.tar.gz`` of either folder (read in place, nothing extracted).
 Decoded images are cached in one file per source in ``$NNLAB_CACHE`` (``~/.cache/nnlab``),
 keyed by the source's path, sizes and modification times, so a changed source is read again;
 the cache loads in well under a second (50,000 images: 0.2 s here, against 34 s to decode).
@@ -68,8 +71,9 @@ def load_cifar10(path: str | Path | None = None, cache_dir: str | Path | None = 
     does where it has another size). Raises DataError with one clear line on a missing path,
     an empty or missing class folder, an unreadable image, train and test with different
     classes, or a torchvision root that fails its checksums."""
-    root = Path(path).expanduser() if path is not None else default_root()
-    if not root.exists() and path is not None:
+    named = is_named(path)  # CIFAR-10 by name: it may download
+    root = source_root(path)
+    if not root.exists() and not named:
         raise DataError(f"--data {root}: no such file or folder")
     # The cache lives apart from the source, which may be read-only (like ../shared/data).
     cache_dir = Path(cache_dir) if cache_dir is not None else Path(
@@ -81,7 +85,85 @@ def load_cifar10(path: str | Path | None = None, cache_dir: str | Path | None = 
     if (root / "train").is_dir():
         return _cached(root, cache_dir, lambda: _read_image_folder(root, image_size),
                        image_size)
-    return _resized(_read_torchvision(root, download), image_size)
+    if _class_folders(root):
+        return _cached(root, cache_dir, lambda: _read_class_folders(root, image_size),
+                       image_size)
+    if (root / TORCHVISION_FOLDER).is_dir():  # a torchvision root: read, never downloaded
+        return _resized(_read_torchvision(root, False), image_size)
+    if named and (not root.exists() or all(p.name in TORCHVISION_FILES
+                                             for p in root.iterdir())):
+        # CIFAR-10 by name, into a folder that holds nothing else: torchvision may download
+        return _resized(_read_torchvision(root, download), image_size)
+    raise DataError(f"--data {root}: {_found(root)}; it takes a folder of class folders "
+                    "(DIR/<class>/*.jpg), DIR/train/<class>/* (and DIR/test/<class>/*), a "
+                    ".tar.gz of either, or a torchvision CIFAR-10 root")
+
+
+NAMED = "cifar10"  # --data cifar10: the official release, downloaded when missing
+
+
+def is_named(path: str | Path | None) -> bool:
+    """No path, or ``cifar10``: CIFAR-10 asked for by name."""
+    return path is None or str(path) in ("", NAMED)
+
+
+def source_root(path: str | Path | None) -> Path:
+    """Where ``load_cifar10(path)`` reads: the path given, or the default root."""
+    return default_root() if is_named(path) else Path(path).expanduser()
+
+
+def fingerprint(path: str | Path | None, data: Cifar) -> dict:
+    """What a run records of the data it read: the source's absolute path, its image count
+    and classes, and a short hash of its file list (names and sizes; a .tar.gz or a
+    torchvision root: its files' names and sizes), so a later reader can tell whether the
+    folder changed."""
+    root = source_root(path).resolve()
+    h = hashlib.sha1()
+    if root.is_file():
+        h.update(f"{root.name}:{root.stat().st_size}".encode())
+    elif root.is_dir():
+        for dirpath, dirnames, filenames in sorted(os.walk(root)):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                rel = os.path.relpath(os.path.join(dirpath, name), root)
+                h.update(f"{rel}:{os.stat(os.path.join(dirpath, name)).st_size}\n".encode())
+    images = len(data.y_train) + (len(data.y_test) if data.y_test is not None else 0)
+    return {"path": str(root), "images": images, "classes": len(data.classes),
+            "files": h.hexdigest()[:12]}
+TORCHVISION_FOLDER = "cifar-10-batches-py"
+TORCHVISION_FILES = {TORCHVISION_FOLDER, "cifar-10-python.tar.gz"}
+TEST_FRACTION, TEST_MOST = 10, 10_000  # a folder of class folders: its carved test split
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return [f for f in sorted(folder.iterdir()) if f.is_file()
+            and f.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _class_folders(root: Path) -> list[Path]:
+    """The subfolders of ``root`` that hold images (a folder of class folders)."""
+    if not root.is_dir():
+        return []
+    return [d for d in sorted(root.iterdir()) if d.is_dir() and _images_in(d)]
+
+
+def _found(root: Path) -> str:
+    """What a folder nnlab cannot read holds, in a few words."""
+    entries = sorted(root.iterdir())
+    if not entries:
+        return "an empty folder"
+    images = [e for e in entries if e.is_file() and e.suffix.lower() in IMAGE_SUFFIXES]
+    folders = [e for e in entries if e.is_dir()]
+    said = []
+    if images:
+        said.append(f"{len(images)} images with no class folder")
+    if folders:
+        names = ", ".join(f.name for f in folders[:3]) + (", ..." if len(folders) > 3 else "")
+        said.append(f"{len(folders)} folders without images ({names})")
+    others = len(entries) - len(images) - len(folders)
+    if others:
+        said.append(f"{others} other files")
+    return "it holds " + " and ".join(said)
 
 
 def _resized(data: Cifar, size: int) -> Cifar:
@@ -199,27 +281,63 @@ def _read_image_folder(root: Path, size: int = IMAGE_SIZE) -> Cifar:
     return _assemble(images, str(root))
 
 
+def _carve_test(images: dict[str, list], where: str) -> dict[str, dict[str, list]]:
+    """A folder of class folders as train and test: a tenth of every class's images (at most
+    10,000 in all), chosen by a fixed seed from the sorted file names, is the test split."""
+    total = sum(len(v) for v in images.values())
+    n_test = min(TEST_MOST, total // TEST_FRACTION)
+    if n_test < len(images):
+        raise DataError(f"{where}: {total} images in {len(images)} classes; a test split "
+                        f"of a tenth needs at least {TEST_FRACTION} images per class")
+    gen = torch.Generator().manual_seed(2)
+    train: dict[str, list] = {}
+    test: dict[str, list] = {}
+    for c in sorted(images):
+        items = sorted(images[c], key=lambda item: item[0])
+        k = max(1, round(n_test * len(items) / total))
+        if k >= len(items):
+            raise DataError(f"{where}: class {c} has {len(items)} images, too few to give "
+                            "the test split its share and still train")
+        order = torch.randperm(len(items), generator=gen).tolist()
+        test[c] = [items[i] for i in order[:k]]
+        train[c] = [items[i] for i in order[k:]]
+    return {"train": train, "test": test}
+
+
+def _read_class_folders(root: Path, size: int = IMAGE_SIZE) -> Cifar:
+    folders = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    if empty := [d.name for d in folders if not _images_in(d)]:
+        raise DataError(f"{root}: class folder {empty[0]} has no images")
+    images = {d.name: [(f.name, _decode(f.read_bytes(), str(f), size)) for f in _images_in(d)]
+              for d in folders}
+    return _assemble(_carve_test(images, str(root)), str(root))
+
+
 def _read_tar(path: Path, size: int = IMAGE_SIZE) -> Cifar:
     images: dict[str, dict[str, list]] = {}
+    flat: dict[str, list] = {}  # <class>/<file> (with or without a top folder)
     try:
         with tarfile.open(path) as tar:
             for member in tar:
                 parts = PurePosixPath(member.name).parts
-                # .../<split>/<class>/<file>, with or without a top folder
-                if len(parts) < 3 or parts[-3] not in ("train", "test"):
+                if member.isdir() and len(parts) >= 2 and parts[-2] in ("train", "test"):
+                    images.setdefault(parts[-2], {}).setdefault(parts[-1], [])  # even empty
                     continue
-                split, cls, name = parts[-3:]
-                if member.isdir():
-                    images.setdefault(split, {}).setdefault(cls, [])
-                    continue
-                if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
+                if member.isdir() or len(parts) < 2 or \
+                        PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
                     continue
                 blob = tar.extractfile(member).read()
-                images.setdefault(split, {}).setdefault(cls, []).append(
-                    (name, _decode(blob, f"{path}:{member.name}", size)))
+                image = _decode(blob, f"{path}:{member.name}", size)
+                if len(parts) >= 3 and parts[-3] in ("train", "test"):  # .../<split>/<class>/
+                    split, cls, name = parts[-3:]
+                    images.setdefault(split, {}).setdefault(cls, []).append((name, image))
+                else:
+                    flat.setdefault(parts[-2], []).append((parts[-1], image))
     except (tarfile.TarError, EOFError, OSError) as e:
         first = str(e).splitlines()[0].rstrip(":") if str(e) else e.__class__.__name__
         raise DataError(f"{path}: not a readable .tar.gz ({first})") from None
+    if not images and flat:
+        images = _carve_test(flat, str(path))
     return _assemble(images, str(path))
 
 

@@ -11,14 +11,17 @@ from sklearn.model_selection import train_test_split
 from nnlab.errors import ConfigError
 
 TOY_DATASETS = ("moons", "circles", "blobs")
+VAL_SEED = 1_000_003  # the validation draw's seed, offset from the data's
 
 
 @dataclass
 class ToyData:
     """Standardised features and integer labels.
 
-    x_train: (N_train, 2) float32, y_train: (N_train,) int64; likewise x_test, y_test.
-    ``mean`` and ``std`` (2,) are the train statistics used to standardise both splits.
+    x_train: (N_train, 2) float32, y_train: (N_train,) int64; likewise x_test, y_test, and
+    x_val, y_val: a fresh draw of the same distribution (as many points as the test split),
+    for tuning without touching the test split. ``mean`` and ``std`` (2,) are the train
+    statistics used to standardise every split.
     """
 
     name: str
@@ -28,6 +31,8 @@ class ToyData:
     y_test: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
@@ -49,18 +54,22 @@ def make_toy(
     ``noise`` is the Gaussian noise of moons and circles; blobs are set by ``blobs_centers`` and
     ``blobs_std`` (scikit-learn's defaults). Features are standardised with train statistics.
     """
-    if name == "moons":
-        x, y = make_moons(n_samples, noise=noise, random_state=seed)
-    elif name == "circles":
-        x, y = make_circles(n_samples, noise=noise, factor=circles_factor, random_state=seed)
-    elif name == "blobs":
-        x, y = make_blobs(n_samples, centers=blobs_centers, cluster_std=blobs_std,
-                          random_state=seed)
-    else:
+    def draw(n: int, state: int, centers=blobs_centers):  # noqa: ANN001, ANN202
+        if name == "moons":
+            return make_moons(n, noise=noise, random_state=state)
+        if name == "circles":
+            return make_circles(n, noise=noise, factor=circles_factor, random_state=state)
+        return make_blobs(n, centers=centers, cluster_std=blobs_std, random_state=state,
+                          return_centers=True)
+
+    if name not in TOY_DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(TOY_DATASETS)}")
+    x, y, *centers = draw(n_samples, seed)
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=test_size, random_state=seed, stratify=y
     )
+    # validation: the same distribution (blobs: the same centres), drawn apart from the rest
+    x_va, y_va, *_ = draw(len(y_te), seed + VAL_SEED, *centers)
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
     return ToyData(
         name=name,
@@ -70,4 +79,6 @@ def make_toy(
         y_test=y_te.astype(np.int64),
         mean=mean.astype(np.float32),
         std=std.astype(np.float32),
+        x_val=((x_va - mean) / std).astype(np.float32),
+        y_val=y_va.astype(np.int64),
     )

@@ -46,8 +46,10 @@ def check_out(out: Path, flag: str = "--out") -> None:
 
 
 def check_data(data: str | None, flag: str = "--data") -> None:
-    """A CIFAR-10 path given must exist (checked before anything else touches the disk)."""
-    if data and not Path(data).expanduser().exists():
+    """A data path given must exist (checked before anything else touches the disk);
+    ``cifar10`` names the official release (read from its default place, downloaded there
+    when missing)."""
+    if data and data != "cifar10" and not Path(data).expanduser().exists():
         raise NnlabError(f"{flag} {data}: no such file or folder")
 
 

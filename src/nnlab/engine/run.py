@@ -221,6 +221,7 @@ class Run:
         self.halted: str | None = None  # why a watcher (RunOptions.watch) stopped it
         self.tracker: Any = None  # --track mlflow (rank 0)
         self._parent_env: str | None = None
+        self._store_env: dict | None = None  # the environment before the MLflow store's
         self.durable = Durability(self)  # the drivers' side: checkpoints, resume, signals
 
     def start(self) -> Run:
@@ -281,7 +282,8 @@ class Run:
             old = ckpt.read_json(path)
             if "time_budget" in old:
                 record["time_budget"] = old["time_budget"]
-            for kept in ("mlflow_run_id", "halted", "classes"):  # what the run learnt
+            # what the run learnt
+            for kept in ("mlflow_run_id", "halted", "classes", "data_source"):
                 if kept in old:
                     record[kept] = old[kept]
             record["provenance"] = old.get("provenance", info)
@@ -338,6 +340,7 @@ class Run:
         the sub-runs this run makes (seeds, datasets, lengths) become its children."""
         run_id = ckpt.read_json(self.out / "config.json").get("mlflow_run_id") \
             if self.options.resume else None
+        self._store_env = tracking.store_beside(self.out.parent)  # unless one is named
         self.tracker = tracking.MlflowTracker(self.out, self.experiment,
                                               dataclasses.asdict(self.config), run_id)
         if self.tracker.run_id is not None:
@@ -356,6 +359,7 @@ class Run:
             os.environ.pop(tracking.PARENT_ENV, None)
         else:
             os.environ[tracking.PARENT_ENV] = self._parent_env
+        tracking.restore(self._store_env)
         self.tracker = None
 
     # -- children and the end -----------------------------------------------------------
@@ -823,8 +827,8 @@ def _writer_class() -> type:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ConfigError("--tensorboard needs the tensorboard package: "
-                          "pip install 'nnlab[tensorboard]'") from None
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install "
+                          "tensorboard (in a clone: pip install -e '.[tensorboard]')") from None
     return SummaryWriter
 
 

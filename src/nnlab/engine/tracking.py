@@ -3,8 +3,9 @@
 The run's config as parameters, every history column as a metric by epoch or step (a phase's
 under its name: ``adam/val_acc``), the final metrics, and at the end its figures,
 ``config.json``, ``metrics.json`` and ``history*.csv`` (and an ``export/`` folder, if one is
-there) as artifacts. Where: ``MLFLOW_TRACKING_URI``, else MLflow's own default (today
-``mlflow.db`` and ``mlruns/`` in the working folder). The seeds of ``--seeds N`` are child
+there) as artifacts. Where: ``MLFLOW_TRACKING_URI`` (a server, a database), else beside the
+run: ``mlflow.db`` and ``mlartifacts/`` in the folder that holds the run folder (a sweep's:
+in the sweep folder), never in the working folder. The seeds of ``--seeds N`` are child
 runs of the run that holds their mean ± std; a sweep's trials are runs of one MLflow
 experiment. A resumed run goes on in the same MLflow run (its id is in ``config.json``).
 
@@ -27,6 +28,31 @@ from typing import Any
 TRACKERS = ("mlflow",)
 PARENT_ENV = "NNLAB_MLFLOW_PARENT"  # a seed's process: the run it is a child of
 EXPERIMENT_ENV = "NNLAB_MLFLOW_EXPERIMENT"  # a sweep's trials: the MLflow experiment
+URI_ENV = "MLFLOW_TRACKING_URI"
+ARTIFACTS_ENV = "NNLAB_MLFLOW_ARTIFACTS"  # with the store nnlab chose: where artifacts go
+
+
+def store_beside(folder: Path) -> dict[str, str | None] | None:
+    """Unless ``MLFLOW_TRACKING_URI`` names a store, make it ``folder/mlflow.db`` (artifacts
+    in ``folder/mlartifacts``) for this process and those it starts; returns what to give
+    :func:`restore` at the end (None: the user's store, nothing changed)."""
+    if os.environ.get(URI_ENV):
+        return None
+    before = {URI_ENV: os.environ.get(URI_ENV), ARTIFACTS_ENV: os.environ.get(ARTIFACTS_ENV)}
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[URI_ENV] = f"sqlite:///{folder / 'mlflow.db'}"
+    os.environ[ARTIFACTS_ENV] = str(folder / "mlartifacts")
+    return before
+
+
+def restore(before: dict[str, str | None] | None) -> None:
+    """The environment as :func:`store_beside` found it."""
+    for key, value in (before or {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def check(tracker: str | None) -> None:
@@ -41,8 +67,8 @@ def check(tracker: str | None) -> None:
     try:
         import mlflow  # noqa: F401
     except ImportError:
-        raise ConfigError("--track mlflow needs the mlflow package: pip install "
-                          "'nnlab[mlflow]'") from None
+        raise ConfigError("--track mlflow needs the mlflow package: pip install mlflow "
+                          "(in a clone of nnlab: pip install -e '.[mlflow]')") from None
 
 
 class MlflowTracker:
@@ -80,8 +106,10 @@ class MlflowTracker:
             return
         name = os.environ.get(EXPERIMENT_ENV) or f"nnlab {experiment}"
         found = self._client.get_experiment_by_name(name)
+        artifacts = os.environ.get(ARTIFACTS_ENV)  # the store nnlab chose: artifacts beside it
         experiment_id = found.experiment_id if found is not None else \
-            self._client.create_experiment(name)
+            self._client.create_experiment(
+                name, artifact_location=Path(artifacts).as_uri() if artifacts else None)
         tags = {"nnlab.folder": str(self.out.absolute()), "nnlab.experiment": experiment}
         if parent := os.environ.get(PARENT_ENV):
             tags["mlflow.parentRunId"] = parent

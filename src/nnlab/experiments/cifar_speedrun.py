@@ -37,6 +37,7 @@ from nnlab.vision import (
     Batches,
     ImageRecipe,
     StepOptions,
+    default_val_size,
     image_summary,
     limit_train,
     make_ema,
@@ -199,6 +200,7 @@ def _counts(data: str, val_size: int, final: bool, train_limit: int, image_size:
     try:  # decoded once and cached: the run reuses it
         splits = make_splits(data, val_size, final, image_size)
     except NnlabError:  # no data at hand (a benchmark's probe): CIFAR-10's sizes
+        val_size = val_size or default_val_size(50_000)
         n_train = 50_000 if final else 50_000 - val_size
         return min(n_train, train_limit or n_train), 10_000 if final else val_size, CLASSES
     if train_limit:

@@ -105,11 +105,14 @@ def train_one(config: Config, run: Run) -> dict:
     run.save_model("model", model.state_dict())
     test_loss, test_acc = evaluate(model, *held_out_set(config.eval_size, T, TEST_SEED, encoding),
                                    batch_size=2000)
+    val_loss, val_acc = evaluate(model, *held_out_set(2000, T, VAL_SEED, encoding),
+                                 batch_size=2000)  # the validation set: what a sweep tunes on
     steps_run = history.last["step"]
     seen = steps_run * config.batch_size
     metrics = {
         "cell": cell, "T": T, "recipe": config.recipe, "test_acc": test_acc,
-        "test_loss": test_loss, "steps": steps_run, "best_step": state["best_step"],
+        "test_loss": test_loss, "val_acc": val_acc, "val_loss": val_loss, "steps": steps_run,
+        "best_step": state["best_step"],
         "reached_T": history.last["T"],
         # the step and the seconds of training at which validation accuracy at the target
         # T first reached 99%: null when it never did

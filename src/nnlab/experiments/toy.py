@@ -69,9 +69,10 @@ def train(config: Config, run: Run) -> dict:
 
     # Final numbers: the trained models evaluated on the full train and test sets.
     metrics: dict = {}
+    xt["val"], yt["val"] = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
     for impl in IMPLS:
         m: dict[str, float] = {}
-        for split in ("train", "test"):
+        for split in ("train", "test", "val"):  # val: a fresh draw, for tuning (sweeps)
             if impl == "numpy":
                 loss, acc = evaluate_numpy(np_model, getattr(data, f"x_{split}"),
                                            getattr(data, f"y_{split}"))

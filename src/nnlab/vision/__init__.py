@@ -19,6 +19,7 @@ _WHERE = {
     "one_cycle_sgd": "recipe", "smoothed_cross_entropy": "recipe",
     "weight_decay_groups": "recipe",
     "Splits": "splits", "limit_train": "splits", "make_splits": "splits",
+    "default_val_size": "splits",
     "Trained": "trained", "load_trained": "trained", "model_names": "trained",
     "loss_acc": "recipe", "predict": "recipe", "setup": "splits",
 }

@@ -22,12 +22,14 @@ class ImageOptions(Options):
     ``flip``, ``translate`` and ``tta`` default to None: each experiment's ``RECIPES`` say
     what runs (``--help`` prints it)."""
 
-    data: str = option("", "CIFAR-10 or your images: a torchvision root, an image folder or a "
-                           ".tar.gz of one",
-                       shown="$NNLAB_DATA, else ~/.cache/nnlab/cifar10, downloaded by "
-                             "torchvision on a machine that is online", metavar="PATH")
-    val_size: int = option(5000, "validation images carved from train (stratified, fixed)",
-                           gt=0, lt=50_000)
+    data: str = option("", "your images: a folder of class folders (DIR/<class>/*.jpg), "
+                           "DIR/train/<class>/* (and DIR/test/...), a .tar.gz of either, or a "
+                           "torchvision CIFAR-10 root; cifar10: the official release",
+                       shown="$NNLAB_DATA, else CIFAR-10 in ~/.cache/nnlab/cifar10, "
+                             "downloaded there by torchvision when missing", metavar="PATH")
+    val_size: int = option(0, "validation images carved from train (stratified, fixed); 0 = a "
+                           "tenth of them, at most 5,000", ge=0, lt=50_000,
+                           shown="0 (5,000 of CIFAR-10's 50,000)")
     final: bool = option(False, "train on all of train, evaluate on the source's test split")
     device: str = option("auto", "cuda, then mps, then cpu", choices=DEVICES)
     precision: str = option("auto", "bf16 autocast or fp32; auto = bf16 on CUDA and on CPUs "

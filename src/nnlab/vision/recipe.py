@@ -11,6 +11,7 @@ between experiments is in the hooks.
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -26,6 +27,7 @@ from nnlab.data.cifar10 import Augment, Loader, Mix
 from nnlab.device import autocast, resolve_device, resolve_precision
 from nnlab.engine import History, TorchStep, distributed, train_epochs
 from nnlab.engine.checkpoint import state_key
+from nnlab.engine.files import read_json
 from nnlab.errors import ConfigError, NnlabError
 from nnlab.plots import plot_confusion, plot_curves
 from nnlab.registry import Experiment
@@ -380,7 +382,13 @@ class ImageRecipe:
         precision = resolve_precision(cfg.precision, device)
         fmt = self.layout(cfg)
         splits = make_splits(data or cfg.data, cfg.val_size, final=split == "test",
-                             image_size=cfg.image_size)
+                             image_size=cfg.image_size, asked="--split test")
+        said = read_json(Path(run_dir) / "config.json").get("data_source")
+        if isinstance(said, dict) and said.get("files") != splits.source["files"]:
+            print(f"nnlab: warning: the data is not what this run trained on: "
+                  f"{splits.source['path']} holds {splits.source['images']} images now, "
+                  f"{said.get('path')} held {said.get('images')} (another file list)",
+                  file=sys.stderr, flush=True)
         out: dict[str, Any] = {"tta": tta}
         for phase in self.phases(cfg):
             trained = load_trained(run_dir, f"model-{phase}" if phase else "model",
