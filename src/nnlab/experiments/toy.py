@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -162,10 +163,13 @@ def summarize(metrics: dict) -> str:
     """A small text table of the final metrics (one block per dataset)."""
     if "numpy" not in metrics:
         return "\n\n".join(f"[{name}]\n{summarize(m)}" for name, m in metrics.items())
-    cols = ("train_acc", "test_acc", "train_loss", "test_loss", "wall_s")
+    cols = ("train_acc", "val_acc", "test_acc", "train_loss", "test_loss", "wall_s")
     lines = [f"{'impl':<6}" + "".join(f"{c:>11}" for c in cols)]
     for impl in IMPLS:
-        lines.append(f"{impl:<6}" + "".join(f"{metrics[impl][c]:>11.4f}" for c in cols))
+        lines.append(f"{impl:<6}" + "".join(f"{metrics[impl].get(c, math.nan):>11.4f}"
+                                            for c in cols))
+    lines.append("(the trained models on whole splits; history.csv's train_acc is the mean over "
+                 "each epoch's batches, as the weights moved)")
     lines.append(f"NumPy took {metrics['time_ratio_numpy_over_torch']:.3g} times as long as "
                  "PyTorch")
     if "gradient_check" in metrics:
