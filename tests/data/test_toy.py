@@ -29,3 +29,15 @@ def test_noise_changes_the_points():
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown dataset 'spirals'"):
         make_toy("spirals")
+
+
+@pytest.mark.parametrize("name", ["moons", "circles", "blobs"])
+def test_the_validation_draw_is_the_same_distribution_apart_from_train_and_test(name):
+    """A sweep tunes on x_val, a fresh draw (blobs: around the same centres), as many points
+    as the test split, standardised with the train statistics; train and test are as before."""
+    data = make_toy(name, n_samples=600, seed=3)
+    assert data.x_val.shape == data.x_test.shape and data.x_val.dtype == np.float32
+    assert not set(map(tuple, data.x_val.tolist())) & set(map(tuple, data.x_train.tolist()))
+    for k in range(data.n_classes):  # each class's points where the training ones are
+        assert np.linalg.norm(data.x_val[data.y_val == k].mean(0)
+                              - data.x_train[data.y_train == k].mean(0)) < 0.3

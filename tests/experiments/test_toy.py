@@ -10,7 +10,7 @@ from nnlab.experiments import toy
 from nnlab.experiments.toy import Config
 
 FILES = {"config.json", "history.csv", "metrics.json", "dataset.png", "curves.png", "boundary.png"}
-IMPL_KEYS = {"train_acc", "test_acc", "train_loss", "test_loss", "wall_s"}
+IMPL_KEYS = {"train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss", "wall_s"}
 
 
 @pytest.mark.slow
