@@ -134,6 +134,12 @@ def test_a_sweep_tracked_to_an_mlflow_server_is_one_experiment_of_its_trials(ser
     lrs = sorted(float(p["value"]) for r in runs for p in r["data"]["params"]
                  if p["key"] == "lr")
     assert len(lrs) >= 3
+    # each trial's MLflow run carries the sweep's number for it, as trials.md shows it
+    table = (out / "trials.md").read_text()
+    for t in (t for t in tags if t["nnlab.folder"].startswith(str(out))):
+        assert t["nnlab.sweep.measured"] == "final"
+        assert f"| {t['nnlab.sweep.trial']} | complete | " in table
+        assert f"| {t['nnlab.sweep.val_acc']} | final |" in table
     import os
 
     assert "NNLAB_MLFLOW_EXPERIMENT" not in os.environ  # later runs are their own again

@@ -39,6 +39,7 @@ from typing import Any
 
 from nnlab import api, experiments
 from nnlab.config import field_kind, flag_name, parse_sizes, shown
+from nnlab.engine import tracking
 from nnlab.engine.files import read_json, write_json_atomic
 from nnlab.engine.history import flatten
 from nnlab.errors import ConfigError, Interrupted, NnlabError
@@ -443,6 +444,10 @@ def _objective(spec: Spec, exp: experiments.Experiment, out: Path, params: list[
         trial.set_user_attr("measured", measured)
         print(f"trial {trial.number}: {tried}: {spec.metric} {value:.4f} ({measured})",
               flush=True)
+        if spec.track is not None:  # the same number on the trial's MLflow run
+            tracking.tag_run(outcome.out, {"nnlab.sweep.trial": str(trial.number),
+                                           f"nnlab.sweep.{spec.metric}": f"{value:.4f}",
+                                           "nnlab.sweep.measured": measured})
         if pruned:
             raise optuna.TrialPruned()  # it keeps its last reported value
         return value
@@ -614,8 +619,6 @@ def sweep(experiment: str | Path | experiments.Experiment | None = None,
             raise ConfigError("nnlab sweep takes an experiment (NAME or FILE.py)")
         exp = _resolve(experiment)
         if track is not None:
-            from nnlab.engine import tracking
-
             tracking.check(track)
         if heartbeat < 1:
             raise ConfigError(f"--heartbeat must be >= 1 (seconds), got {heartbeat}")
@@ -630,8 +633,6 @@ def sweep(experiment: str | Path | experiments.Experiment | None = None,
         spec.storage = storage or ""  # "": study.db in the sweep folder, wherever it is
         spec.started = time.time()
         write_json_atomic(out / SWEEP_FILE, dataclasses.asdict(spec))
-    from nnlab.engine import tracking
-
     tracking.check(spec.track)
     p = [parse_param(t, exp.Config) for t in spec.params]
     try:

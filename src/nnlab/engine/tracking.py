@@ -175,3 +175,22 @@ def _param(v: Any) -> str:
     if isinstance(v, tuple | list):
         return ",".join(map(str, v))
     return str(v)[:500]
+
+
+def tag_run(run_dir: Path, tags: dict[str, str]) -> None:
+    """Tags on the MLflow run of a finished run folder (its id in ``config.json``): a
+    sweep's number for its trial. A store that fails is one warning, as for a run."""
+    from nnlab.engine.files import read_json
+
+    run_id = read_json(Path(run_dir) / "config.json").get("mlflow_run_id")
+    if not isinstance(run_id, str):
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+    except Exception as e:  # noqa: BLE001 - MLflow may fail in any way; the sweep goes on
+        print(f"nnlab: warning: MLflow: {type(e).__name__}: {str(e).strip()[:200]}",
+              file=sys.stderr, flush=True)
