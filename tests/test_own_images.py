@@ -225,3 +225,13 @@ def test_eval_says_when_the_data_changed_since_the_run(photos, nnlab_cache, tmp_
     (copy / "cat" / "000.jpg").unlink()
     assert main(["eval", str(run)]) == 0
     assert "the data is not what this run trained on" in capsys.readouterr().err
+
+
+def test_a_validation_split_that_empties_a_class_is_one_line(photos, nnlab_cache, tmp_path,
+                                                            capsys):
+    """270 training images, 90 a class: 269 for validation would take a whole class."""
+    assert main(["run", "cifar-speedrun", "--quick", "--data", str(photos), "--val-size",
+                 "269", "--out", str(tmp_path / "run")]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "decod" not in line]
+    assert len(err) == 1 and "none would be left to train on" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -380,6 +380,10 @@ def stratified_split(y: torch.Tensor, val_size: int, seed: int = 0
         idx = torch.nonzero(y == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=gen)]
         k = base + (1 if i < extra else 0)
+        if k >= len(idx):
+            raise DataError(f"--val-size {val_size} takes {k} images of class {int(c)}, which "
+                            f"has {len(idx)}: none would be left to train on; lower it "
+                            f"(0: a tenth of the images)")
         val_parts.append(idx[:k])
         train_parts.append(idx[k:])
     return torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
