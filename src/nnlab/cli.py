@@ -280,6 +280,33 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                     help="continue the sweep in DIR: finished trials kept, interrupted ones "
                          "resumed from their checkpoints")
     sw.set_defaults(flags=[])  # after --: the experiment's own flags, fixed for every trial
+    course = sub.add_parser("course", help="the study as an assignment: nnlab course init "
+                            "DIR, then nnlab course check DIR",
+                            description="Skeletons to complete (generated from nnlab's own "
+                            "reference modules) and checks that explain: each check one line, "
+                            "on shapes and seeds drawn fresh every run, with a hint on failure. "
+                            "Part I's four NumPy layers so far.")
+    steps = course.add_subparsers(dest="step", required=True, metavar="STEP",
+                                  parser_class=_Parser)
+    init = steps.add_parser("init", help="write the assignment's files into a new folder",
+                            description="Write the skeletons (or, with --solved, nnlab's "
+                            "reference bodies) and a README that says what to do, in order.")
+    init.add_argument("dir", type=Path, metavar="DIR", help="a new or empty folder")
+    init.add_argument("--part", default="1", choices=("1",),
+                      help="which part of the study (default: 1, the NumPy MLP's layers)")
+    init.add_argument("--solved", action="store_true",
+                      help="the reference bodies filled in: for teachers, and to see every "
+                           "check pass")
+    chk = steps.add_parser("check", help="check the code in DIR: one line per check",
+                           description="Every check of DIR/modules.py, each in a process of "
+                           "its own with a time limit; exit 0 only when all pass.")
+    chk.add_argument("dir", type=Path, metavar="DIR", help="the folder course init wrote")
+    chk.add_argument("name", nargs="?", default=None, metavar="NAME",
+                     help="only the checks whose name starts with NAME (Linear, "
+                          "SoftMax.backward)")
+    chk.add_argument("--seed", type=int, default=None, metavar="N",
+                     help="draw the shapes and values of an earlier run again (it printed "
+                          "its seed)")
     run = sub.add_parser("run", help="run one experiment: nnlab run NAME|FILE.py [flags]")
     names = run.add_subparsers(dest="experiment", required=True, metavar="NAME",
                                parser_class=_Parser)
@@ -491,6 +518,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
         elif args.command == "sweep":
             _cmd_sweep(args)
+        elif args.command == "course":
+            from nnlab import course
+
+            if args.step == "init":
+                for path in course.init(args.dir, args.part, args.solved):
+                    print(f"wrote {path}")
+                print(f"next: read {args.dir / 'README.md'}, then nnlab course check "
+                      f"{args.dir}")
+            elif not all(r.passed for r in course.check(args.dir, args.name, args.seed)):
+                return 1
         elif args.command == "reproduce":
             from nnlab.study.reproduce import reproduce
 
