@@ -112,3 +112,32 @@ def test_course_errors_are_one_line(tmp_path, capsys):
     course.init(tmp_path / "s")
     assert main(["course", "check", str(tmp_path / "s"), "Conv"]) == 1
     assert "no check is named 'Conv'" in capsys.readouterr().err
+
+
+def test_a_folder_of_submissions_is_graded_into_a_table(tmp_path, monkeypatch, capsys):
+    """Four students: right, partly wrong (no 1/N), raising at import, hanging; each gets its
+    row, within the time limits, and the submissions are left as they were."""
+    subs = tmp_path / "submissions"
+    course.init(subs / "ada", with_solutions=True)
+    _solved_with(tmp_path / "b", "return -self.onehot / self.probs / self.probs.shape[0]",
+                 "return -self.onehot / self.probs").rename(subs / "bob")
+    course.init(subs / "cy", with_solutions=True)
+    (subs / "cy" / "modules.py").write_text("import numpy as np\n1 / 0\n")
+    _solved_with(tmp_path / "d", "        self.mask = x > 0\n",
+                 "        while True:\n            pass\n").rename(subs / "dee")
+    before = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
+    monkeypatch.setattr(checks, "LIMIT_S", 2.0)
+    assert main(["course", "grade", str(subs), "--out", str(tmp_path / "grades.csv")]) == 0
+    import csv
+
+    rows = {r["submission"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+    assert rows["ada"]["passed"] == "8" and rows["cy"]["passed"] == "0"
+    assert rows["bob"]["passed"] == "7" and rows["bob"]["CrossEntropy.backward"] == "fail"
+    assert rows["dee"]["ReLU.forward"] == "fail" and "did not finish" in rows["dee"]["note"]
+    assert rows["dee"]["Linear.forward"] == "pass"
+    assert "ZeroDivisionError" in rows["cy"]["note"]
+    summary = (tmp_path / "grades.md").read_text()
+    assert "| bob | 7 of 8 | CrossEntropy.backward |" in summary
+    assert {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()} == before
+    assert main(["course", "grade", str(subs), "--out", str(tmp_path / "grades.csv")]) == 1
+    assert "never written over" in capsys.readouterr().err

@@ -307,6 +307,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     chk.add_argument("--seed", type=int, default=None, metavar="N",
                      help="draw the shapes and values of an earlier run again (it printed "
                           "its seed)")
+    grd = steps.add_parser("grade", help="check every submission folder: a CSV of checks by "
+                           "student", description="Each submission folder in SUBMISSIONS "
+                           "checked in a temporary copy, each check in its own process with a "
+                           "time limit and a memory limit, the same seed for all; one bad "
+                           "submission never stops the rest. Writes OUT (CSV) and OUT with .md "
+                           "(a summary).")
+    grd.add_argument("submissions", type=Path, metavar="SUBMISSIONS",
+                     help="a folder holding one folder per submission")
+    grd.add_argument("--out", type=Path, required=True, metavar="FILE.csv",
+                     help="the grades (never written over)")
+    grd.add_argument("--seed", type=int, default=None, metavar="N",
+                     help="the draws every submission is checked on (default: fresh)")
     run = sub.add_parser("run", help="run one experiment: nnlab run NAME|FILE.py [flags]")
     names = run.add_subparsers(dest="experiment", required=True, metavar="NAME",
                                parser_class=_Parser)
@@ -526,6 +538,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"wrote {path}")
                 print(f"next: read {args.dir / 'README.md'}, then nnlab course check "
                       f"{args.dir}")
+            elif args.step == "grade":
+                from nnlab.course.grade import grade
+
+                print(f"grades: {grade(args.submissions, args.out, args.seed)}")
             elif not all(r.passed for r in course.check(args.dir, args.name, args.seed)):
                 return 1
         elif args.command == "reproduce":

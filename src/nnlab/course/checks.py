@@ -252,15 +252,30 @@ def _one(path: Path, name: str, seed: int) -> tuple[bool, str, str]:
         return False, f"raised {_student_lines(e, path)}", ""
 
 
-def run_check(path: Path, name: str, seed: int, limit_s: float | None = None) -> Result:
+def _memory_limit(mb: int | None) -> Callable[[], None] | None:
+    """What the check's process runs before the student's code: at most ``mb`` MiB of
+    address space (POSIX), so a runaway allocation fails inside it."""
+    if mb is None:
+        return None
+
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (mb * 2**20, mb * 2**20))
+    return limit
+
+
+def run_check(path: Path, name: str, seed: int, limit_s: float | None = None,
+              memory_mb: int | None = None) -> Result:
     """Check ``name`` on the module at ``path`` in a Python process of its own (the
-    student's code shares nothing with nnlab's), stopped after ``limit_s`` seconds (default
-    :data:`LIMIT_S`)."""
+    student's code shares nothing with nnlab's; it runs in the module's folder), stopped
+    after ``limit_s`` seconds (default :data:`LIMIT_S`), with at most ``memory_mb`` MiB."""
     limit_s = LIMIT_S if limit_s is None else limit_s
     try:
         done = subprocess.run([sys.executable, "-m", "nnlab.course.checks", str(path), name,
                                str(seed)], capture_output=True, text=True, timeout=limit_s,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+                              env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=path.parent,
+                              preexec_fn=_memory_limit(memory_mb))
     except subprocess.TimeoutExpired:
         return Result(name, False, f"did not finish in {limit_s:g} s",
                       "an endless loop, or a loop over every element that a whole-array "
@@ -274,7 +289,7 @@ def run_check(path: Path, name: str, seed: int, limit_s: float | None = None) ->
 
 
 def check(folder: str | Path, only: str | None = None, seed: int | None = None,
-          out: Callable[[str], None] = print) -> list[Result]:
+          out: Callable[[str], None] = print, memory_mb: int | None = None) -> list[Result]:
     """Every check of the student's ``modules.py`` in ``folder`` (``only``: those whose name
     starts with it, 'Linear' or 'SoftMax.backward'), each line to ``out``. ``seed``: replay a
     run's draws (default: fresh ones, printed first)."""
@@ -289,7 +304,7 @@ def check(folder: str | Path, only: str | None = None, seed: int | None = None,
     out(f"checking {path} (seed {seed}: --seed {seed} draws the same again)")
     results = []
     for i, name in enumerate(names):
-        result = run_check(path, name, seed + i)
+        result = run_check(path.resolve(), name, seed + i, memory_mb=memory_mb)
         out(result.line())
         results.append(result)
     passed = sum(r.passed for r in results)

@@ -1,0 +1,62 @@
+"""``nnlab course grade SUBMISSIONS/``: every submission folder checked as ``nnlab course
+check`` checks it, in a temporary copy (the student's code runs there, never in the
+submission), each check in its own process with a time and a memory limit, one seed for all
+(every student gets the same draws); one bad submission never stops the rest. The result:
+a CSV with a cell per check and student, and a Markdown summary beside it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from nnlab.course.checks import CHECKS, check
+from nnlab.errors import NnlabError
+
+MEMORY_MB = 2048  # per check's process
+
+
+def grade(submissions: str | Path, out: str | Path, seed: int | None = None,
+          say: Callable[[str], None] = print, memory_mb: int = MEMORY_MB) -> Path:
+    """Grade each folder in ``submissions`` (sorted) into ``out`` (a .csv; the summary goes
+    to the same name with .md). Returns the CSV's path."""
+    submissions, out = Path(submissions), Path(out)
+    if not submissions.is_dir():
+        raise NnlabError(f"{submissions}: no such folder (one folder per submission in it)")
+    folders = sorted(p for p in submissions.iterdir() if p.is_dir())
+    if not folders:
+        raise NnlabError(f"{submissions}: no submission folders in it")
+    if out.exists():
+        raise NnlabError(f"{out} exists: grades are never written over; give another --out")
+    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    rows = []
+    for folder in folders:
+        row = {"submission": folder.name}
+        with tempfile.TemporaryDirectory(prefix="nnlab-grade-") as tmp:
+            copy = Path(tmp) / folder.name
+            shutil.copytree(folder, copy, symlinks=True)
+            try:
+                results = {r.name: r for r in check(copy, seed=seed, out=lambda line: None,
+                                                    memory_mb=memory_mb)}
+                row.update({n: "pass" if results[n].passed else "fail" for n in CHECKS})
+                row["passed"] = str(sum(r.passed for r in results.values()))
+                row["note"] = "; ".join(f"{n}: {r.said}" for n, r in results.items()
+                                        if not r.passed)[:500]
+            except NnlabError as e:  # no modules.py, say
+                row.update({n: "fail" for n in CHECKS}, passed="0", note=str(e))
+        rows.append(row)
+        say(f"{folder.name}: {row['passed']} of {len(CHECKS)} checks pass")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["submission", *CHECKS, "passed", "note"])
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# Grades: {submissions} (seed {seed})", "",
+             "| submission | passed | failed checks |", "| --- | --- | --- |"]
+    lines += [f"| {r['submission']} | {r['passed']} of {len(CHECKS)} | "
+              + (", ".join(n for n in CHECKS if r[n] == "fail") or "none") + " |" for r in rows]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return out
