@@ -141,3 +141,34 @@ def test_a_folder_of_submissions_is_graded_into_a_table(tmp_path, monkeypatch, c
     assert {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()} == before
     assert main(["course", "grade", str(subs), "--out", str(tmp_path / "grades.csv")]) == 1
     assert "never written over" in capsys.readouterr().err
+
+
+def test_your_layers_train_through_the_same_engine(tmp_path, capsys):
+    """nnlab run toy --impl DIR with the reference in DIR gives the numbers of nnlab run toy
+    (same data, same initial weights); config.json names the folder and a hash of its code;
+    a resume imports it only when --impl is given again; a wrong backward is said."""
+    import json
+
+    course.init(tmp_path / "mine", with_solutions=True)
+    quick = ["run", "toy", "--quick", "--epochs", "30"]
+    assert main([*quick, "--impl", str(tmp_path / "mine"), "--out", str(tmp_path / "a")]) == 0
+    assert main([*quick, "--out", str(tmp_path / "b")]) == 0
+
+    def untimed(run):  # noqa: ANN001, ANN202
+        m = json.loads((run / "metrics.json").read_text())
+        return {impl: {k: v for k, v in m[impl].items() if k != "wall_s"}
+                for impl in ("numpy", "torch")}, m["gradient_check"]
+
+    assert untimed(tmp_path / "a") == untimed(tmp_path / "b")
+    impl = json.loads((tmp_path / "a" / "config.json").read_text())["impl_code"]
+    assert impl["path"] == str((tmp_path / "mine").resolve()) and len(impl["sha256"]) == 16
+    capsys.readouterr()
+    assert main(["run", "toy", "--resume", str(tmp_path / "a"), "--epochs", "40"]) == 1
+    assert "give --impl again" in capsys.readouterr().err
+    assert main(["run", "toy", "--resume", str(tmp_path / "a"), "--epochs", "40", "--impl",
+                 str(tmp_path / "mine")]) == 0
+    wrong = _solved_with(tmp_path / "w", 'self.grads["bias"] = dout.sum(axis=0)',
+                         'self.grads["bias"] = dout.mean(axis=0)')
+    capsys.readouterr()
+    assert main([*quick, "--impl", str(wrong), "--out", str(tmp_path / "c")]) == 0
+    assert "the gradient check FAILS" in capsys.readouterr().out

@@ -35,11 +35,15 @@ PRECISIONS = ("auto", "bf16", "fp32")  # and of its precision field
 
 def option(default: Any, help: str, choices: tuple | None = None, *, ge: float | None = None,
            gt: float | None = None, le: float | None = None, lt: float | None = None,
-           shown: str | None = None, metavar: str | None = None) -> Any:
+           shown: str | None = None, metavar: str | None = None, code: bool = False) -> Any:
     """A dataclass field: its default, the help line of its flag, optional choices, bounds
     (``ge``/``gt``/``le``/``lt``) and, for a ``None`` default that no ``RECIPES`` entry
-    describes, ``shown``: what ``--help`` prints as the default."""
+    describes, ``shown``: what ``--help`` prints as the default. ``code``: the field names a
+    user's code (a folder of modules), which a resume imports only when the user names it
+    again: nnlab never imports code that a run folder names."""
     metadata: dict[str, Any] = {"help": help}
+    if code:
+        metadata["code"] = True
     if choices is not None:
         metadata["choices"] = choices
     bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt))

@@ -474,8 +474,9 @@ def fit(
 def evaluate_numpy(
     model, x: np.ndarray, y: np.ndarray, batch_size: int = 4096
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of a NumPy MLP on x (N, D) with labels y (N,)."""
-    ce = CrossEntropy()
+    """Mean cross-entropy and accuracy of a NumPy MLP on x (N, D) with labels y (N,) (its
+    own kind of loss: :meth:`~nnlab.numpy_nn.MLP.criterion`)."""
+    ce = model.criterion() if hasattr(model, "criterion") else CrossEntropy()
     loss_sum, correct = 0.0, 0
     for i in range(0, len(y), batch_size):
         probs = model.forward(x[i:i + batch_size])

@@ -241,6 +241,12 @@ def resumed_config(exp: Any, run_dir: Path, given: Mapping[str, Any],
     fields = {f.name for f in dataclasses.fields(exp.Config)}
     if unknown := sorted(set(given) - fields):
         raise ConfigError(f"{exp.name} has no flag --{flag_name(unknown[0])}")
+    for f in dataclasses.fields(exp.Config):  # a user's code is imported only when named
+        if f.metadata.get("code") and getattr(config, f.name) and f.name not in given:
+            flag = f"--{flag_name(f.name)}"
+            raise NnlabError(f"--resume {run_dir}: this run trained the code in "
+                             f"{getattr(config, f.name)}; nnlab never imports code that a run "
+                             f"folder names: give {flag} again to go on with it")
     changes = {}
     for name, value in given.items():
         old = getattr(config, name)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import importlib.util
 import math
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -14,6 +17,7 @@ from nnlab import numpy_nn
 from nnlab.config import shown
 from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
 from nnlab.engine import History, Run, evaluate, evaluate_numpy, fit, fit_numpy
+from nnlab.errors import ConfigError
 from nnlab.experiments.configs.toy import QUICK, Config
 from nnlab.models.mlp import MLP
 from nnlab.numpy_nn.gradcheck import numeric_gradient_at, rel_error
@@ -23,6 +27,7 @@ from nnlab.registry import Experiment, describe
 IMPLS = ("numpy", "torch")
 GRADCHECK_POINTS = 16  # training points the gradient check's loss is taken over
 GRADCHECK_ELEMENTS = 32  # elements of each parameter checked by centred differences
+GRADCHECK_WRONG = 1e-4  # a relative error above this: the backward is wrong (right: ~1e-7)
 
 
 def train(config: Config, run: Run) -> dict:
@@ -39,13 +44,14 @@ def train(config: Config, run: Run) -> dict:
     data = make_toy(config.dataset, config.n_samples, config.noise, config.test_size, config.seed)
     n_in, n_classes = data.x_train.shape[1], data.n_classes
 
+    impl = student_modules(config.impl, run) if config.impl else None  # --impl: your layers
     # One set of initial weights, drawn by the NumPy MLP and copied into the torch MLP.
-    np_model = numpy_nn.MLP(n_in, config.hidden, n_classes, seed=config.seed)
+    np_model = numpy_nn.MLP(n_in, config.hidden, n_classes, seed=config.seed, modules=impl)
     torch_model = MLP(n_in, config.hidden, n_classes)
     torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in np_model.state_dict().items()})
     grad_check = gradient_check(np_model.state_dict(), n_in, config.hidden, n_classes,
                                 data.x_train[:GRADCHECK_POINTS], data.y_train[:GRADCHECK_POINTS],
-                                seed=config.seed)
+                                seed=config.seed, modules=impl)
 
     if config.optimizer == "sgd":
         kwargs = dict(lr=config.lr, momentum=config.momentum)
@@ -89,7 +95,8 @@ def train(config: Config, run: Run) -> dict:
 
 
 def gradient_check(state: dict[str, np.ndarray], n_in: int, hidden: tuple[int, ...],
-                   n_classes: int, x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
+                   n_classes: int, x: np.ndarray, y: np.ndarray, seed: int = 0,
+                   modules: ModuleType | None = None) -> dict:
     """The NumPy MLP's hand-written backward, checked in float64 at the weights ``state``
     on the batch x (N, n_in), y (N,) of class indices: against centred differences of its own
     loss (on up to GRADCHECK_ELEMENTS elements of each parameter, drawn with ``seed``) and
@@ -98,11 +105,12 @@ def gradient_check(state: dict[str, np.ndarray], n_in: int, hidden: tuple[int, .
     Returns ``{"params": {"net.0.weight": {"vs_differences": e, "vs_autograd": e}, ...},
     "max_vs_differences": e, "max_vs_autograd": e, "points": N, "elements": k}`` with e the
     relative error of :func:`~nnlab.numpy_nn.gradcheck.rel_error`: ~1e-7 or less when the
-    backward is right, 1e-2 or more when it is wrong."""
-    model = numpy_nn.MLP(n_in, hidden, n_classes, dtype=np.float64)
+    backward is right, 1e-2 or more when it is wrong. ``modules``: the layers checked (a
+    student's, with ``--impl``; default nnlab's)."""
+    model = numpy_nn.MLP(n_in, hidden, n_classes, dtype=np.float64, modules=modules)
     model.load_state_dict(state)
     x = x.astype(np.float64)
-    ce = numpy_nn.CrossEntropy()
+    ce = model.criterion()
 
     def loss() -> float:
         return ce.forward(model.forward(x), y)
@@ -116,8 +124,9 @@ def gradient_check(state: dict[str, np.ndarray], n_in: int, hidden: tuple[int, .
     autograd = dict(twin.named_parameters())
     rng = np.random.default_rng(seed)
     params = {}
+    linears = {id(layer) for layer in model.linears()}
     for i, layer in enumerate(model.layers):
-        if not isinstance(layer, numpy_nn.Linear):
+        if id(layer) not in linears:
             continue
         for name, value in layer.params.items():
             grad = layer.grads[name].copy()  # the differences below call forward, not backward
@@ -128,6 +137,30 @@ def gradient_check(state: dict[str, np.ndarray], n_in: int, hidden: tuple[int, .
     return {"params": params, **{f"max_{k}": max(p[k] for p in params.values())
                                  for k in ("vs_differences", "vs_autograd")},
             "points": len(y), "elements": GRADCHECK_ELEMENTS}
+
+
+def student_modules(folder: str, run: Run) -> ModuleType:
+    """The ``modules.py`` of ``--impl DIR`` (named on the command line: nnlab never imports
+    code a run folder names), loaded; config.json records its path and a hash of it."""
+    path = Path(folder).expanduser().resolve() / "modules.py"
+    if not path.is_file():
+        raise ConfigError(f"--impl {folder}: no modules.py there (nnlab course init DIR "
+                          "writes one to complete)")
+    name = f"nnlab_impl_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - whatever the student's file raises on import
+        raise ConfigError(f"--impl {folder}: modules.py fails to load ({type(e).__name__}: "
+                          f"{str(e).strip()[:160]}); nnlab course check {folder} says more"
+                          ) from None
+    if missing := [c for c in ("Linear", "ReLU", "SoftMax", "CrossEntropy")
+                   if not hasattr(module, c)]:
+        raise ConfigError(f"--impl {folder}: modules.py has no {missing[0]} class")
+    run.record(impl_code={"path": str(path.parent),
+                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]})
+    return module
 
 
 def _warm_up(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -177,6 +210,9 @@ def summarize(metrics: dict) -> str:
         lines.append(f"hand-written gradients at the initial weights: largest relative error "
                      f"{g['max_vs_differences']:.1e} against centred differences, "
                      f"{g['max_vs_autograd']:.1e} against autograd")
+        if max(g["max_vs_differences"], g["max_vs_autograd"]) > GRADCHECK_WRONG:
+            lines.append("the gradient check FAILS: the NumPy MLP's backward is wrong (nnlab "
+                         "course check DIR says where); its curves train on wrong gradients")
     return "\n".join(lines)
 
 

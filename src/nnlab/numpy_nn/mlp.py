@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from nnlab.numpy_nn.modules import DTypeLike, Linear, ReLU, SoftMax
+from nnlab.numpy_nn import modules as _modules
+from nnlab.numpy_nn.modules import CrossEntropy, DTypeLike, Linear
 
 
 class MLP:
@@ -28,15 +30,20 @@ class MLP:
         n_classes: int,
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
+        modules: Any = None,
     ) -> None:
+        """``modules``: where ``Linear``, ``ReLU``, ``SoftMax`` and ``CrossEntropy`` come
+        from (a student's ``modules.py``; default: nnlab's)."""
+        layers = modules if modules is not None else _modules
+        self._linear, self._criterion = layers.Linear, layers.CrossEntropy
         rng = np.random.default_rng(seed)
         sizes = [n_inputs, *n_hidden, n_classes]
         self.layers: list = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            self.layers.append(Linear(fan_in, fan_out, dtype=dtype, rng=rng))
+            self.layers.append(layers.Linear(fan_in, fan_out, dtype=dtype, rng=rng))
             if i < len(sizes) - 2:  # no ReLU after the output layer
-                self.layers.append(ReLU())
-        self.softmax = SoftMax()
+                self.layers.append(layers.ReLU())
+        self.softmax = layers.SoftMax()
         self.dtype = np.dtype(dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -54,14 +61,18 @@ class MLP:
 
     def linears(self) -> list[Linear]:
         """The layers that hold parameters, input to output (what an optimizer updates)."""
-        return [layer for layer in self.layers if isinstance(layer, Linear)]
+        return [layer for layer in self.layers if isinstance(layer, self._linear)]
+
+    def criterion(self) -> CrossEntropy:
+        """A new loss of this MLP's kind (its modules' CrossEntropy)."""
+        return self._criterion()
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """{'net.<i>.weight' | 'net.<i>.bias': array}, torch's key names; arrays are copies."""
         return {
             f"net.{i}.{k}": v.copy()
             for i, layer in enumerate(self.layers)
-            if isinstance(layer, Linear)
+            if isinstance(layer, self._linear)
             for k, v in layer.params.items()
         }
 

@@ -20,7 +20,7 @@ class NumpyStep:
 
     def __init__(self, model, optimizer, clip_norm: float | None = None) -> None:
         self.model, self.optimizer, self.clip_norm = model, optimizer, clip_norm
-        self.ce = CrossEntropy()
+        self.ce = model.criterion() if hasattr(model, "criterion") else CrossEntropy()
         self.classes: int | None = None  # seen in the probabilities: what chance level means
 
     def train(self) -> None:
