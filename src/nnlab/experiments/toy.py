@@ -65,18 +65,22 @@ def train(config: Config, run: Run) -> dict:
              torch.from_numpy(data.y_train[:8]))
     common = dict(epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, run=run)
     history = fit_numpy(np_model, np_opt, data.x_train, data.y_train,
-                        eval_sets={"test": (data.x_test, data.y_test)}, phase="numpy",
+                        eval_sets={"test": (data.x_test, data.y_test),  # val: what a sweep
+                                   "val": (data.x_val, data.y_val)},     # prunes on
+                        phase="numpy",
                         desc=f"{config.dataset} numpy", tags={"impl": "numpy"}, **common)
-    xt = {split: torch.from_numpy(getattr(data, f"x_{split}")) for split in ("train", "test")}
-    yt = {split: torch.from_numpy(getattr(data, f"y_{split}")) for split in ("train", "test")}
+    xt = {split: torch.from_numpy(getattr(data, f"x_{split}"))
+          for split in ("train", "test", "val")}
+    yt = {split: torch.from_numpy(getattr(data, f"y_{split}"))
+          for split in ("train", "test", "val")}
     history.extend(fit(torch_model, torch_opt, xt["train"], yt["train"],
-                       eval_sets={"test": (xt["test"], yt["test"])}, phase="torch",
+                       eval_sets={"test": (xt["test"], yt["test"]),
+                                  "val": (xt["val"], yt["val"])}, phase="torch",
                        desc=f"{config.dataset} torch", tags={"impl": "torch"}, **common))
     history.to_csv(run.out / "history.csv")
 
     # Final numbers: the trained models evaluated on the full train and test sets.
     metrics: dict = {}
-    xt["val"], yt["val"] = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
     for impl in IMPLS:
         m: dict[str, float] = {}
         for split in ("train", "test", "val"):  # val: a fresh draw, for tuning (sweeps)
