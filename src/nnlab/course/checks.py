@@ -47,7 +47,10 @@ class Sizes:
 
 
 def _sizes(rng: np.random.Generator) -> Sizes:
-    return Sizes(int(rng.integers(2, 8)), int(rng.integers(2, 7)), int(rng.integers(2, 6)))
+    """Fresh sizes, D never equal to C, so a transposed (D, C) gradient shows by its shape."""
+    n, d = int(rng.integers(2, 8)), int(rng.integers(2, 7))
+    c = int(rng.choice([k for k in range(2, 7) if k != d]))
+    return Sizes(n, d, c)
 
 
 def _close(name: str, got: object, want: np.ndarray, hint: str) -> None:
