@@ -9,13 +9,13 @@ import pytest
 from nnlab import course
 from nnlab.cli import main
 from nnlab.course import checks
-from nnlab.course.skeleton import PART_1, skeleton
+from nnlab.course.skeleton import assignments, skeleton
 
 
-def _solved_with(tmp_path, old: str, new: str):
+def _solved_with(tmp_path, old: str, new: str, file: str = "modules.py"):
     folder = tmp_path / "student"
-    course.init(folder, with_solutions=True)
-    path = folder / "modules.py"
+    course.init(folder, "all", with_solutions=True)
+    path = folder / file
     text = path.read_text()
     assert old in text, old
     path.write_text(text.replace(old, new))
@@ -27,33 +27,39 @@ def _lines(folder, only=None) -> dict[str, checks.Result]:
 
 
 def test_the_reference_passes_every_check_and_the_skeleton_none(tmp_path, capsys):
-    assert main(["course", "init", str(tmp_path / "solved"), "--solved"]) == 0
+    """Every part: nnlab's own bodies pass all 17 checks; the untouched skeletons fail each
+    in one line that names the body to write and its line."""
+    n = len(checks.CHECKS)
+    assert main(["course", "init", str(tmp_path / "solved"), "--part", "all", "--solved"]) == 0
     assert main(["course", "check", str(tmp_path / "solved")]) == 0
     out = capsys.readouterr().out
-    assert "8 of 8 checks pass" in out and out.count("✓") == 8
-    assert main(["course", "init", str(tmp_path / "mine")]) == 0
+    assert f"{n} of {n} checks pass" in out and out.count("✓") == n
+    assert main(["course", "init", str(tmp_path / "mine"), "--part", "all"]) == 0
     assert "next: read" in capsys.readouterr().out
     assert main(["course", "check", str(tmp_path / "mine")]) == 1
     out = capsys.readouterr().out.splitlines()
     failed = [line for line in out if line.startswith("✗")]
-    assert len(failed) == 8 and all("not written yet" in line for line in failed)
+    assert len(failed) == n and all("not written yet" in line and ".py line " in line
+                                    for line in failed)
     assert not any("Traceback" in line or "site-packages" in line or "nnlab/" in line
                    for line in out[1:])  # the student's file, never nnlab's internals
 
 
-def test_the_skeleton_keeps_every_signature_and_docstring_of_the_reference():
+@pytest.mark.parametrize("assignment", assignments(), ids=lambda a: a.name)
+def test_the_skeleton_keeps_every_signature_and_docstring_of_the_reference(assignment):
     """Generated from the reference, so it stays in step: the same classes, methods,
-    arguments and docstrings; only the methods to write lose their bodies."""
-    assignment = PART_1[0]
+    arguments and docstrings (of the classes the file holds); only the methods to write
+    lose their bodies."""
     ref = ast.parse(open(assignment.reference().__file__).read())
     skel = ast.parse(skeleton(assignment))
 
-    def methods(tree):  # noqa: ANN001, ANN202
+    def methods(tree, keep=None):  # noqa: ANN001, ANN202
         return {f"{c.name}.{f.name}": (ast.dump(f.args), ast.get_docstring(f))
                 for c in tree.body if isinstance(c, ast.ClassDef)
+                and (keep is None or c.name in keep)
                 for f in c.body if isinstance(f, ast.FunctionDef)}
 
-    assert methods(skel) == methods(ref)
+    assert methods(skel) == methods(ref, assignment.keep)
     for name in assignment.methods:
         cls, fn = name.split(".")
         body = next(f for c in skel.body if isinstance(c, ast.ClassDef) and c.name == cls
@@ -61,21 +67,33 @@ def test_the_skeleton_keeps_every_signature_and_docstring_of_the_reference():
         assert isinstance(body[-1], ast.Raise) and len(body) == 2  # docstring, raise
 
 
-@pytest.mark.parametrize(("name", "old", "new", "said"), [
+@pytest.mark.parametrize(("name", "old", "new", "said", "file"), [
     ("CrossEntropy.backward", "return -self.onehot / self.probs / self.probs.shape[0]",
-     "return -self.onehot / self.probs", "times too large: the loss is the mean"),
+     "return -self.onehot / self.probs", "times too large: the loss is the mean",
+     "modules.py"),
     ("Linear.backward", 'self.grads["weight"] = dout.T @ self.x',
-     'self.grads["weight"] = self.x.T @ dout', "it is transposed"),
+     'self.grads["weight"] = self.x.T @ dout', "it is transposed", "modules.py"),
     ("SoftMax.forward", "e = np.exp(x - x.max(axis=1, keepdims=True))", "e = np.exp(x)",
-     "exp overflows for large logits"),
+     "exp overflows for large logits", "modules.py"),
     ("Linear.forward", 'return x @ self.params["weight"].T + self.params["bias"]',
      'return np.ones((x.shape[0], self.params["bias"].shape[0]))',
-     "differs from the expected values"),
+     "differs from the expected values", "modules.py"),
     ("CrossEntropy.forward", "self.probs = np.maximum(probs, self.eps)",
-     "self.probs = np.maximum(probs, self.eps[0])", "modules.py line"),
-], ids=["no-1/N", "transposed-grad", "softmax-overflow", "constant-forward", "raises"])
-def test_a_students_usual_slips_are_caught_with_a_hint(name, old, new, said, tmp_path):
-    folder = _solved_with(tmp_path, old, new)
+     "self.probs = np.maximum(probs, self.eps[0])", "modules.py line", "modules.py"),
+    ("vanilla_rnn.cell", "            h = torch.tanh(torch.addmm(xp_t, h, W_hh_T))  # (B, H)\n"
+     "        return h", "            before = h\n"
+     "            h = torch.tanh(torch.addmm(xp_t, h, W_hh_T))  # (B, H)\n"
+     "        return before", "h is read before it is updated", "vanilla_rnn.py"),
+    ("numpy_mlp.backward", "dout = self.softmax.backward(dout)", "pass",
+     "self.softmax's backward first", "numpy_mlp.py"),
+    ("pytorch_mlp.layers", "            if i < len(sizes) - 2:\n                layers.append",
+     "            if True:\n                layers.append", "a ReLU after every Linear but the "
+     "last", "pytorch_mlp.py"),
+    ("lstm.cell", "c = f * c + i * g", "c = i * c + f * g", "c(t) = f c(t-1) + i g", "lstm.py"),
+], ids=["no-1/N", "transposed-grad", "softmax-overflow", "constant-forward", "raises",
+        "rnn-h-before-update", "mlp-no-softmax-backward", "torch-mlp-relu-last", "lstm-gates"])
+def test_a_students_usual_slips_are_caught_with_a_hint(name, old, new, said, file, tmp_path):
+    folder = _solved_with(tmp_path, old, new, file)
     found = _lines(folder, name)[name]
     assert not found.passed and said in found.line(), found.line()
 
@@ -108,10 +126,12 @@ def test_course_errors_are_one_line(tmp_path, capsys):
     assert "not an empty folder; nothing was written" in capsys.readouterr().err
     assert (tmp_path / "full" / "mine.py").read_text() == "# earlier work\n"
     assert main(["course", "check", str(tmp_path / "nowhere")]) == 1
-    assert "no modules.py" in capsys.readouterr().err
+    assert "none of the assignment's files" in capsys.readouterr().err
     course.init(tmp_path / "s")
     assert main(["course", "check", str(tmp_path / "s"), "Conv"]) == 1
     assert "no check is named 'Conv'" in capsys.readouterr().err
+    assert main(["course", "check", str(tmp_path / "s"), "lstm"]) == 1  # Part III not there
+    assert "✗ lstm.cell: no lstm.py in" in capsys.readouterr().out
 
 
 def test_a_folder_of_submissions_is_graded_into_a_table(tmp_path, monkeypatch, capsys):
@@ -123,21 +143,23 @@ def test_a_folder_of_submissions_is_graded_into_a_table(tmp_path, monkeypatch, c
                  "return -self.onehot / self.probs").rename(subs / "bob")
     course.init(subs / "cy", with_solutions=True)
     (subs / "cy" / "modules.py").write_text("import numpy as np\n1 / 0\n")
-    _solved_with(tmp_path / "d", "        self.mask = x > 0\n",
-                 "        while True:\n            pass\n").rename(subs / "dee")
+    _solved_with(tmp_path / "d", "        return self.net(x)\n",
+                 "        while True:\n            pass\n", "pytorch_mlp.py").rename(subs / "dee")
     before = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
     monkeypatch.setattr(checks, "LIMIT_S", 2.0)
-    assert main(["course", "grade", str(subs), "--out", str(tmp_path / "grades.csv")]) == 0
+    assert main(["course", "grade", str(subs), "--part", "1", "--out",
+                 str(tmp_path / "grades.csv")]) == 0
     import csv
 
     rows = {r["submission"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
-    assert rows["ada"]["passed"] == "8" and rows["cy"]["passed"] == "0"
-    assert rows["bob"]["passed"] == "7" and rows["bob"]["CrossEntropy.backward"] == "fail"
-    assert rows["dee"]["ReLU.forward"] == "fail" and "did not finish" in rows["dee"]["note"]
-    assert rows["dee"]["Linear.forward"] == "pass"
+    assert rows["ada"]["passed"] == "13"
+    assert rows["cy"]["passed"] == "2"  # all but its own pytorch_mlp.py import modules.py
+    assert rows["bob"]["passed"] == "12" and rows["bob"]["CrossEntropy.backward"] == "fail"
+    assert rows["dee"]["pytorch_mlp.layers"] == "fail" and "did not finish" in rows["dee"]["note"]
+    assert rows["dee"]["passed"] == "11" and rows["dee"]["Linear.forward"] == "pass"
     assert "ZeroDivisionError" in rows["cy"]["note"]
     summary = (tmp_path / "grades.md").read_text()
-    assert "| bob | 7 of 8 | CrossEntropy.backward |" in summary
+    assert "| bob | 12 of 13 | CrossEntropy.backward |" in summary
     assert {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()} == before
     assert main(["course", "grade", str(subs), "--out", str(tmp_path / "grades.csv")]) == 1
     assert "never written over" in capsys.readouterr().err

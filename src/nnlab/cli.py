@@ -284,26 +284,30 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                             "DIR, then nnlab course check DIR",
                             description="Skeletons to complete (generated from nnlab's own "
                             "reference modules) and checks that explain: each check one line, "
-                            "on shapes and seeds drawn fresh every run, with a hint on failure. "
-                            "Part I's four NumPy layers so far.")
+                            "on shapes and seeds drawn fresh every run, with a hint on failure; "
+                            "then nnlab run toy|cifar-cnn|palindrome --impl DIR trains your "
+                            "code.")
     steps = course.add_subparsers(dest="step", required=True, metavar="STEP",
                                   parser_class=_Parser)
     init = steps.add_parser("init", help="write the assignment's files into a new folder",
                             description="Write the skeletons (or, with --solved, nnlab's "
                             "reference bodies) and a README that says what to do, in order.")
     init.add_argument("dir", type=Path, metavar="DIR", help="a new or empty folder")
-    init.add_argument("--part", default="1", choices=("1",),
-                      help="which part of the study (default: 1, the NumPy MLP's layers)")
+    init.add_argument("--part", default="1", choices=("1", "2", "3", "all"),
+                      help="which part of the study: 1 the MLP (NumPy layers, NumPy and "
+                           "PyTorch MLPs), 2 the reduced VGG, 3 the recurrent cells "
+                           "(default: 1)")
     init.add_argument("--solved", action="store_true",
                       help="the reference bodies filled in: for teachers, and to see every "
                            "check pass")
     chk = steps.add_parser("check", help="check the code in DIR: one line per check",
-                           description="Every check of DIR/modules.py, each in a process of "
-                           "its own with a time limit; exit 0 only when all pass.")
+                           description="Every check of the assignment's files in DIR, each in "
+                           "a process of its own with a time limit; exit 0 only when all "
+                           "pass.")
     chk.add_argument("dir", type=Path, metavar="DIR", help="the folder course init wrote")
     chk.add_argument("name", nargs="?", default=None, metavar="NAME",
-                     help="only the checks whose name starts with NAME (Linear, "
-                          "SoftMax.backward)")
+                     help="only a part's checks (1, 2, 3) or those whose name starts "
+                          "with NAME (Linear, SoftMax.backward, numpy_mlp, vanilla_rnn)")
     chk.add_argument("--seed", type=int, default=None, metavar="N",
                      help="draw the shapes and values of an earlier run again (it printed "
                           "its seed)")
@@ -319,6 +323,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                      help="the grades (never written over)")
     grd.add_argument("--seed", type=int, default=None, metavar="N",
                      help="the draws every submission is checked on (default: fresh)")
+    grd.add_argument("--part", default="all", choices=("1", "2", "3", "all"),
+                     help="grade only this part's checks (default: all; a file a submission "
+                          "lacks fails its checks)")
     run = sub.add_parser("run", help="run one experiment: nnlab run NAME|FILE.py [flags]")
     names = run.add_subparsers(dest="experiment", required=True, metavar="NAME",
                                parser_class=_Parser)
@@ -541,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.step == "grade":
                 from nnlab.course.grade import grade
 
-                print(f"grades: {grade(args.submissions, args.out, args.seed)}")
+                print(f"grades: {grade(args.submissions, args.out, args.seed, part=args.part)}")
             elif not all(r.passed for r in course.check(args.dir, args.name, args.seed)):
                 return 1
         elif args.command == "reproduce":

@@ -11,199 +11,63 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import queue
 import subprocess
 import sys
+import tempfile
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import IO
 
 import numpy as np
 
+from nnlab.course.findings import Wrong
 from nnlab.errors import NnlabError
-from nnlab.numpy_nn import modules as reference
-from nnlab.numpy_nn.gradcheck import numeric_gradient, rel_error
 
-LIMIT_S = 10.0  # per check
-TOLERANCE = 1e-6  # relative error of a gradient against centred differences, in float64
+LIMIT_S = 10.0  # per check (a check that trains a network gets twice that)
 
 
-class Wrong(Exception):
-    """A check's finding: what is wrong, and a hint."""
+@dataclass(frozen=True)
+class Check:
+    """One check: the student's ``file`` it loads, the ``part`` it belongs to, the function
+    that checks the loaded module, and whether it trains (a longer limit)."""
 
-    def __init__(self, what: str, hint: str = "") -> None:
-        super().__init__(what)
-        self.what, self.hint = what, hint
-
-
-@dataclass
-class Sizes:
-    """The shapes a check draws: N rows, D features in, C out."""
-
-    n: int
-    d: int
-    c: int
+    file: str
+    part: str
+    run: Callable[[ModuleType, np.random.Generator], str]
+    trains: bool = False
+    needs: tuple[str, ...] = ()  # modules imported before the clock starts
 
 
-def _sizes(rng: np.random.Generator) -> Sizes:
-    """Fresh sizes, D never equal to C, so a transposed (D, C) gradient shows by its shape."""
-    n, d = int(rng.integers(2, 8)), int(rng.integers(2, 7))
-    c = int(rng.choice([k for k in range(2, 7) if k != d]))
-    return Sizes(n, d, c)
+from nnlab.course import layers, networks  # noqa: E402 - after Check, which they do not need
 
-
-def _close(name: str, got: object, want: np.ndarray, hint: str) -> None:
-    if not isinstance(got, np.ndarray | float | int | np.floating):
-        raise Wrong(f"{name} is a {type(got).__name__}, expected an array of shape "
-                    f"{want.shape}", hint)
-    got = np.asarray(got)
-    if got.shape != want.shape:
-        raise Wrong(f"{name} has shape {got.shape}, expected {want.shape}", hint)
-    if not np.all(np.isfinite(got)):
-        raise Wrong(f"{name} holds NaN or inf", hint)
-    if not np.allclose(got, want, rtol=1e-5, atol=1e-7):
-        raise Wrong(f"{name} differs from the expected values (largest error "
-                    f"{np.abs(got - want).max():.3g})", hint)
-
-
-def _gradient(name: str, got: object, numeric: np.ndarray, n: int, hint: str) -> None:
-    """``got`` against centred differences, with a hint for the usual slips."""
-    got_arr = np.asarray(got) if isinstance(got, np.ndarray) else None
-    if got_arr is None:
-        raise Wrong(f"{name} is a {type(got).__name__}, expected an array of shape "
-                    f"{numeric.shape}", hint)
-    if got_arr.shape != numeric.shape:
-        transposed = got_arr.shape == numeric.shape[::-1] and len(numeric.shape) == 2
-        raise Wrong(f"{name} has shape {got_arr.shape}, expected {numeric.shape}",
-                    "it is transposed: a gradient has the shape of what it is the gradient "
-                    "of" if transposed else hint)
-    if not np.all(np.isfinite(got_arr)):
-        raise Wrong(f"{name} holds NaN or inf", hint)
-    error = rel_error(got_arr, numeric)
-    if error > TOLERANCE:
-        scale = np.sum(got_arr * numeric) / max(np.sum(numeric * numeric), 1e-300)
-        if np.isclose(scale, n, rtol=1e-3):
-            hint = (f"it is N = {n} times too large: the loss is the mean over the batch, "
-                    "so the 1/N belongs in CrossEntropy.backward (the gradient convention)")
-        elif np.isclose(scale, 1 / n, rtol=1e-3):
-            hint = f"it is N = {n} times too small: the 1/N is taken twice"
-        raise Wrong(f"{name} disagrees with centred differences (relative error "
-                    f"{error:.1e}, expected below {TOLERANCE:g})", hint)
-
-
-# --------------------------------------------------------------------------- the checks
-
-
-def linear_forward(m: ModuleType, rng: np.random.Generator) -> str:
-    s = _sizes(rng)
-    layer, ref = m.Linear(s.d, s.c, np.float64, rng), reference.Linear(s.d, s.c, np.float64)
-    ref.params = {k: v.copy() for k, v in layer.params.items()}
-    x = rng.normal(size=(s.n, s.d))
-    _close("the output", layer.forward(x.copy()), ref.forward(x),
-           "y = x W^T + b, with W of shape (out_features, in_features)")
-    return f"N={s.n}, {s.d}->{s.c}"
-
-
-def linear_backward(m: ModuleType, rng: np.random.Generator) -> str:
-    s = _sizes(rng)
-    layer = m.Linear(s.d, s.c, np.float64, rng)
-    x, dout = rng.normal(size=(s.n, s.d)), rng.normal(size=(s.n, s.c))
-    twin = reference.Linear(s.d, s.c, np.float64)
-    twin.params = layer.params  # the same arrays: perturbing one perturbs the loss below
-
-    def loss() -> float:
-        return float(np.sum(twin.forward(x) * dout))
-
-    want_dx, want = numeric_gradient(loss, x), {k: numeric_gradient(loss, v)
-                                                 for k, v in layer.params.items()}
-    layer.forward(x.copy())
-    dx = layer.backward(dout.copy())
-    _gradient("dx", dx, want_dx, s.n, "dx = dout W: each input feeds every output")
-    for key, hint in (("weight", "the weight's gradient sums dout_i x_j over the batch"),
-                      ("bias", "the bias's gradient sums dout over the batch")):
-        _gradient(f"grads[{key!r}]", layer.grads.get(key), want[key], s.n, hint)
-    return f"N={s.n}, {s.d}->{s.c}, against centred differences"
-
-
-def relu_forward(m: ModuleType, rng: np.random.Generator) -> str:
-    s = _sizes(rng)
-    x = rng.normal(size=(s.n, s.d))
-    _close("the output", m.ReLU().forward(x.copy()), reference.ReLU().forward(x),
-           "max(0, x), element by element")
-    return f"N={s.n}, D={s.d}"
-
-
-def relu_backward(m: ModuleType, rng: np.random.Generator) -> str:
-    s = _sizes(rng)
-    x = rng.normal(size=(s.n, s.d))
-    x[np.abs(x) < 1e-3] = 0.5  # away from the kink, where the derivative is defined
-    dout = rng.normal(size=x.shape)
-    layer = m.ReLU()
-    layer.forward(x.copy())
-    want = numeric_gradient(lambda: float(np.sum(np.maximum(x, 0) * dout)), x)
-    _gradient("dx", layer.backward(dout.copy()), want, s.n,
-              "the gradient passes where the input was positive, and is 0 elsewhere")
-    return f"N={s.n}, D={s.d}, against centred differences"
-
-
-def softmax_forward(m: ModuleType, rng: np.random.Generator) -> str:
-    s = _sizes(rng)
-    x = rng.normal(size=(s.n, s.c))
-    _close("the output", m.SoftMax().forward(x.copy()), reference.SoftMax().forward(x),
-           "exp(x) divided by each row's sum of exp(x)")
-    big = x * 1000  # logits of a confident network: exp(1000) overflows
-    out = m.SoftMax().forward(big.copy())
-    if not np.all(np.isfinite(np.asarray(out))):
-        raise Wrong("logits around ±1000 give NaN or inf",
-                    "exp overflows for large logits: softmax(x) = softmax(x - c) for any c "
-                    "per row")
-    _close("the output for logits around ±1000", out, reference.SoftMax().forward(big), "")
-    return f"N={s.n}, C={s.c}, and logits around ±1000"
-
-
-def softmax_backward(m: ModuleType, rng: np.random.Generator) -> str:
-    s = _sizes(rng)
-    x, dout = rng.normal(size=(s.n, s.c)), rng.normal(size=(s.n, s.c))
-    layer = m.SoftMax()
-    layer.forward(x.copy())
-    want = numeric_gradient(lambda: float(np.sum(reference.SoftMax().forward(x) * dout)), x)
-    _gradient("dx", layer.backward(dout.copy()), want, s.n,
-              "each output depends on every input of its row: the Jacobian is "
-              "diag(s) - s s^T")
-    return f"N={s.n}, C={s.c}, against centred differences"
-
-
-def cross_entropy_forward(m: ModuleType, rng: np.random.Generator) -> str:
-    s = _sizes(rng)
-    probs = reference.SoftMax().forward(rng.normal(size=(s.n, s.c)))
-    y = rng.integers(0, s.c, s.n)
-    got = m.CrossEntropy().forward(probs.copy(), y)
-    want = reference.CrossEntropy().forward(probs, y)
-    _close("the loss", np.asarray(got, dtype=float), np.asarray(want),
-           "the mean over the batch of -log p of the true class")
-    return f"N={s.n}, C={s.c}"
-
-
-def cross_entropy_backward(m: ModuleType, rng: np.random.Generator) -> str:
-    s = _sizes(rng)
-    probs = reference.SoftMax().forward(rng.normal(size=(s.n, s.c)))
-    y = rng.integers(0, s.c, s.n)
-    loss = m.CrossEntropy()
-    loss.forward(probs.copy(), y)
-    want = numeric_gradient(lambda: reference.CrossEntropy().forward(probs, y), probs)
-    _gradient("dL/dprobs", loss.backward(), want, s.n,
-              "only the true class's probability enters the loss")
-    return f"N={s.n}, C={s.c}, against centred differences"
-
-
-CHECKS: dict[str, Callable[[ModuleType, np.random.Generator], str]] = {
-    "Linear.forward": linear_forward, "Linear.backward": linear_backward,
-    "ReLU.forward": relu_forward, "ReLU.backward": relu_backward,
-    "SoftMax.forward": softmax_forward, "SoftMax.backward": softmax_backward,
-    "CrossEntropy.forward": cross_entropy_forward,
-    "CrossEntropy.backward": cross_entropy_backward,
+CHECKS: dict[str, Check] = {
+    **{f"{cls}.{step}": Check("modules.py", "1", getattr(layers, f"{fn}_{step}"))
+       for cls, fn in (("Linear", "linear"), ("ReLU", "relu"), ("SoftMax", "softmax"),
+                       ("CrossEntropy", "cross_entropy"))
+       for step in ("forward", "backward")},
+    "numpy_mlp.forward": Check("numpy_mlp.py", "1", networks.numpy_mlp_forward),
+    "numpy_mlp.backward": Check("numpy_mlp.py", "1", networks.numpy_mlp_backward),
+    "numpy_mlp.learns": Check("numpy_mlp.py", "1", networks.numpy_mlp_learns, True,
+                              ("sklearn.datasets",)),
+    "pytorch_mlp.layers": Check("pytorch_mlp.py", "1", networks.pytorch_mlp, False,
+                                ("nnlab.models.mlp",)),
+    "pytorch_mlp.learns": Check("pytorch_mlp.py", "1", networks.pytorch_mlp_learns, True,
+                                ("nnlab.models.mlp", "sklearn.datasets")),
+    "cnn_model.layers": Check("cnn_model.py", "2", networks.vgg, False, ("nnlab.models.cnn",)),
+    "vanilla_rnn.cell": Check("vanilla_rnn.py", "3", networks.vanilla_rnn, False,
+                              ("nnlab.models.rnn",)),
+    "vanilla_rnn.learns": Check("vanilla_rnn.py", "3", networks.vanilla_rnn_learns, True,
+                                ("nnlab.models.rnn", "nnlab.data.palindrome")),
+    "lstm.cell": Check("lstm.py", "3", networks.lstm, False, ("nnlab.models.rnn",)),
 }
+READY = "ready"  # what the checks' process says once it has imported what they need
+START_S = 120.0  # for that: importing torch on a busy machine takes seconds
+STREAM = {name: i for i, name in enumerate(CHECKS)}  # each check's own stream of a seed
 
 
 # --------------------------------------------------------------------------- running them
@@ -225,34 +89,42 @@ class Result:
 
 
 def _load(path: Path) -> ModuleType:
+    """The student's file at ``path``, imported with its folder first on sys.path (so
+    ``numpy_mlp.py``'s ``import modules`` finds the student's own layers)."""
+    sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(f"student_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def _student_lines(e: BaseException, path: Path) -> str:
-    """The traceback's frames in the student's file, as 'line 12: code'."""
-    frames = [f for f in traceback.extract_tb(e.__traceback__)
-              if Path(f.filename).resolve() == path.resolve()]
-    where = "; ".join(f"{path.name} line {f.lineno}: {f.line}" for f in frames[-2:])
+def _theirs(e: BaseException, folder: Path) -> list[traceback.FrameSummary]:
+    return [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).is_absolute()
+            and Path(f.filename).resolve().parent == folder.resolve()]
+
+
+def _student_lines(e: BaseException, folder: Path) -> str:
+    """The exception, and the traceback's last frames in the student's files, as
+    'modules.py line 12: code'."""
+    where = "; ".join(f"{Path(f.filename).name} line {f.lineno}: {f.line}"
+                      for f in _theirs(e, folder)[-2:])
     return f"{type(e).__name__}: {str(e).strip()[:200]}" + (f" ({where})" if where else "")
 
 
-def _one(path: Path, name: str, seed: int) -> tuple[bool, str, str]:
+def one(folder: Path, name: str, seed: int) -> tuple[bool, str, str]:
     """In the check's own process: (passed, what it found, hint)."""
     try:
-        module = _load(path)
-        return True, CHECKS[name](module, np.random.default_rng(seed)), ""
+        module = _load(folder / CHECKS[name].file)
+        return True, CHECKS[name].run(module, np.random.default_rng(seed)), ""
     except Wrong as w:
         return False, w.what, w.hint
     except NotImplementedError as e:  # a skeleton's body, not written yet
-        frames = [f for f in traceback.extract_tb(e.__traceback__)
-                  if Path(f.filename).resolve() == path.resolve()]
-        where = f" ({path.name} line {frames[-1].lineno})" if frames else ""
+        frames = _theirs(e, folder)
+        where = (f" ({Path(frames[-1].filename).name} line {frames[-1].lineno})" if frames
+                 else "")
         return False, f"not written yet: {str(e).split(':')[0] or 'a body'}{where}", ""
     except Exception as e:  # noqa: BLE001 - whatever the student's code raises
-        return False, f"raised {_student_lines(e, path)}", ""
+        return False, f"raised {_student_lines(e, folder)}", ""
 
 
 def _memory_limit(mb: int | None) -> Callable[[], None] | None:
@@ -268,52 +140,110 @@ def _memory_limit(mb: int | None) -> Callable[[], None] | None:
     return limit
 
 
-def run_check(path: Path, name: str, seed: int, limit_s: float | None = None,
-              memory_mb: int | None = None) -> Result:
-    """Check ``name`` on the module at ``path`` in a Python process of its own (the
-    student's code shares nothing with nnlab's; it runs in the module's folder), stopped
-    after ``limit_s`` seconds (default :data:`LIMIT_S`), with at most ``memory_mb`` MiB."""
-    limit_s = LIMIT_S if limit_s is None else limit_s
+def _answer(answers: queue.Queue, limit_s: float) -> str | None:
     try:
-        done = subprocess.run([sys.executable, "-m", "nnlab.course.checks", str(path), name,
-                               str(seed)], capture_output=True, text=True, timeout=limit_s,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=path.parent,
-                              preexec_fn=_memory_limit(memory_mb))
-    except subprocess.TimeoutExpired:
-        return Result(name, False, f"did not finish in {limit_s:g} s",
-                      "an endless loop, or a loop over every element that a whole-array "
-                      "operation would do at once")
-    try:
-        passed, said, hint = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):  # it died: a crash in native code, killed for memory
-        last = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        return Result(name, False, f"its process ended without an answer ({last[0][:200]})")
-    return Result(name, passed, said, hint)
+        return answers.get(timeout=limit_s)
+    except queue.Empty:
+        return None
 
 
-def check(folder: str | Path, only: str | None = None, seed: int | None = None,
-          out: Callable[[str], None] = print, memory_mb: int | None = None) -> list[Result]:
-    """Every check of the student's ``modules.py`` in ``folder`` (``only``: those whose name
-    starts with it, 'Linear' or 'SoftMax.backward'), each line to ``out``. ``seed``: replay a
-    run's draws (default: fresh ones, printed first)."""
-    path = Path(folder) / "modules.py"
-    if not path.is_file():
-        raise NnlabError(f"{folder}: no modules.py (make one with: nnlab course init "
-                         f"{folder})")
-    names = [n for n in CHECKS if only is None or n.startswith(only)]
-    if not names:
-        raise NnlabError(f"no check is named {only!r}; the checks: {', '.join(CHECKS)}")
-    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
-    out(f"checking {path} (seed {seed}: --seed {seed} draws the same again)")
-    results = []
-    for i, name in enumerate(names):
-        result = run_check(path.resolve(), name, seed + i, memory_mb=memory_mb)
-        out(result.line())
+def _relay(stream: IO[str], answers: queue.Queue) -> None:
+    """Each line of the worker's output into ``answers``, then None at its end."""
+    for line in stream:
+        answers.put(line)
+    answers.put(None)
+
+
+def run_checks(folder: Path, names: list[str], seed: int, memory_mb: int | None = None,
+               say: Callable[[Result], None] | None = None) -> list[Result]:
+    """Check ``names`` on the student's files in ``folder``, in a Python process apart from
+    nnlab's (it runs in that folder, one thread, at most ``memory_mb`` MiB), one check after
+    another: each is given :data:`LIMIT_S` seconds (twice that for a check that trains) and
+    the seed ``seed`` + its :data:`STREAM`. A check that hangs or kills its process is said,
+    and a fresh process goes on with the rest. ``say`` hears each result as it comes."""
+    results: list[Result] = []
+    todo = list(names)
+
+    def done(result: Result) -> None:
         results.append(result)
-    passed = sum(r.passed for r in results)
-    out(f"{passed} of {len(results)} checks pass")
+        todo.remove(result.name)
+        if say is not None:
+            say(result)
+
+    for name in [n for n in todo if not (folder / CHECKS[n].file).is_file()]:
+        done(Result(name, False, f"no {CHECKS[name].file} in {folder}",
+                    f"nnlab course init DIR --part {CHECKS[name].part} writes it"))
+    while todo:
+        errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: no write ever blocks
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "nnlab.course.worker", str(folder), str(seed), *todo],
+            stdout=subprocess.PIPE, stderr=errors, text=True, cwd=folder,
+            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_memory_limit(memory_mb))
+        answers: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_relay, args=(worker.stdout, answers), daemon=True).start()
+        try:
+            started = _answer(answers, START_S)
+            while started not in (None, READY + "\n"):
+                started = _answer(answers, START_S)
+            while todo:
+                name = todo[0]
+                limit_s = LIMIT_S * (2 if CHECKS[name].trains else 1)
+                try:
+                    line = answers.get(timeout=limit_s)
+                except queue.Empty:
+                    done(Result(name, False, f"did not finish in {limit_s:g} s",
+                                "an endless loop, or a loop over every element that a "
+                                "whole-array operation would do at once"))
+                    break
+                if line is None:  # it died: a crash in native code, killed for memory
+                    worker.wait()
+                    errors.seek(0)
+                    last = errors.read().strip().splitlines()[-1:] or ["no output"]
+                    done(Result(name, False, "its process ended without an answer "
+                                f"({last[0][:200]})"))
+                    break
+                try:
+                    passed, said, hint = json.loads(line)
+                except ValueError:  # the student's own print()s
+                    continue
+                done(Result(name, passed, said, hint))
+        finally:
+            worker.kill()
+            worker.wait()
+            errors.close()
     return results
 
 
-if __name__ == "__main__":  # one check, in its own process: python -m nnlab.course.checks
-    print(json.dumps(_one(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))))
+def chosen(folder: Path | None, only: str | None = None, part: str = "all") -> list[str]:
+    """The checks to run: those of ``part`` ('1', '2', '3' or 'all'), cut to ``only`` (a
+    part, or a prefix of the names: 'Linear', 'SoftMax.backward', 'numpy_mlp'); with no
+    ``only`` and a ``folder``, those whose file is in it."""
+    names = [n for n, c in CHECKS.items() if part in ("all", c.part)]
+    if only is not None:
+        names = [n for n in names if CHECKS[n].part == only or n.startswith(only)]
+        if not names:
+            raise NnlabError(f"no check is named {only!r}; the parts are 1, 2 and 3, the "
+                             f"checks: {', '.join(CHECKS)}")
+    elif folder is not None:
+        names = [n for n in names if (folder / CHECKS[n].file).is_file()] or names
+    return names
+
+
+def check(folder: str | Path, only: str | None = None, seed: int | None = None,
+          out: Callable[[str], None] = print, memory_mb: int | None = None,
+          part: str = "all") -> list[Result]:
+    """The checks of the student's files in ``folder`` (see :func:`chosen` for ``only`` and
+    ``part``), each line to ``out``. ``seed``: replay a run's draws (default: fresh ones,
+    printed first)."""
+    folder = Path(folder).resolve()
+    files = sorted({c.file for c in CHECKS.values()})
+    if not folder.is_dir() or not any((folder / f).is_file() for f in files):
+        raise NnlabError(f"{folder}: none of the assignment's files ({', '.join(files)}); "
+                         f"make them with: nnlab course init {folder}")
+    names = chosen(folder, only, part)
+    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    out(f"checking {folder} (seed {seed}: --seed {seed} draws the same again)")
+    results = run_checks(folder, names, seed, memory_mb, say=lambda r: out(r.line()))
+    passed = sum(r.passed for r in results)
+    out(f"{passed} of {len(results)} checks pass")
+    return results

@@ -17,6 +17,10 @@ class VGGReduced(nn.Module):
     WIDTHS = (32, 64, 128, 256, 512)
 
     def __init__(self, n_channels: int = 3, n_classes: int = 10, dropout: float = 0.0) -> None:
+        """``self.features``: an ``nn.Sequential`` of the five blocks' layers in order (conv,
+        BatchNorm, ReLU, max-pool for each width of ``WIDTHS``); ``self.classifier``: an
+        ``nn.Sequential`` of flatten, [dropout], Linear(512, 128), ReLU, [dropout],
+        Linear(128, n_classes)."""
         super().__init__()
         layers: list[nn.Module] = []
         fan_in = n_channels

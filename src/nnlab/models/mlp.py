@@ -17,6 +17,9 @@ class MLP(nn.Module):
     """
 
     def __init__(self, n_inputs: int, n_hidden: Sequence[int], n_classes: int) -> None:
+        """``n_hidden``: the hidden widths. ``self.net`` is an ``nn.Sequential`` of
+        Linear(n_inputs, n_hidden[0]), ReLU, ..., Linear(n_hidden[-1], n_classes): a ReLU
+        after every Linear but the last."""
         super().__init__()
         sizes = [n_inputs, *n_hidden, n_classes]
         layers: list[nn.Module] = []

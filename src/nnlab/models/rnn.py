@@ -102,6 +102,9 @@ class VanillaRNN(_Recurrent):
                 self.b_h.zero_()
 
     def final_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, L, D) or (B, L) digits -> h(L) (B, H): h(t) = tanh(W_hh h(t-1) + W_hx x(t) +
+        b_h) for t = 1..L from h(0) = 0. ``self.project(x)`` (B, L, H) gives W_hx x(t) + b_h
+        for every t at once; each step then adds W_hh h(t-1) of the step before."""
         xp = self.project(x)  # (B, L, H)
         h = xp.new_zeros(xp.shape[0], self.num_hidden)
         W_hh_T = self.W_hh.t()
@@ -129,6 +132,11 @@ class LSTM(_Recurrent):
             self.b_h[:H] = -b_f
 
     def final_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, L, D) or (B, L) digits -> h(L) (B, H), from h(0) = c(0) = 0. Each step:
+        gates = W_hx x(t) + b_h + W_hh h(t-1) (B, 4H), split in [i; f; g; o] (torch's
+        order); i, f, o through a sigmoid, g through tanh; c(t) = f c(t-1) + i g;
+        h(t) = o tanh(c(t)). ``self.project(x)`` (B, L, 4H) gives W_hx x(t) + b_h for every
+        t at once."""
         xp = self.project(x)  # (B, L, 4H)
         H = self.num_hidden
         h = xp.new_zeros(xp.shape[0], H)
