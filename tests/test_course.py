@@ -194,3 +194,46 @@ def test_your_layers_train_through_the_same_engine(tmp_path, capsys):
     capsys.readouterr()
     assert main([*quick, "--impl", str(wrong), "--out", str(tmp_path / "c")]) == 0
     assert "the gradient check FAILS" in capsys.readouterr().out
+
+
+def _untimed_metrics(run):  # noqa: ANN001, ANN202
+    """metrics.json without its seconds (wall_s, data_s, images_per_s, wall_s_to_99...)."""
+    import json
+
+    def clean(value):  # noqa: ANN001, ANN202
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()
+                    if not (k.endswith("_s") or "_per_s" in k or k.startswith("wall_s"))}
+        return value
+
+    return clean(json.loads((run / "metrics.json").read_text()))
+
+
+def test_your_cells_train_through_the_same_engine(tmp_path, capsys):
+    """nnlab run palindrome --impl DIR with nnlab's cells in DIR: the numbers of nnlab run
+    palindrome, the files used named in config.json; a broken cell is refused in one line."""
+    import json
+
+    course.init(tmp_path / "mine", "3", with_solutions=True)
+    quick = ["run", "palindrome", "--quick", "--cell", "rnn,lstm", "--length", "5"]
+    assert main([*quick, "--impl", str(tmp_path / "mine"), "--out", str(tmp_path / "a")]) == 0
+    assert main([*quick, "--out", str(tmp_path / "b")]) == 0
+    assert _untimed_metrics(tmp_path / "a") == _untimed_metrics(tmp_path / "b")
+    code = json.loads((tmp_path / "a" / "lstm-T5" / "config.json").read_text())["impl_code"]
+    assert set(code["files"]) == {"lstm.py"}
+    (tmp_path / "mine" / "lstm.py").write_text("raise ImportError('half written')\n")
+    capsys.readouterr()
+    assert main([*quick, "--impl", str(tmp_path / "mine"), "--out", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err
+    assert "lstm.py fails to load (ImportError: half written)" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_your_vgg_trains_through_the_same_engine(tmp_path, learnable_cifar, nnlab_cache):
+    """nnlab run cifar-cnn --impl DIR with nnlab's VGG in DIR: the numbers of nnlab run
+    cifar-cnn (same split, initial weights, batches)."""
+    course.init(tmp_path / "mine", "2", with_solutions=True)
+    quick = ["run", "cifar-cnn", "--quick", "--epochs", "2", "--data", str(learnable_cifar)]
+    assert main([*quick, "--impl", str(tmp_path / "mine"), "--out", str(tmp_path / "a")]) == 0
+    assert main([*quick, "--out", str(tmp_path / "b")]) == 0
+    assert _untimed_metrics(tmp_path / "a") == _untimed_metrics(tmp_path / "b")

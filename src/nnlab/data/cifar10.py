@@ -18,6 +18,7 @@ Everything after loading is tensor ops on whole batches: no per-sample Python, n
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 import tarfile
@@ -456,17 +457,46 @@ def cutout(x: torch.Tensor, size: int, gen: torch.Generator | None = None) -> to
     return x.masked_fill(hole[:, None], 0)
 
 
+def resized_crop(x: torch.Tensor, min_area: float, gen: torch.Generator | None = None
+                 ) -> torch.Tensor:
+    """Random-resized crops of a whole batch x (B, C, H, W), each resized back to H x W.
+
+    Each image gets its own crop: an area fraction uniform in [min_area, 1], an aspect ratio
+    log-uniform in [3/4, 4/3] (the side clipped to the image), a position uniform among those
+    that fit; bilinear resampling of one batched ``grid_sample`` (reflection at the border).
+    ``min_area`` >= 1 returns x unchanged.
+    """
+    if min_area >= 1:
+        return x
+    B = len(x)
+    area, log_ratio, px, py = torch.rand(4, B, generator=gen, device="cpu")
+    area = min_area + (1 - min_area) * area
+    ratio = torch.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * log_ratio)
+    sx, sy = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
+    theta = torch.zeros(B, 2, 3)  # output coordinates in [-1, 1] -> input coordinates
+    theta[:, 0, 0], theta[:, 1, 1] = sx, sy
+    theta[:, 0, 2], theta[:, 1, 2] = (1 - sx) * (2 * px - 1), (1 - sy) * (2 * py - 1)
+    grid = torch.nn.functional.affine_grid(theta.to(x.device, x.dtype), list(x.shape),
+                                           align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
+                                           align_corners=False)
+
+
 @dataclass
 class Augment:
-    """Whole-batch training augmentation: flip, translate (pixels), cutout (square side)."""
+    """Whole-batch training augmentation: flip, random-resized crop (the smallest area
+    fraction; 1 = off), translate (pixels), cutout (square side)."""
 
     flip: bool = True
     translate: int = 2
     cutout: int = 0
+    crop: float = 1.0
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         if self.flip:
             x = flip(x, gen)
+        if self.crop < 1:  # drawn only when on: the other draws stay those of earlier runs
+            x = resized_crop(x, self.crop, gen)
         x = translate(x, self.translate, gen)
         return cutout(x, self.cutout, gen)
 

@@ -15,6 +15,8 @@ import torch
 from nnlab.data.cifar10 import Augment
 from nnlab.engine import History
 from nnlab.experiments.configs.cifar_cnn import QUICK, STUDY_LR, Config
+from nnlab.experiments.impl import in_place_of
+from nnlab.experiments.impl import load as load_impl
 from nnlab.models.cnn import VGGReduced
 from nnlab.plots import plot_curves
 from nnlab.registry import describe
@@ -31,6 +33,13 @@ class Recipe(ImageRecipe):
 
     def build_model(self, cfg: Config, n_classes: int) -> VGGReduced:
         return VGGReduced(3, n_classes, cfg.dropout)
+
+    def model_to_train(self, cfg: Config, model: VGGReduced) -> torch.nn.Module:
+        if not cfg.impl:
+            return model
+        mine = load_impl(cfg.impl, self.run, {"cnn_model.py": ("VGGReduced",)})["cnn_model.py"]
+        return in_place_of(model, lambda: mine.VGGReduced(3, model.classifier[-1].out_features,
+                                                          cfg.dropout), cfg.impl, "cnn_model.py")
 
     def layout(self, cfg: Config) -> torch.memory_format:
         return torch.channels_last if cfg.channels_last else torch.contiguous_format

@@ -88,7 +88,7 @@ class Recipe(ImageRecipe):
                                           cfg.teacher_temperature)
             self.facts.update(facts)
         return Batches(augment=Augment(flip=cfg.flip, translate=cfg.translate,
-                                       cutout=cfg.cutout),
+                                       cutout=cfg.cutout, crop=cfg.crop),
                        mix=(Mix(cfg.mixup, cfg.cutmix, len(self.splits.classes))
                             if cfg.mixup or cfg.cutmix else None), targets=targets)
 

@@ -13,7 +13,9 @@ from nnlab.data.palindrome import distinct_palindromes, held_out_set, palindrome
 from nnlab.engine import Run, TorchStep, evaluate, train_steps
 from nnlab.engine.checkpoint import open_saved
 from nnlab.experiments.configs.palindrome import QUICK, Config
-from nnlab.models.rnn import CELLS, VanillaRNN
+from nnlab.experiments.impl import in_place_of
+from nnlab.experiments.impl import load as load_impl
+from nnlab.models.rnn import CELLS
 from nnlab.plots import plot_accuracy_vs_length, plot_curves
 from nnlab.registry import Experiment, describe
 
@@ -33,15 +35,32 @@ def train(config: Config, run: Run) -> dict:
     return metrics
 
 
-def _build_model(config: Config, input_dim: int) -> torch.nn.Module:
+IMPL_FILES = {"rnn": ("vanilla_rnn.py", "VanillaRNN"), "lstm": ("lstm.py", "LSTM")}
+
+
+def _build_model(config: Config, input_dim: int, cells: dict | None = None) -> torch.nn.Module:
+    """The cell of ``config`` with its initial weights; ``cells``: where the classes come
+    from (a student's, with --impl; default nnlab's)."""
+    cells = CELLS if cells is None else cells
     if config.cell == "rnn":
-        return VanillaRNN(config.length, input_dim, config.hidden, 10,
-                          recurrent_init="orthogonal" if config.init == "orthogonal"
-                          else "default")
-    model = CELLS[config.cell](config.length, input_dim, config.hidden, 10)
+        return cells["rnn"](config.length, input_dim, config.hidden, 10,
+                            recurrent_init="orthogonal" if config.init == "orthogonal"
+                            else "default")
+    model = cells[config.cell](config.length, input_dim, config.hidden, 10)
     if config.init == "chrono":
         model.chrono_init_(max_gap=config.length)
     return model
+
+
+def _model_to_train(config: Config, run: Run, input_dim: int) -> torch.nn.Module:
+    """nnlab's cell; with --impl, the student's in its place, with the same initial weights."""
+    model = _build_model(config, input_dim)
+    if not config.impl:
+        return model
+    file, name = IMPL_FILES[config.cell]
+    mine = getattr(load_impl(config.impl, run, {file: (name,)})[file], name)
+    return in_place_of(model, lambda: _build_model(config, input_dim, {config.cell: mine}),
+                       config.impl, file)
 
 
 def _encoding(config: Config) -> str:
@@ -54,7 +73,7 @@ def train_one(config: Config, run: Run) -> dict:
     cell, T, long = config.cell, config.length, config.recipe == "long"
     encoding = _encoding(config)
     torch.manual_seed(config.seed)
-    model = _build_model(config, input_dim=10 if config.input == "onehot" else 1)
+    model = _model_to_train(config, run, input_dim=10 if config.input == "onehot" else 1)
     opt = (torch.optim.Adam(model.parameters(), lr=config.lr) if long
            else torch.optim.RMSprop(model.parameters(), lr=config.lr))
     gen = torch.Generator().manual_seed(config.seed)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import importlib.util
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +17,7 @@ from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
 from nnlab.engine import History, Run, evaluate, evaluate_numpy, fit, fit_numpy
 from nnlab.errors import ConfigError
 from nnlab.experiments.configs.toy import QUICK, Config
+from nnlab.experiments.impl import load as load_impl
 from nnlab.models.mlp import MLP
 from nnlab.numpy_nn.gradcheck import numeric_gradient_at, rel_error
 from nnlab.plots import plot_curves, plot_dataset, plot_decision_boundaries
@@ -28,6 +27,9 @@ IMPLS = ("numpy", "torch")
 GRADCHECK_POINTS = 16  # training points the gradient check's loss is taken over
 GRADCHECK_ELEMENTS = 32  # elements of each parameter checked by centred differences
 GRADCHECK_WRONG = 1e-4  # a relative error above this: the backward is wrong (right: ~1e-7)
+
+
+LAYERS = ("Linear", "ReLU", "SoftMax", "CrossEntropy")  # what --impl DIR/modules.py holds
 
 
 def train(config: Config, run: Run) -> dict:
@@ -44,14 +46,25 @@ def train(config: Config, run: Run) -> dict:
     data = make_toy(config.dataset, config.n_samples, config.noise, config.test_size, config.seed)
     n_in, n_classes = data.x_train.shape[1], data.n_classes
 
-    impl = student_modules(config.impl, run) if config.impl else None  # --impl: your layers
+    # --impl: your layers (and your MLPs, where their files are there)
+    mine = load_impl(config.impl, run, {"modules.py": LAYERS, "numpy_mlp.py": ("MLP",),
+                                         "pytorch_mlp.py": ("MLP",)},
+                      optional=("numpy_mlp.py", "pytorch_mlp.py")) if config.impl else {}
+    layers = mine.get("modules.py")
     # One set of initial weights, drawn by the NumPy MLP and copied into the torch MLP.
-    np_model = numpy_nn.MLP(n_in, config.hidden, n_classes, seed=config.seed, modules=impl)
-    torch_model = MLP(n_in, config.hidden, n_classes)
-    torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in np_model.state_dict().items()})
+    np_model = getattr(mine.get("numpy_mlp.py"), "MLP", numpy_nn.MLP)(
+        n_in, config.hidden, n_classes, seed=config.seed, modules=layers)
+    torch_model = getattr(mine.get("pytorch_mlp.py"), "MLP", MLP)(n_in, config.hidden, n_classes)
+    try:
+        torch_model.load_state_dict({k: torch.from_numpy(v)
+                                     for k, v in np_model.state_dict().items()})
+    except (RuntimeError, ValueError) as e:  # a student's MLP laid out otherwise
+        raise ConfigError(f"--impl {config.impl}: the NumPy MLP's weights do not load into "
+                          f"pytorch_mlp.py's MLP ({str(e).splitlines()[0][:160]}); nnlab "
+                          f"course check {config.impl} pytorch_mlp says why") from None
     grad_check = gradient_check(np_model.state_dict(), n_in, config.hidden, n_classes,
                                 data.x_train[:GRADCHECK_POINTS], data.y_train[:GRADCHECK_POINTS],
-                                seed=config.seed, modules=impl)
+                                seed=config.seed, modules=layers)
 
     if config.optimizer == "sgd":
         kwargs = dict(lr=config.lr, momentum=config.momentum)
@@ -141,30 +154,6 @@ def gradient_check(state: dict[str, np.ndarray], n_in: int, hidden: tuple[int, .
     return {"params": params, **{f"max_{k}": max(p[k] for p in params.values())
                                  for k in ("vs_differences", "vs_autograd")},
             "points": len(y), "elements": GRADCHECK_ELEMENTS}
-
-
-def student_modules(folder: str, run: Run) -> ModuleType:
-    """The ``modules.py`` of ``--impl DIR`` (named on the command line: nnlab never imports
-    code a run folder names), loaded; config.json records its path and a hash of it."""
-    path = Path(folder).expanduser().resolve() / "modules.py"
-    if not path.is_file():
-        raise ConfigError(f"--impl {folder}: no modules.py there (nnlab course init DIR "
-                          "writes one to complete)")
-    name = f"nnlab_impl_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - whatever the student's file raises on import
-        raise ConfigError(f"--impl {folder}: modules.py fails to load ({type(e).__name__}: "
-                          f"{str(e).strip()[:160]}); nnlab course check {folder} says more"
-                          ) from None
-    if missing := [c for c in ("Linear", "ReLU", "SoftMax", "CrossEntropy")
-                   if not hasattr(module, c)]:
-        raise ConfigError(f"--impl {folder}: modules.py has no {missing[0]} class")
-    run.record(impl_code={"path": str(path.parent),
-                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]})
-    return module
 
 
 def _warm_up(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:

@@ -233,6 +233,13 @@ class ImageRecipe:
         None."""
         return None
 
+    def model_to_train(self, cfg: Any, model: nn.Module) -> nn.Module:
+        """The network the run trains, given ``build_model``'s with its initial weights:
+        that one by default; with ``--impl`` a student's network in its place, holding
+        those weights (``nnlab eval`` and export rebuild ``build_model``'s and load what was
+        trained into it)."""
+        return model
+
     def prepare(self, cfg: Any, model: nn.Module, loader: Loader) -> None:
         """Set-up of the network from the training data before the first step (the fast
         CNN's whitening layer); ``loader.x`` (N, 3, S, S) uint8, ``loader.mean`` and
@@ -302,7 +309,8 @@ class ImageRecipe:
         check_batches(loader, cfg.batch_size)
         held = Loader(splits.x_eval, splits.y_eval, EVAL_BATCH, splits.mean, splits.std,
                       zca=zca, device=run.device, memory_format=fmt)
-        model = self.build_model(cfg, len(splits.classes)).to(run.device)
+        model = self.model_to_train(cfg, self.build_model(cfg, len(splits.classes)))
+        model = model.to(run.device)
         self.prepare(cfg, model, loader)
         setup_s = run.fitted("setup_s", lambda: time.perf_counter() - t)
         phases = self.phases(cfg)

@@ -28,6 +28,9 @@ class Config(ImageOptions):
     dropout: float = option(0.0, "dropout before each Linear (the study's listing: none)",
                             ge=0, lt=1)
     channels_last: bool = option(True, "NHWC memory layout (faster convolutions on CPUs)")
+    impl: str = option("", "your network in place of nnlab's: a folder whose cnn_model.py "
+                           "nnlab course init --part 2 wrote and you completed; the same data, "
+                           "initial weights and curves", metavar="DIR", code=True)
 
     RECIPES = {"study": {"flip": False, "translate": 0, "tta": "none"}}  # no augmentation
 

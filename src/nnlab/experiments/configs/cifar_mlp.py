@@ -19,7 +19,7 @@ RECIPES: dict[str, dict] = {
     "study": dict(widths=(1024, 512, 256), activation="relu", norm="none", block="plain",
                   expansion=4, dropout=0.2, optimizer="adam", lr=1e-3, weight_decay=0.0,
                   schedule="constant", warmup=0.0, epochs=20, batch_size=128,
-                  label_smoothing=0.0, zca_eps=0.0, flip=False, translate=0, cutout=0,
+                  label_smoothing=0.0, zca_eps=0.0, flip=False, translate=0, crop=1.0, cutout=0,
                   mixup=0.0, cutmix=0.0, ema=0.0, drop_path=0.0, tta="none"),
     # Ours: see the docs (Part I.3) for how each ingredient was chosen and what it buys. Six
     # views at test time (flip+translate): +1.1 and +1.6 points over the two flip views on the
@@ -27,7 +27,7 @@ RECIPES: dict[str, dict] = {
     "best": dict(widths=(2048, 2048, 2048), activation="gelu", norm="batch", block="plain",
                  expansion=4, dropout=0.1, optimizer="adamw", lr=3e-3, weight_decay=0.05,
                  schedule="onecycle", warmup=0.25, epochs=28, batch_size=512,
-                 label_smoothing=0.1, zca_eps=0.1, flip=True, translate=2, cutout=0,
+                 label_smoothing=0.1, zca_eps=0.1, flip=True, translate=2, crop=1.0, cutout=0,
                  mixup=0.0, cutmix=0.0, ema=0.0, drop_path=0.0, tta="flip+translate"),
 }
 
@@ -59,6 +59,9 @@ class Config(ImageOptions):
                                            ge=0, lt=1)
     zca_eps: float | None = option(None, "ZCA whitening with this eigenvalue floor; 0 = "
                                          "per-channel normalisation only", ge=0)
+    crop: float | None = option(None, "random-resized crops: each training image cropped to "
+                                      "an area fraction drawn from [CROP, 1] (aspect 3:4 to "
+                                      "4:3), resized back; 1 = off", gt=0, le=1)
     cutout: int | None = option(None, "cutout square side in pixels; 0 = off", ge=0, le=32)
     mixup: float | None = option(None, "mixup's alpha: blend each training image and its "
                                        "label with another's, the weight drawn from "

@@ -52,6 +52,10 @@ class Config(Options):
                                            "validation accuracy reaches 99%", gt=1)
     time_limit: float = option(0.0, "minutes of training at most per run (0 = no limit)", ge=0)
     seed: int = option(0, "seeds the weights and the training palindromes")
+    impl: str = option("", "your cells in place of nnlab's: a folder whose vanilla_rnn.py (for "
+                           "--cell rnn) and lstm.py (--cell lstm) nnlab course init --part 3 "
+                           "wrote and you completed; the same palindromes, initial weights "
+                           "and curves", metavar="DIR", code=True)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -61,6 +65,9 @@ class Config(Options):
             if cell not in CELL_NAMES:
                 raise ConfigError(f"--cell takes rnn, lstm or gru (or a comma list of them); "
                                   f"got {self.cell!r}")
+        if self.impl and "gru" in self.cells:
+            raise ConfigError("--impl trains the course's cells, rnn and lstm; nnlab's GRU "
+                              "has no skeleton: leave gru out of --cell")
         owner = {"orthogonal": "rnn", "chrono": "lstm"}.get(self.init or "")
         if owner and self.cells != [owner]:
             raise ConfigError(f"--init {self.init} is for --cell {owner} alone")

@@ -30,8 +30,9 @@ class Config(Options):
     batch_size: int = option(1000, "examples per step; at least the train size = full batch",
                              gt=0)
     seed: int = option(0, "seeds the data, the shared initial weights and the batch order")
-    impl: str = option("", "your NumPy layers in place of nnlab's: a folder whose modules.py "
-                           "nnlab course init wrote and you completed; the same data, initial "
+    impl: str = option("", "your code in place of nnlab's: a folder nnlab course init wrote "
+                           "and you completed; its modules.py, and numpy_mlp.py and "
+                           "pytorch_mlp.py where they are there; the same data, initial "
                            "weights and curves", metavar="DIR", code=True)
 
     def __post_init__(self) -> None:
