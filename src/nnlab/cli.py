@@ -213,6 +213,19 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     rpt.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="where the report goes: a new or empty folder, or an earlier report's "
                      "(default: RUNS_DIR/report)")
+    cmp = sub.add_parser("compare", help="separate runs on shared axes: nnlab compare RUN "
+                         "RUN...", description="Draw the curves of run folders on shared axes "
+                         "(compare.png: held-out accuracy and training loss), tabulate each "
+                         "training's last and best numbers (and a hand-written gradient "
+                         "check's verdict), and list every setting in which the runs differ "
+                         "(compare.md). A run holding several trainings (toy's NumPy and "
+                         "PyTorch, cifar-cnn's Adam and SGD, a palindrome sweep's cells) "
+                         "gives a curve each: your --impl run beside nnlab's, Adam beside "
+                         "SGD, two sweeps' best trials.")
+    cmp.add_argument("runs", type=Path, nargs="+", metavar="RUN",
+                     help="run folders (a folder of runs gives each of its runs)")
+    cmp.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="a new or empty folder (default: runs/compare/<timestamp>)")
     sw = sub.add_parser("sweep", help="search an experiment's flags with Optuna: nnlab sweep "
                         "NAME --param FLAG=SPEC ... --trials N --out DIR",
                         description="Run --trials runs of an experiment, each an ordinary run "
@@ -555,6 +568,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nnlab.study.reproduce import reproduce
 
             reproduce(args, run_command)
+        elif args.command == "compare":
+            from nnlab.study.compare import compare
+
+            if args.out is not None:
+                check_out(args.out)
+            compare(args.runs, args.out)
         elif args.command == "report":
             from nnlab.study.report import build
 

@@ -16,7 +16,7 @@ from nnlab.config import shown
 from nnlab.data.toy import TOY_DATASETS, ToyData, make_toy
 from nnlab.engine import History, Run, evaluate, evaluate_numpy, fit, fit_numpy
 from nnlab.errors import ConfigError
-from nnlab.experiments.configs.toy import QUICK, Config
+from nnlab.experiments.configs.toy import GRADCHECK_WRONG, QUICK, Config
 from nnlab.experiments.impl import load as load_impl
 from nnlab.models.mlp import MLP
 from nnlab.numpy_nn.gradcheck import numeric_gradient_at, rel_error
@@ -26,7 +26,6 @@ from nnlab.registry import Experiment, describe
 IMPLS = ("numpy", "torch")
 GRADCHECK_POINTS = 16  # training points the gradient check's loss is taken over
 GRADCHECK_ELEMENTS = 32  # elements of each parameter checked by centred differences
-GRADCHECK_WRONG = 1e-4  # a relative error above this: the backward is wrong (right: ~1e-7)
 
 
 LAYERS = ("Linear", "ReLU", "SoftMax", "CrossEntropy")  # what --impl DIR/modules.py holds

@@ -15,6 +15,7 @@ from pathlib import Path
 from nnlab.engine.files import read_json
 from nnlab.engine.history import History, flatten
 from nnlab.errors import NnlabError
+from nnlab.experiments.configs.toy import GRADCHECK_WRONG
 from nnlab.study import tables
 from nnlab.study.claims import (
     claim_adam_faster,
@@ -81,7 +82,24 @@ def opened(s: Section, folder: Path, missing: str = "") -> bool:
         s.text(f"*Not run yet, or not finished (no metrics.json in `{folder}`){missing}.*")
         return False
     s.text(f"Source: {source(folder)}")
+    if code := whose_code(folder):
+        s.text(code)
     return True
+
+
+def whose_code(folder: Path) -> str:
+    """'Trained with your code ...' when the run (or one of its sub-runs) was made with
+    ``--impl DIR``: the folder and each file's hash, from config.json; '' otherwise."""
+    records = [read_json(p).get("impl_code") for p in
+               [folder / "config.json", *sorted(folder.glob("*/config.json"))]]
+    records = [r for r in records if r]
+    if not records:
+        return ""
+    files = {f: h for r in records for f, h in (r.get("files") or {}).items()}
+    listed = ", ".join(f"`{f}` ({h})" for f, h in sorted(files.items())) or "its files"
+    return (f"**Trained with your code** (`--impl {records[0]['path']}`): {listed}. The "
+            "claims below are checked on these runs; `nnlab compare` draws them beside "
+            "nnlab's.")
 
 
 def part_toy(folder: Path) -> Section:
@@ -97,6 +115,12 @@ def part_toy(folder: Path) -> Section:
            "The study captions its Figures 1–2 \"CIFAR-10 MLP\", but they sit in its make_moons "
            "section and show the moons runs: this report follows the section.")
     histories = {d: History.load_csv(folder / d / "history.csv") for d in datasets}
+    if failed := [d for d in datasets if "gradient_check" in metrics[d] and max(
+            metrics[d]["gradient_check"]["max_vs_differences"],
+            metrics[d]["gradient_check"]["max_vs_autograd"]) > GRADCHECK_WRONG]:
+        s.text(f"**The gradient check FAILS** on {', '.join(failed)}: the NumPy MLP's "
+               "hand-written backward is wrong (`nnlab course check DIR` says where), so its "
+               "curves below trained on wrong gradients.")
     s.table(tables.toy(folder))
     for d in datasets:
         s.figure(folder / d / "curves.png", f"{d}: loss and accuracy of both implementations "

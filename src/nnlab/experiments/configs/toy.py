@@ -12,6 +12,9 @@ from nnlab.errors import ConfigError
 MAX_CLASSES = 3  # blobs
 
 
+GRADCHECK_WRONG = 1e-4  # a relative error above this: the backward is wrong (right: ~1e-7)
+
+
 @dataclass
 class Config(Options):
     dataset: str = option("moons", "toy set; 'all' runs each in its own sub-folder",
