@@ -149,6 +149,28 @@ def update(page: Path, root: Path) -> tuple[str, list[str]]:
     return BLOCK.sub(replace, text), changed
 
 
+def notebook_page(notebook: Path) -> str:
+    """A notebook as a Markdown page of the docs site: its Markdown cells as they are, its code
+    cells fenced (without outputs: they differ each run), and where to get it."""
+    import json
+
+    cells = json.loads(notebook.read_text())["cells"]
+    parts = [f"<!-- generated from {notebook.name} by `python -m nnlab.docs`: edit the notebook"
+             " -->", ""]
+    for cell in cells:
+        text = "".join(cell["source"]).rstrip()
+        parts += ([text, ""] if cell["cell_type"] == "markdown" else ["```python", text, "```", ""])
+    parts.insert(4, f"*The notebook: [`docs/notebooks/{notebook.name}`]({notebook.name}); run "
+                    "it with Jupyter from a folder of your own (it writes your files there).*\n")
+    return "\n".join(parts)
+
+
+def notebook_pages(root: Path) -> dict[Path, str]:
+    """{docs/notebooks/<name>.md: its text} for every notebook there."""
+    return {nb.with_suffix(".md"): notebook_page(nb)
+            for nb in sorted((root / "docs" / "notebooks").glob("*.ipynb"))}
+
+
 def pages(root: Path) -> list[Path]:
     """The pages that may hold tables: README.md and docs/*.md."""
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
@@ -172,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
             stale += [f"{page.relative_to(args.root)}: {spec}" for spec in changed]
             if changed and not args.check:
                 page.write_text(text)
+        for page, text in notebook_pages(args.root).items():
+            if not page.is_file() or page.read_text() != text:
+                stale.append(f"{page.relative_to(args.root)}: its notebook")
+                if not args.check:
+                    page.write_text(text)
     except NnlabError as e:
         print(f"nnlab.docs: {e}", file=sys.stderr)
         return 2
