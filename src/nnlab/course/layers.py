@@ -7,7 +7,7 @@ from types import ModuleType
 
 import numpy as np
 
-from nnlab.course.findings import Wrong, close, gradient, sizes
+from nnlab.course.findings import Sizes, Wrong, close, gradient, sizes
 from nnlab.numpy_nn import modules as reference
 from nnlab.numpy_nn.gradcheck import numeric_gradient
 
@@ -45,30 +45,40 @@ def linear_backward(m: ModuleType, rng: np.random.Generator) -> str:
 
 def relu_forward(m: ModuleType, rng: np.random.Generator) -> str:
     s = sizes(rng)
-    x = rng.normal(size=(s.n, s.d))
-    close("the output", m.ReLU().forward(x.copy()), reference.ReLU().forward(x),
-          "max(0, x), element by element")
+    _forward(m.ReLU(), reference.ReLU(), rng.normal(size=(s.n, s.d)),
+             "max(0, x), element by element")
     return f"N={s.n}, D={s.d}"
+
+
+def _forward(layer: object, ref: object, x: np.ndarray, hint: str) -> np.ndarray:
+    """A parameterless layer's output on x against nnlab's ``ref``; returns x."""
+    close("the output", layer.forward(x.copy()), ref.forward(x), hint)
+    return x
+
+
+def _backward(layer: object, forward: object, x: np.ndarray, rng: np.random.Generator,
+              hint: str) -> None:
+    """A parameterless layer's dx for a random dout against centred differences of
+    sum(forward(x) * dout), ``forward`` being nnlab's."""
+    dout = rng.normal(size=x.shape)
+    layer.forward(x.copy())
+    want = numeric_gradient(lambda: float(np.sum(forward(x) * dout)), x)
+    gradient("dx", layer.backward(dout.copy()), want, len(x), hint)
 
 
 def relu_backward(m: ModuleType, rng: np.random.Generator) -> str:
     s = sizes(rng)
     x = rng.normal(size=(s.n, s.d))
     x[np.abs(x) < 1e-3] = 0.5  # away from the kink, where the derivative is defined
-    dout = rng.normal(size=x.shape)
-    layer = m.ReLU()
-    layer.forward(x.copy())
-    want = numeric_gradient(lambda: float(np.sum(np.maximum(x, 0) * dout)), x)
-    gradient("dx", layer.backward(dout.copy()), want, s.n,
-             "the gradient passes where the input was positive, and is 0 elsewhere")
+    _backward(m.ReLU(), lambda v: np.maximum(v, 0), x, rng,
+              "the gradient passes where the input was positive, and is 0 elsewhere")
     return f"N={s.n}, D={s.d}, against centred differences"
 
 
 def softmax_forward(m: ModuleType, rng: np.random.Generator) -> str:
     s = sizes(rng)
-    x = rng.normal(size=(s.n, s.c))
-    close("the output", m.SoftMax().forward(x.copy()), reference.SoftMax().forward(x),
-          "exp(x) divided by each row's sum of exp(x)")
+    x = _forward(m.SoftMax(), reference.SoftMax(), rng.normal(size=(s.n, s.c)),
+                 "exp(x) divided by each row's sum of exp(x)")
     big = x * 1000  # logits of a confident network: exp(1000) overflows
     out = m.SoftMax().forward(big.copy())
     if not np.all(np.isfinite(np.asarray(out))):
@@ -81,20 +91,22 @@ def softmax_forward(m: ModuleType, rng: np.random.Generator) -> str:
 
 def softmax_backward(m: ModuleType, rng: np.random.Generator) -> str:
     s = sizes(rng)
-    x, dout = rng.normal(size=(s.n, s.c)), rng.normal(size=(s.n, s.c))
-    layer = m.SoftMax()
-    layer.forward(x.copy())
-    want = numeric_gradient(lambda: float(np.sum(reference.SoftMax().forward(x) * dout)), x)
-    gradient("dx", layer.backward(dout.copy()), want, s.n,
-             "each output depends on every input of its row: the Jacobian is "
-             "diag(s) - s s^T")
+    _backward(m.SoftMax(), lambda v: reference.SoftMax().forward(v),
+              rng.normal(size=(s.n, s.c)), rng,
+              "each output depends on every input of its row: the Jacobian is "
+              "diag(s) - s s^T")
     return f"N={s.n}, C={s.c}, against centred differences"
 
 
-def cross_entropy_forward(m: ModuleType, rng: np.random.Generator) -> str:
+def _predictions(rng: np.random.Generator) -> tuple[Sizes, np.ndarray, np.ndarray]:
+    """Sizes, probabilities (N, C) of random logits, and labels (N,)."""
     s = sizes(rng)
     probs = reference.SoftMax().forward(rng.normal(size=(s.n, s.c)))
-    y = rng.integers(0, s.c, s.n)
+    return s, probs, rng.integers(0, s.c, s.n)
+
+
+def cross_entropy_forward(m: ModuleType, rng: np.random.Generator) -> str:
+    s, probs, y = _predictions(rng)
     got = m.CrossEntropy().forward(probs.copy(), y)
     want = reference.CrossEntropy().forward(probs, y)
     close("the loss", np.asarray(got, dtype=float), np.asarray(want),
@@ -103,9 +115,7 @@ def cross_entropy_forward(m: ModuleType, rng: np.random.Generator) -> str:
 
 
 def cross_entropy_backward(m: ModuleType, rng: np.random.Generator) -> str:
-    s = sizes(rng)
-    probs = reference.SoftMax().forward(rng.normal(size=(s.n, s.c)))
-    y = rng.integers(0, s.c, s.n)
+    s, probs, y = _predictions(rng)
     loss = m.CrossEntropy()
     loss.forward(probs.copy(), y)
     want = numeric_gradient(lambda: reference.CrossEntropy().forward(probs, y), probs)
