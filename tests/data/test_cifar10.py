@@ -20,6 +20,7 @@ from nnlab.data.cifar10 import (
     cutout,
     fit_zca,
     load_cifar10,
+    resized_crop,
     stratified_split,
     translate,
 )
@@ -138,6 +139,20 @@ def test_translate_moves_content_and_reflects_border():
     for i in range(2):  # every output is one 6x6 window of the reflect-padded image
         windows = [padded[i, :, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
         assert any(torch.equal(out[i], w) for w in windows)
+
+
+def test_resized_crops_magnify_a_window_of_each_image():
+    """A ramp along x: a crop of area fraction a keeps a window sx wide and stretches it over
+    the image, so each output row rises by sx per pixel of the input's 1 (sx <= 1, and below
+    1 whenever the crop is narrower than the image); values stay within the input's range."""
+    ramp = torch.arange(32, dtype=torch.float32).expand(256, 3, 32, 32).contiguous()
+    out = resized_crop(ramp, 0.25, torch.Generator().manual_seed(0))
+    assert out.shape == ramp.shape
+    assert out.min() >= 0 and out.max() <= 31
+    slope = (out[:, 0, :, 1:] - out[:, 0, :, :-1]).mean(dim=(1, 2))  # (256,) per image
+    assert (slope <= 1 + 1e-4).all() and slope.mean() < 0.85 and slope.min() > 0.4
+    assert len(torch.unique(slope.round(decimals=3))) > 100  # a crop of its own per image
+    assert torch.equal(resized_crop(ramp, 1.0), ramp)  # 1: off
 
 
 def test_cutout_zeroes_one_square_per_image():

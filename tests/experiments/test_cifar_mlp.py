@@ -107,10 +107,21 @@ def test_bad_values_are_one_line_and_write_nothing(argv, message, tmp_path, caps
 
 @pytest.mark.parametrize("block, widths", [("plain", "32,16"), ("residual", "32,32"),
                                            ("bottleneck", "32,32")])
-def test_model_shapes(block, widths):
-    model = build_model(Config(block=block, widths=widths, expansion=2).resolved())
+def test_model_shapes_and_nothing_but_fully_connected_layers(block, widths):
+    """A pure MLP: every layer is a Linear, a norm, an activation, dropout (or stochastic
+    depth), flatten or identity; no convolution, no patch layer sharing its weights."""
+    from torchvision.ops import StochasticDepth
+
+    allowed = (torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.LayerNorm, torch.nn.GELU,
+               torch.nn.ReLU, torch.nn.SiLU, torch.nn.Dropout, torch.nn.Flatten,
+               torch.nn.Identity, StochasticDepth)
+    model = build_model(Config(block=block, widths=widths, expansion=2, drop_path=0.1 if
+                               block != "plain" else 0.0).resolved())
     assert model(torch.randn(5, 3, 32, 32)).shape == (5, 10)
-    assert not any(isinstance(m, torch.nn.Conv2d) for m in model.modules())  # pure MLP
+    leaves = [m for m in model.modules() if not list(m.children())]
+    assert leaves and all(isinstance(m, allowed) for m in leaves), {type(m) for m in leaves}
+    linears = [m for m in leaves if isinstance(m, torch.nn.Linear)]
+    assert linears[0].in_features == 3 * 32 * 32  # the first layer sees every pixel at once
 
 
 class _Ones(torch.nn.Module):
