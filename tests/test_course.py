@@ -147,7 +147,7 @@ def test_a_folder_of_submissions_is_graded_into_a_table(tmp_path, monkeypatch, c
                  "        while True:\n            pass\n", "pytorch_mlp.py").rename(subs / "dee")
     before = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
     monkeypatch.setattr(checks, "LIMIT_S", 2.0)
-    assert main(["course", "grade", str(subs), "--part", "1", "--out",
+    assert main(["course", "grade", str(subs), "--part", "1", "--jobs", "2", "--out",
                  str(tmp_path / "grades.csv")]) == 0
     import csv
 

@@ -336,6 +336,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                      help="the grades (never written over)")
     grd.add_argument("--seed", type=int, default=None, metavar="N",
                      help="the draws every submission is checked on (default: fresh)")
+    grd.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="submissions checked at a time (default 1; at most the number of "
+                          "cores, since each check's time limit is wall time)")
     grd.add_argument("--part", default="all", choices=("1", "2", "3", "all"),
                      help="grade only this part's checks (default: all; a file a submission "
                           "lacks fails its checks)")
@@ -561,7 +564,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.step == "grade":
                 from nnlab.course.grade import grade
 
-                print(f"grades: {grade(args.submissions, args.out, args.seed, part=args.part)}")
+                graded = grade(args.submissions, args.out, args.seed, part=args.part,
+                               jobs=args.jobs)
+                print(f"grades: {graded}")
             elif not all(r.passed for r in course.check(args.dir, args.name, args.seed)):
                 return 1
         elif args.command == "reproduce":
