@@ -28,7 +28,7 @@ def test_quick_run_writes_every_file_and_names_the_split(learnable_cifar, nnlab_
     assert {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
             "images_per_s", "wall_s"} <= set(header)
     config = json.loads((out / "config.json").read_text())
-    assert config["recipe"] == "best" and config["zca_eps"] == RECIPES["best"]["zca_eps"]
+    assert config["recipe"] == "long" and config["zca_eps"] == RECIPES["long"]["zca_eps"] == 0.3
     assert "val_acc" in capsys.readouterr().out
 
 
@@ -55,7 +55,7 @@ def test_final_without_a_test_split_is_one_line(tmp_path, nnlab_cache, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["best", "study"])
+@pytest.mark.parametrize("recipe", ["long", "best", "study"])
 def test_each_recipe_learns_the_fake_classes(recipe, learnable_cifar, nnlab_cache, tmp_path):
     # No ZCA here: fitted on 200 images of 3,072 pixels, whitening makes the images outside
     # its span look unlike any it saw (train 100%, val at chance); on CIFAR it is fitted on

@@ -107,7 +107,45 @@ def _budget_figure(runs: list[Path], out: Path) -> None:
                             f"{prov['cpu']}, {prov['threads']} threads")
 
 
+def _mlp_time_figure(groups: dict[str, list[Path]], out: Path) -> None:
+    """Validation accuracy (the recipe's TTA) against each finished run's wall seconds, one
+    line per recipe (each point a schedule run to its end, not an interrupted one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnlab.engine.files import read_json
+    from nnlab.plots import COLORS
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (label, runs) in enumerate(groups.items()):
+        points = sorted((read_json(r / "metrics.json")["wall_s"] / 60,
+                         read_json(r / "metrics.json")["val_acc"],
+                         read_json(r / "metrics.json")["epochs"]) for r in runs)
+        ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o-",
+                color=COLORS[i % len(COLORS)], label=label)
+        for minutes, acc, epochs in points:
+            ax.annotate(f"{epochs} ep.", (minutes, 100 * acc), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7)
+    prov = read_json(next(iter(groups.values()))[0] / "config.json")["provenance"]
+    ax.set_xlabel("wall minutes per run (seed 0, one thread)")
+    ax.set_ylabel("validation accuracy, %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"cifar-mlp: accuracy against training time, {prov['cpu']}", fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 BUDGET_RUNS = ("5m", "10m", "20m", "40m")
+MLP_TIME = {  # docs/results/mlp-long/...: each line's finished runs (seed 0)
+    "--recipe best --dropout 0 --zca-eps 0.3, by --epochs":
+        ("pilots/base-19ep", "seeds/best-38ep/seed0", "seeds/long-72ep/seed0"),
+    "the same, 72 epochs, with --crop 0.35": ("pilots/crop-0.35",),
+    "inverted-bottleneck blocks (512 x 6), 72 epochs": ("pilots/bottleneck",)}
 
 
 def draw_figures(root: Path) -> list[Path]:
@@ -127,13 +165,18 @@ def draw_figures(root: Path) -> list[Path]:
 
         plot_seed_curves(ideas, figures / "cifar-mlp-38ep-ideas.png",
                          title="cifar-mlp --dropout 0, 38 epochs: each idea (seed 0, fp32)")
+    time_runs = {label: [results / "mlp-long" / n for n in names
+                         if (results / "mlp-long" / n / "metrics.json").exists()]
+                 for label, names in MLP_TIME.items()}
+    if all(time_runs.values()):
+        _mlp_time_figure(time_runs, figures / "cifar-mlp-time.png")
     budget = [results / "time-budget" / b for b in BUDGET_RUNS
               if (results / "time-budget" / b / "metrics.json").exists()]
     if budget:
         _budget_figure(budget, figures / "time-budget.png")
     return [figures / n for n in ("cifar-cnn-study-100ep.png", "cifar-speedrun-cpu-muon.png",
                                   "cifar-speedrun-full-muon.png", "time-budget.png",
-                                  "cifar-mlp-38ep-ideas.png")]
+                                  "cifar-mlp-38ep-ideas.png", "cifar-mlp-time.png")]
 
 
 def update(page: Path, root: Path) -> tuple[str, list[str]]:

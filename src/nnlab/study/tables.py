@@ -173,6 +173,28 @@ def cifar_mlp(*folders: Path) -> Table:
                   "train acc", "epochs", "wall s per seed"], rows)
 
 
+def mlp_seeds(*folders: Path) -> Table:
+    """CIFAR-10 MLP runs whose seeds ran apart (each ``seed*/`` a whole run folder): the
+    command of the first seed, then mean ± std over the seed folders of validation accuracy
+    with and without TTA, train accuracy and seconds."""
+    rows, machines = [], set()
+    for folder in folders:
+        seeds = [read_json(s / "metrics.json") for s in seed_folders(folder)]
+        machines |= {cpu(s) for s in seed_folders(folder)}
+        flags = [f"{k} {v}".strip() for k, v in flag_pairs(_argv(seed_folders(folder)[0]))
+                 if k not in ("--out", "--seed")]
+        epochs = sorted({m["epochs"] for m in seeds})
+        rows.append([folder.name, f"`{' '.join(flags)}`" if flags else "(the defaults)",
+                     str(len(seeds)),
+                     *(_spread([m[k] for m in seeds], pct) for k in
+                       ("val_acc", "val_acc_no_tta", "train_acc")),
+                     " to ".join(map(whole, epochs)),
+                     _spread([m["wall_s"] for m in seeds], whole)])
+    return Table(["run", "flags", "seeds", "val acc", "val acc, no TTA", "train acc", "epochs",
+                  "wall s per seed"], rows,
+                 setting="seeds run apart, each its own process; " + "; ".join(sorted(machines)))
+
+
 def evaluations(*folders: Path) -> Table:
     """The same trained models scored again by ``nnlab eval --tta MODE`` (their
     eval-val-MODE.json files): per run and mode, mean ± std over seeds and each seed."""
@@ -778,7 +800,8 @@ def muon_refit(folder: Path) -> Table:
 
 BUILDERS: dict[str, Callable[..., Table]] = {
     "toy": toy, "toy-seeds": toy_seeds, "gradient-check": gradient_check,
-    "cifar-mlp": cifar_mlp, "evaluations": evaluations, "vgg": vgg, "vgg-short": vgg_short,
+    "cifar-mlp": cifar_mlp, "mlp-seeds": mlp_seeds, "evaluations": evaluations, "vgg": vgg,
+    "vgg-short": vgg_short,
     "speedrun": speedrun, "ablation": ablation, "palindrome": palindrome,
     "palindrome-grid": palindrome_grid, "long-memory": long_memory, "profile": profile,
     "bench": bench, "muon-lr-sweep": muon_lr_sweep,
@@ -863,14 +886,16 @@ def glance(results: Path) -> Table:
                  f"{mean_sd(toy, 'moons.time_ratio_numpy_over_torch', lambda x: f'{x:.2f}')}× "
                  "PyTorch's time", "test, 3 seeds", "`nnlab run toy --dataset all --seeds 3`",
                  _time(full / "toy-sgd"), cpu(full / "toy-sgd")])
-    mlp = full / "cifar-mlp-best-d0-38ep"
-    accs = [read_json(s / "eval-val-flip+translate.json")["val_acc"] for s in seed_folders(mlp)]
+    mlp = results / "mlp-long" / "seeds" / "long-72ep"  # the default recipe, seeds run apart
+    seeds = [_metrics(s) for s in seed_folders(mlp)]
     study_mlp = _metrics(full / "cifar-mlp-study")
     rows.append(["I.3: pure MLP on CIFAR-10", "MLPs do poorly on CIFAR-10 and overfit",
-                 f"{_spread(accs, pct)} (the study's MLP: "
-                 f"{mean_sd(study_mlp, 'val_acc', pct)})", f"val, {len(accs)} seeds",
-                 "`nnlab run cifar-mlp --recipe best --dropout 0 --epochs 38 --tta "
-                 "flip+translate --seeds 3`", _time(mlp), cpu(mlp)])
+                 f"{_spread([m['val_acc'] for m in seeds], pct)} (the study's MLP: "
+                 f"{mean_sd(study_mlp, 'val_acc', pct)})",
+                 f"val, {len(seeds)} seed{'' if len(seeds) == 1 else 's'}",
+                 "`nnlab run cifar-mlp --seeds 3` (the default recipe)",
+                 duration(statistics.mean(m["wall_s"] for m in seeds)) + " per seed",
+                 cpu(seed_folders(mlp)[0])])
     vgg_run = results / "cifar-cnn-study-100ep"
     best = {o: History.load_csv(vgg_run / f"history-{o}.csv").best("val_acc")[1]
             for o in ("adam", "sgd")}
