@@ -242,3 +242,20 @@ def test_your_vgg_trains_through_the_same_engine(tmp_path, learnable_cifar, nnla
     # these numbers by points, not by 1e-6)
     mine, theirs = (flatten(_untimed_metrics(tmp_path / r)) for r in "ab")
     assert mine == pytest.approx(theirs, rel=1e-6, abs=1e-6)
+
+
+def test_your_unfinished_or_failing_code_is_one_line_naming_its_place(tmp_path, capsys):
+    """Half-done work through --impl: a body not written yet, or one that raises mid-run,
+    is one line naming your file and line, never a traceback or an 'internal error'."""
+    from nnlab.course.skeleton import PART_1
+
+    folder = tmp_path / "mine"
+    course.init(folder, with_solutions=True)
+    (folder / "numpy_mlp.py").write_text(skeleton(PART_1[1]))  # the MLP not written yet
+    capsys.readouterr()
+    assert main(["run", "toy", "--quick", "--impl", str(folder), "--out",
+                 str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "not written yet: MLP.forward (numpy_mlp.py line " in err
+    assert f"nnlab course check {folder} says more" in err

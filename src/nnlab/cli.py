@@ -606,10 +606,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug of nnlab's: one line for the user, the traceback kept
         if debug:
             raise
+        if said := _your_code(e, getattr(locals().get("args"), "impl", "") or ""):
+            print(f"nnlab: error: {said}", file=sys.stderr)
+            return 1
         print(f"nnlab: internal error in 'nnlab {' '.join(argv[:1])}': "
               f"{type(e).__name__}: {_first_line(e)}; {crash_report(argv)}", file=sys.stderr)
         return 70  # EX_SOFTWARE
     return 0
+
+
+def _your_code(e: BaseException, folder: str) -> str:
+    """'your code raised X (file line N: code) ...' when the traceback passes through a file
+    of ``--impl``'s folder (a student's code failing mid-run is theirs to fix, not an nnlab
+    bug); '' otherwise."""
+    import traceback
+
+    if not folder:
+        return ""
+    root = Path(folder).expanduser().resolve()
+    frames = [f for f in traceback.extract_tb(e.__traceback__)
+              if Path(f.filename).is_absolute() and Path(f.filename).resolve().parent == root]
+    if not frames:
+        return ""
+    last = frames[-1]
+    what = (f"not written yet: {str(e).split(':')[0]}" if isinstance(e, NotImplementedError)
+            else f"{type(e).__name__}: {_first_line(e)}")
+    return (f"your code in --impl {folder}: {what} ({Path(last.filename).name} line "
+            f"{last.lineno}: {last.line}); nnlab course check {folder} says more")
 
 
 def _first_line(e: BaseException) -> str:
