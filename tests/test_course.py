@@ -259,3 +259,11 @@ def test_your_unfinished_or_failing_code_is_one_line_naming_its_place(tmp_path, 
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "not written yet: MLP.forward (numpy_mlp.py line " in err
     assert f"nnlab course check {folder} says more" in err
+
+
+def test_a_wrong_backward_in_your_numpy_mlp_fails_the_runs_gradient_check(tmp_path, capsys):
+    folder = _solved_with(tmp_path, "dout = self.softmax.backward(dout)", "pass", "numpy_mlp.py")
+    capsys.readouterr()
+    assert main(["run", "toy", "--quick", "--impl", str(folder), "--out",
+                 str(tmp_path / "a")]) == 0
+    assert "the gradient check FAILS" in capsys.readouterr().out

@@ -51,8 +51,8 @@ def train(config: Config, run: Run) -> dict:
                       optional=("numpy_mlp.py", "pytorch_mlp.py")) if config.impl else {}
     layers = mine.get("modules.py")
     # One set of initial weights, drawn by the NumPy MLP and copied into the torch MLP.
-    np_model = getattr(mine.get("numpy_mlp.py"), "MLP", numpy_nn.MLP)(
-        n_in, config.hidden, n_classes, seed=config.seed, modules=layers)
+    numpy_mlp = getattr(mine.get("numpy_mlp.py"), "MLP", numpy_nn.MLP)
+    np_model = numpy_mlp(n_in, config.hidden, n_classes, seed=config.seed, modules=layers)
     torch_model = getattr(mine.get("pytorch_mlp.py"), "MLP", MLP)(n_in, config.hidden, n_classes)
     try:
         torch_model.load_state_dict({k: torch.from_numpy(v)
@@ -63,7 +63,7 @@ def train(config: Config, run: Run) -> dict:
                           f"course check {config.impl} pytorch_mlp says why") from None
     grad_check = gradient_check(np_model.state_dict(), n_in, config.hidden, n_classes,
                                 data.x_train[:GRADCHECK_POINTS], data.y_train[:GRADCHECK_POINTS],
-                                seed=config.seed, modules=layers)
+                                seed=config.seed, modules=layers, mlp=numpy_mlp)
 
     if config.optimizer == "sgd":
         kwargs = dict(lr=config.lr, momentum=config.momentum)
@@ -112,7 +112,7 @@ def train(config: Config, run: Run) -> dict:
 
 def gradient_check(state: dict[str, np.ndarray], n_in: int, hidden: tuple[int, ...],
                    n_classes: int, x: np.ndarray, y: np.ndarray, seed: int = 0,
-                   modules: ModuleType | None = None) -> dict:
+                   modules: ModuleType | None = None, mlp: type = numpy_nn.MLP) -> dict:
     """The NumPy MLP's hand-written backward, checked in float64 at the weights ``state``
     on the batch x (N, n_in), y (N,) of class indices: against centred differences of its own
     loss (on up to GRADCHECK_ELEMENTS elements of each parameter, drawn with ``seed``) and
@@ -121,9 +121,9 @@ def gradient_check(state: dict[str, np.ndarray], n_in: int, hidden: tuple[int, .
     Returns ``{"params": {"net.0.weight": {"vs_differences": e, "vs_autograd": e}, ...},
     "max_vs_differences": e, "max_vs_autograd": e, "points": N, "elements": k}`` with e the
     relative error of :func:`~nnlab.numpy_nn.gradcheck.rel_error`: ~1e-7 or less when the
-    backward is right, 1e-2 or more when it is wrong. ``modules``: the layers checked (a
-    student's, with ``--impl``; default nnlab's)."""
-    model = numpy_nn.MLP(n_in, hidden, n_classes, dtype=np.float64, modules=modules)
+    backward is right, 1e-2 or more when it is wrong. ``modules`` and ``mlp``: the layers and
+    the MLP class checked (a student's, with ``--impl``; default nnlab's)."""
+    model = mlp(n_in, hidden, n_classes, dtype=np.float64, modules=modules)
     model.load_state_dict(state)
     x = x.astype(np.float64)
     ce = model.criterion()
