@@ -155,8 +155,8 @@ def test_help_shows_the_value_each_recipe_runs(capsys):
     with pytest.raises(SystemExit):
         main(["run", "cifar-mlp", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "(default: study: 0.001; best: 0.003)" in out  # --lr
-    assert "(default: study: none; best: flip+translate)" in out  # --tta
+    assert "(default: study: 0.001; best: 0.003; long: 0.003)" in out  # --lr
+    assert "(default: study: none; best: flip+translate; long: flip+translate)" in out  # --tta
     assert "-1" not in out.split("--lr")[1][:80]  # no sentinel shown as the default
 
 
