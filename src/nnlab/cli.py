@@ -619,13 +619,11 @@ def _your_code(e: BaseException, folder: str) -> str:
     """'your code raised X (file line N: code) ...' when the traceback passes through a file
     of ``--impl``'s folder (a student's code failing mid-run is theirs to fix, not an nnlab
     bug); '' otherwise."""
-    import traceback
-
     if not folder:
         return ""
-    root = Path(folder).expanduser().resolve()
-    frames = [f for f in traceback.extract_tb(e.__traceback__)
-              if Path(f.filename).is_absolute() and Path(f.filename).resolve().parent == root]
+    from nnlab.course.checks import frames_in
+
+    frames = frames_in(e, Path(folder).expanduser())
     if not frames:
         return ""
     last = frames[-1]

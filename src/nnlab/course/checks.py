@@ -98,7 +98,8 @@ def _load(path: Path) -> ModuleType:
     return module
 
 
-def _theirs(e: BaseException, folder: Path) -> list[traceback.FrameSummary]:
+def frames_in(e: BaseException, folder: Path) -> list[traceback.FrameSummary]:
+    """The frames of ``e``'s traceback in the files of ``folder`` (a student's), in order."""
     return [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).is_absolute()
             and Path(f.filename).resolve().parent == folder.resolve()]
 
@@ -107,7 +108,7 @@ def _student_lines(e: BaseException, folder: Path) -> str:
     """The exception, and the traceback's last frames in the student's files, as
     'modules.py line 12: code'."""
     where = "; ".join(f"{Path(f.filename).name} line {f.lineno}: {f.line}"
-                      for f in _theirs(e, folder)[-2:])
+                      for f in frames_in(e, folder)[-2:])
     return f"{type(e).__name__}: {str(e).strip()[:200]}" + (f" ({where})" if where else "")
 
 
@@ -119,7 +120,7 @@ def one(folder: Path, name: str, seed: int) -> tuple[bool, str, str]:
     except Wrong as w:
         return False, w.what, w.hint
     except NotImplementedError as e:  # a skeleton's body, not written yet
-        frames = _theirs(e, folder)
+        frames = frames_in(e, folder)
         where = (f" ({Path(frames[-1].filename).name} line {frames[-1].lineno})" if frames
                  else "")
         return False, f"not written yet: {str(e).split(':')[0] or 'a body'}{where}", ""

@@ -19,7 +19,7 @@ from typing import Any
 
 from nnlab.engine.history import History
 from nnlab.errors import NnlabError
-from nnlab.experiments.configs.toy import GRADCHECK_WRONG
+from nnlab.experiments.configs.toy import GRADCHECK_WRONG, gradient_error
 
 TAGS = ("impl", "optimizer", "phase")  # columns that tell a history's trainings apart
 NOT_SETTINGS = ("provenance", "started", "resumed", "command")  # config.json, not settings
@@ -44,7 +44,7 @@ def _gradient_check(run_dir: Path) -> str:
         return ""
     if not isinstance(g, dict):
         return ""
-    worst = max(g.get("max_vs_differences", 0), g.get("max_vs_autograd", 0))
+    worst = gradient_error(g)
     return f"FAILS ({worst:.0e})" if worst > GRADCHECK_WRONG else f"passes ({worst:.0e})"
 
 

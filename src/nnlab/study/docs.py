@@ -120,9 +120,8 @@ def _mlp_time_figure(groups: dict[str, list[Path]], out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for i, (label, runs) in enumerate(groups.items()):
-        points = sorted((read_json(r / "metrics.json")["wall_s"] / 60,
-                         read_json(r / "metrics.json")["val_acc"],
-                         read_json(r / "metrics.json")["epochs"]) for r in runs)
+        metrics = [read_json(r / "metrics.json") for r in runs]
+        points = sorted((m["wall_s"] / 60, m["val_acc"], m["epochs"]) for m in metrics)
         ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o-",
                 color=COLORS[i % len(COLORS)], label=label)
         for minutes, acc, epochs in points:

@@ -15,7 +15,7 @@ from pathlib import Path
 from nnlab.engine.files import read_json
 from nnlab.engine.history import History, flatten
 from nnlab.errors import NnlabError
-from nnlab.experiments.configs.toy import GRADCHECK_WRONG
+from nnlab.experiments.configs.toy import GRADCHECK_WRONG, gradient_error
 from nnlab.study import tables
 from nnlab.study.claims import (
     claim_adam_faster,
@@ -115,9 +115,8 @@ def part_toy(folder: Path) -> Section:
            "The study captions its Figures 1–2 \"CIFAR-10 MLP\", but they sit in its make_moons "
            "section and show the moons runs: this report follows the section.")
     histories = {d: History.load_csv(folder / d / "history.csv") for d in datasets}
-    if failed := [d for d in datasets if "gradient_check" in metrics[d] and max(
-            metrics[d]["gradient_check"]["max_vs_differences"],
-            metrics[d]["gradient_check"]["max_vs_autograd"]) > GRADCHECK_WRONG]:
+    if failed := [d for d in datasets if "gradient_check" in metrics[d]
+                  and gradient_error(metrics[d]["gradient_check"]) > GRADCHECK_WRONG]:
         s.text(f"**The gradient check FAILS** on {', '.join(failed)}: the NumPy MLP's "
                "hand-written backward is wrong (`nnlab course check DIR` says where), so its "
                "curves below trained on wrong gradients.")

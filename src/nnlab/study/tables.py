@@ -179,9 +179,10 @@ def mlp_seeds(*folders: Path) -> Table:
     with and without TTA, train accuracy and seconds."""
     rows, machines = [], set()
     for folder in folders:
-        seeds = [read_json(s / "metrics.json") for s in seed_folders(folder)]
-        machines |= {cpu(s) for s in seed_folders(folder)}
-        flags = [f"{k} {v}".strip() for k, v in flag_pairs(_argv(seed_folders(folder)[0]))
+        runs = seed_folders(folder)
+        seeds = [read_json(s / "metrics.json") for s in runs]
+        machines |= {cpu(s) for s in runs}
+        flags = [f"{k} {v}".strip() for k, v in flag_pairs(_argv(runs[0]))
                  if k not in ("--out", "--seed")]
         epochs = sorted({m["epochs"] for m in seeds})
         rows.append([folder.name, f"`{' '.join(flags)}`" if flags else "(the defaults)",
@@ -887,7 +888,8 @@ def glance(results: Path) -> Table:
                  "PyTorch's time", "test, 3 seeds", "`nnlab run toy --dataset all --seeds 3`",
                  _time(full / "toy-sgd"), cpu(full / "toy-sgd")])
     mlp = results / "mlp-long" / "seeds" / "long-72ep"  # the default recipe, seeds run apart
-    seeds = [_metrics(s) for s in seed_folders(mlp)]
+    mlp_runs = seed_folders(mlp)
+    seeds = [_metrics(s) for s in mlp_runs]
     study_mlp = _metrics(full / "cifar-mlp-study")
     rows.append(["I.3: pure MLP on CIFAR-10", "MLPs do poorly on CIFAR-10 and overfit",
                  f"{_spread([m['val_acc'] for m in seeds], pct)} (the study's MLP: "
@@ -895,7 +897,7 @@ def glance(results: Path) -> Table:
                  f"val, {len(seeds)} seed{'' if len(seeds) == 1 else 's'}",
                  "`nnlab run cifar-mlp --seeds 3` (the default recipe)",
                  duration(statistics.mean(m["wall_s"] for m in seeds)) + " per seed",
-                 cpu(seed_folders(mlp)[0])])
+                 cpu(mlp_runs[0])])
     vgg_run = results / "cifar-cnn-study-100ep"
     best = {o: History.load_csv(vgg_run / f"history-{o}.csv").best("val_acc")[1]
             for o in ("adam", "sgd")}

@@ -15,6 +15,12 @@ MAX_CLASSES = 3  # blobs
 GRADCHECK_WRONG = 1e-4  # a relative error above this: the backward is wrong (right: ~1e-7)
 
 
+def gradient_error(check: dict) -> float:
+    """A toy run's ``gradient_check`` (metrics.json): its largest relative error, against
+    centred differences or autograd; above :data:`GRADCHECK_WRONG` the backward is wrong."""
+    return max(check.get("max_vs_differences", 0.0), check.get("max_vs_autograd", 0.0))
+
+
 @dataclass
 class Config(Options):
     dataset: str = option("moons", "toy set; 'all' runs each in its own sub-folder",
